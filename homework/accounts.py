@@ -1,0 +1,385 @@
+"""Standalone accounts: therapists and admins, server-side sessions, login throttling.
+
+Registered as a plugin by `create_app()`; its `current_therapist` is the last-resort
+implementation of that hook, so a host app's own identity plugin takes precedence.
+"""
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlite_utils
+from flask import current_app, g, request, session, url_for
+from flask_babel import gettext as _
+
+from . import audit
+from .passwords import DUMMY_HASH, hash_password, password_problem, verify_password
+from .plugins import hookimpl
+from .storage import get_db, write
+
+ROLES = ("therapist", "admin")
+
+
+class AccountError(ValueError):
+    """A request about accounts that cannot be done; the message is for the user."""
+
+
+class LoginRefused(AccountError):
+    """Login refused: same words for an unknown account and a wrong password."""
+
+
+class LoginThrottled(LoginRefused):
+    """Too many recent failures for this account or address; try again later."""
+
+
+@dataclass(frozen=True)
+class SessionUser:
+    id: int
+    name: str
+    email: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def normalise_email(email: str) -> str:
+    """Lower-case and trim an email address."""
+    return email.strip().lower()
+
+
+def _check_user_fields(email: str, name: str, role: str) -> None:
+    if "@" not in email or len(email) > 254 or any(c.isspace() for c in email):
+        raise AccountError(_("Enter a valid email address."))
+    if not name.strip() or len(name) > 120:
+        raise AccountError(_("Enter a name of 1 to 120 characters."))
+    if role not in ROLES:
+        raise AccountError(_("Role must be therapist or admin."))
+
+
+def create_user(
+    db: sqlite_utils.Database,
+    email: str,
+    name: str,
+    role: str,
+    password: str,
+    actor_id: int | None = None,
+) -> int:
+    """Add an account; raise AccountError (nothing written) when any value is not usable."""
+    email = normalise_email(email)
+    _check_user_fields(email, name, role)
+    problem = password_problem(password)
+    if problem:
+        raise AccountError(problem)
+    hashed = hash_password(password)
+    with write(db):
+        if db.execute("SELECT 1 FROM users WHERE email = ?", [email]).fetchone():
+            raise AccountError(_("An account with that email already exists."))
+        now = _now_iso()
+        cur = db.execute(
+            "INSERT INTO users (email, name, role, password_hash, password_changed_at,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [email, name.strip(), role, hashed, now, now],
+        )
+        user_id = cur.lastrowid
+        audit.record(
+            db,
+            "account.created",
+            actor_id=actor_id,
+            object_type="user",
+            object_id=user_id,
+            detail={"role": role},
+        )
+    return user_id
+
+
+def update_user(
+    db: sqlite_utils.Database,
+    user_id: int,
+    *,
+    name: str,
+    role: str,
+    credentials: str = "",
+    contact: str = "",
+    actor_id: int | None,
+) -> None:
+    """Change an account's name, role and printed lines."""
+    user = get_user(db, user_id)
+    if user is None:
+        raise AccountError(_("No such account."))
+    _check_user_fields(user["email"], name, role)
+    with write(db):
+        if user["role"] == "admin" and role != "admin":
+            _refuse_removing_last_admin(db, user_id)
+        db.execute(
+            "UPDATE users SET name = ?, role = ?, credentials = ?, contact = ? WHERE id = ?",
+            [name.strip(), role, credentials.strip(), contact.strip(), user_id],
+        )
+        audit.record(
+            db,
+            "account.edited",
+            actor_id=actor_id,
+            object_type="user",
+            object_id=user_id,
+            detail={"role": role},
+        )
+
+
+def _refuse_removing_last_admin(db: sqlite_utils.Database, user_id: int) -> None:
+    others = db.execute(
+        "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?",
+        [user_id],
+    ).fetchone()[0]
+    if not others:
+        raise AccountError(_("This is the only active admin; make another admin first."))
+
+
+def set_disabled(
+    db: sqlite_utils.Database, user_id: int, disabled: bool, actor_id: int | None
+) -> None:
+    """Disable (ending every session at once) or re-enable an account."""
+    user = get_user(db, user_id)
+    if user is None:
+        raise AccountError(_("No such account."))
+    with write(db):
+        if disabled and user["role"] == "admin":
+            _refuse_removing_last_admin(db, user_id)
+        db.execute("UPDATE users SET disabled = ? WHERE id = ?", [int(disabled), user_id])
+        if disabled:
+            db.execute("DELETE FROM sessions WHERE user_id = ?", [user_id])
+        audit.record(
+            db,
+            "account.disabled" if disabled else "account.enabled",
+            actor_id=actor_id,
+            object_type="user",
+            object_id=user_id,
+        )
+
+
+def set_password(
+    db: sqlite_utils.Database,
+    user_id: int,
+    password: str,
+    actor_id: int | None,
+    keep_session: str | None = None,
+) -> None:
+    """Set a new password and end every session of the account (but `keep_session`)."""
+    problem = password_problem(password)
+    if problem:
+        raise AccountError(problem)
+    if get_user(db, user_id) is None:
+        raise AccountError(_("No such account."))
+    hashed = hash_password(password)
+    with write(db):
+        db.execute(
+            "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
+            [hashed, _now_iso(), user_id],
+        )
+        db.execute(
+            "DELETE FROM sessions WHERE user_id = ? AND id_hash != ?",
+            [user_id, _digest(keep_session) if keep_session else ""],
+        )
+        action = "account.password_changed" if actor_id == user_id else "account.reset"
+        audit.record(db, action, actor_id=actor_id, object_type="user", object_id=user_id)
+
+
+def get_user(db: sqlite_utils.Database, user_id: int) -> dict | None:
+    """Return one account as a dict, or None."""
+    row = db.execute("SELECT * FROM users WHERE id = ?", [user_id]).fetchone()
+    return dict(row) if row else None
+
+
+def list_users(db: sqlite_utils.Database) -> list[dict]:
+    """Return every account, admins first, then by name."""
+    rows = db.execute(
+        "SELECT id, email, name, role, credentials, contact, disabled, last_login_at"
+        " FROM users ORDER BY role = 'admin' DESC, name COLLATE NOCASE"
+    )
+    return [dict(r) for r in rows]
+
+
+def count_users(db: sqlite_utils.Database) -> int:
+    """Return how many accounts exist."""
+    return db.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+
+
+# Throttling: kept in SQLite so every server process shares it.
+
+
+def _throttle_wait(db: sqlite_utils.Database, column: str, key: str, limit: int) -> float:
+    """Seconds until `key` may try again (0 when it may now)."""
+    cfg = current_app.config
+    window = cfg["HOMEWORK_LOGIN_WINDOW_MINUTES"] * 60
+    now = time.time()
+    last_ok = 0.0
+    if column == "account_key":
+        row = db.execute(
+            "SELECT MAX(at) FROM login_attempts WHERE account_key = ? AND ok = 1", [key]
+        ).fetchone()
+        last_ok = row[0] or 0.0
+    failures = [
+        r[0]
+        for r in db.execute(
+            f"SELECT at FROM login_attempts WHERE {column} = ? AND ok = 0 AND at > ?"  # noqa: S608
+            " ORDER BY at DESC LIMIT ?",
+            [key, max(now - window, last_ok), limit],
+        )
+    ]
+    if len(failures) < limit:
+        return 0.0
+    return max(0.0, failures[-1] + window - now)
+
+
+def authenticate(db: sqlite_utils.Database, email: str, password: str, ip: str) -> SessionUser:
+    """Check credentials, throttled per account and per IP; raise LoginRefused."""
+    cfg = current_app.config
+    email = normalise_email(email)
+    account_key = _digest(email)
+    wait = max(
+        _throttle_wait(db, "account_key", account_key, cfg["HOMEWORK_LOGIN_MAX_FAILURES"]),
+        _throttle_wait(db, "ip", ip, cfg["HOMEWORK_LOGIN_IP_MAX_FAILURES"]),
+    )
+    if wait > 0:
+        minutes = max(1, round(wait / 60))
+        raise LoginThrottled(
+            _(
+                "Too many failed sign-ins. For your clients' safety, please wait "
+                "%(minutes)d minutes and try again.",
+                minutes=minutes,
+            )
+        )
+    row = db.execute(
+        "SELECT id, name, email, role, password_hash, disabled FROM users WHERE email = ?",
+        [email],
+    ).fetchone()
+    # Verify against a dummy hash for unknown accounts so the answer takes the same time.
+    ok = verify_password(row["password_hash"] if row else DUMMY_HASH, password)
+    ok = ok and row is not None and not row["disabled"]
+    with write(db):
+        db.execute(
+            "INSERT INTO login_attempts (account_key, ip, at, ok) VALUES (?, ?, ?, ?)",
+            [account_key, ip, time.time(), int(ok)],
+        )
+        if ok:
+            db.execute("UPDATE users SET last_login_at = ? WHERE id = ?", [_now_iso(), row["id"]])
+            db.execute("DELETE FROM login_attempts WHERE at < ?", [time.time() - 86400])
+        audit.record(
+            db,
+            "login.ok" if ok else "login.failed",
+            actor_id=row["id"] if ok else None,
+            object_type="user" if row else None,
+            object_id=row["id"] if row else None,
+        )
+    if not ok:
+        raise LoginRefused(_("That email and password do not match an active account."))
+    return SessionUser(row["id"], row["name"], row["email"], row["role"])
+
+
+# Server-side sessions: the signed cookie carries only a random id; the row is the truth.
+
+
+def start_session(db: sqlite_utils.Database, user: SessionUser) -> None:
+    """Log `user` in with a fresh session id (the old cookie content is dropped)."""
+    token = secrets.token_urlsafe(32)
+    now = time.time()
+    with write(db):
+        db.execute(
+            "INSERT INTO sessions (id_hash, user_id, created_at, last_seen) VALUES (?, ?, ?, ?)",
+            [_digest(token), user.id, now, now],
+        )
+    session.clear()
+    session["sid"] = token
+    g.homework_user = user
+
+
+def end_session(db: sqlite_utils.Database) -> None:
+    """Log out: delete the session row so a copied cookie stops working too."""
+    token = session.get("sid")
+    user = load_session_user()
+    if token:
+        with write(db):
+            db.execute("DELETE FROM sessions WHERE id_hash = ?", [_digest(token)])
+            if user:
+                audit.record(db, "logout", actor_id=user.id, object_type="user", object_id=user.id)
+    session.clear()
+    g.homework_user = None
+
+
+def current_session_token() -> str | None:
+    """Return the raw session id of this request, if any."""
+    return session.get("sid")
+
+
+def load_session_user() -> SessionUser | None:
+    """Return the logged-in account for this request, ending expired sessions."""
+    if "homework_user" in g:
+        return g.homework_user
+    g.homework_user = None
+    token = session.get("sid")
+    if not token:
+        return None
+    db = get_db()
+    cfg = current_app.config
+    row = db.execute(
+        "SELECT s.id_hash, s.created_at, s.last_seen, u.id, u.name, u.email, u.role"
+        " FROM sessions s JOIN users u ON u.id = s.user_id"
+        " WHERE s.id_hash = ? AND u.disabled = 0",
+        [_digest(token)],
+    ).fetchone()
+    if row is None:
+        session.clear()
+        return None
+    now = time.time()
+    idle = now - row["last_seen"] > cfg["HOMEWORK_SESSION_IDLE_MINUTES"] * 60
+    too_old = now - row["created_at"] > cfg["HOMEWORK_SESSION_MAX_HOURS"] * 3600
+    if idle or too_old:
+        with write(db):
+            db.execute("DELETE FROM sessions WHERE id_hash = ?", [row["id_hash"]])
+            audit.record(
+                db,
+                "session.expired",
+                actor_id=row["id"],
+                object_type="user",
+                object_id=row["id"],
+                detail={"reason": "idle" if idle else "absolute"},
+            )
+        session.clear()
+        g.homework_session_expired = True
+        return None
+    if now - row["last_seen"] > 30:
+        # Touch at most every 30 s: idle timeout precision does not need a write per request.
+        with write(db):
+            db.execute("UPDATE sessions SET last_seen = ? WHERE id_hash = ?", [now, row["id_hash"]])
+    g.homework_user = SessionUser(row["id"], row["name"], row["email"], row["role"])
+    return g.homework_user
+
+
+@hookimpl(trylast=True)
+def current_therapist():
+    """The standalone default: the account of this request's server-side session."""
+    user = load_session_user()
+    if user is None:
+        return None
+    return {"id": user.id, "name": user.name, "is_admin": user.is_admin}
+
+
+@hookimpl
+def login_url(next_url):
+    """The standalone login page."""
+    return url_for("homework.login", next=next_url)
+
+
+def client_ip() -> str:
+    """Return the client address (ProxyFix, when configured, has already applied)."""
+    return request.remote_addr or "unknown"

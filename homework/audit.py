@@ -1,0 +1,75 @@
+"""Append-only, hash-chained audit log: who did what to which object id, never names."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+GENESIS = "0" * 64
+
+
+def _row_hash(prev_hash: str, at: str, actor_id, action, object_type, object_id, detail) -> str:
+    payload = json.dumps(
+        [prev_hash, at, actor_id, action, object_type, object_id, detail],
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def record(
+    db: sqlite_utils.Database,
+    action: str,
+    *,
+    actor_id: int | None = None,
+    object_type: str | None = None,
+    object_id: int | None = None,
+    detail: dict | None = None,
+) -> None:
+    """Append one audit row; call inside the same `storage.write()` block as the change."""
+    if not db.conn.in_transaction:
+        raise RuntimeError("audit.record must run inside storage.write()")
+    last = db.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    prev_hash = last[0] if last else GENESIS
+    at = datetime.now(UTC).isoformat(timespec="microseconds")
+    detail_json = json.dumps(detail or {}, sort_keys=True, separators=(",", ":"))
+    digest = _row_hash(prev_hash, at, actor_id, action, object_type, object_id, detail_json)
+    db.execute(
+        "INSERT INTO audit_log (at, actor_id, action, object_type, object_id, detail,"
+        " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [at, actor_id, action, object_type, object_id, detail_json, prev_hash, digest],
+    )
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    rows: int
+    first_bad_id: int | None = None
+    problem: str = ""
+
+
+def verify(db: sqlite_utils.Database) -> VerifyResult:
+    """Walk the chain from the start; report the first row that does not fit."""
+    prev_hash = GENESIS
+    count = 0
+    expected_id = None
+    for row in db.execute(
+        "SELECT id, at, actor_id, action, object_type, object_id, detail, prev_hash, hash"
+        " FROM audit_log ORDER BY id"
+    ):
+        rid, at, actor_id, action, otype, oid, detail, row_prev, row_hash = row
+        count += 1
+        if row_prev != prev_hash:
+            # The previous row was removed or rewritten, or this one was re-linked.
+            where = f"a row before {rid} is missing or altered"
+            if expected_id is not None and rid != expected_id:
+                where = f"rows {expected_id}..{rid - 1} are missing"
+            return VerifyResult(False, count, rid, where)
+        if _row_hash(row_prev, at, actor_id, action, otype, oid, detail) != row_hash:
+            return VerifyResult(False, count, rid, f"row {rid} was altered")
+        prev_hash = row_hash
+        expected_id = rid + 1
+    return VerifyResult(True, count)

@@ -1,0 +1,278 @@
+"""Command line: `homework ...` standalone, `flask homework ...` inside a host app."""
+
+import os
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, ScriptInfo, with_appcontext
+
+from . import accounts, audit, storage
+from .app import ConfigurationError, create_app, prepare_database
+from .extension import get_state
+from .passwords import generate_password
+from .plugins import plugin_summary
+
+_STANDALONE = "homework_standalone"
+
+
+def _set_instance(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is None:
+        return
+    info = ctx.find_object(ScriptInfo)
+    if info is None or not info.data.get(_STANDALONE):
+        raise click.UsageError("--instance only applies to the standalone `homework` command")
+    info.data["instance"] = value
+
+
+instance_option = click.option(
+    "--instance",
+    metavar="PATH",
+    expose_value=False,
+    is_eager=True,
+    callback=_set_instance,
+    help="Instance folder (config, database, secret key, uploads). "
+    "Default: $HOMEWORK_INSTANCE or ./instance.",
+)
+
+commands = AppGroup("homework", help="Manage homework: database, library, plugins, audit.")
+
+
+@commands.command("migrate")
+@click.option("--list", "list_only", is_flag=True, help="Only list applied and pending.")
+def migrate_command(list_only: bool) -> None:
+    """Apply pending database migrations and list applied/pending."""
+    db = storage.open_checked(
+        current_app.config["HOMEWORK_DATABASE"], current_app.config["HOMEWORK_BUSY_TIMEOUT_MS"]
+    )
+    try:
+        done = [] if list_only else storage.apply_migrations(db)
+        applied, pending = storage.migration_status(db)
+    finally:
+        db.close()
+    for name in applied:
+        click.echo(f"applied  {name}" + ("  (just now)" if name in done else ""))
+    for name in pending:
+        click.echo(f"pending  {name}")
+    if not list_only:
+        click.echo(f"{len(done)} migration(s) applied; the database is current.")
+        get_state().migrations_current = True
+
+
+@commands.group("audit")
+def audit_group() -> None:
+    """Check the audit log."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Check the audit log's hash chain; exit 1 naming the first bad row."""
+    result = audit.verify(storage.get_db())
+    if result.ok:
+        click.echo(f"audit log intact: {result.rows} row(s) verified.")
+        return
+    click.echo(f"audit log BROKEN at row {result.first_bad_id}: {result.problem}.", err=True)
+    sys.exit(1)
+
+
+@commands.command("plugins")
+def plugins_command() -> None:
+    """List loaded plugins and the hooks each implements."""
+    for row in plugin_summary(get_state().pm):
+        click.echo(f"{row['name']}: {', '.join(row['hooks']) or '(no hooks)'}")
+
+
+# Standalone-only commands: they manage homework's own accounts and server.
+
+
+def _read_password(password_stdin: bool, prompt: str) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+
+
+def _create_user_or_fail(email: str, name: str, role: str, password: str) -> int:
+    try:
+        return accounts.create_user(storage.get_db(), email, name, role, password)
+    except accounts.AccountError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@click.command("init")
+@click.option("--email", help="The first admin's email (prompted when omitted).")
+@click.option("--name", default="Clinic admin", show_default=True, help="The admin's name.")
+@click.option("--password-stdin", is_flag=True, help="Read the admin's password from stdin.")
+@instance_option
+@with_appcontext
+def init_command(email: str | None, name: str, password_stdin: bool) -> None:
+    """Create the instance folder, secret key and database, and the first admin."""
+    click.echo(f"instance: {current_app.instance_path}")
+    click.echo(f"database: {current_app.config['HOMEWORK_DATABASE']} (migrations current)")
+    if accounts.count_users(storage.get_db()) and not email:
+        click.echo("accounts exist already; nothing else to do.")
+        return
+    if not email:
+        if not sys.stdin.isatty():
+            raise click.UsageError("give --email (and --password-stdin) when not at a terminal")
+        email = click.prompt("Admin email")
+    password = _read_password(password_stdin, "Admin password")
+    _create_user_or_fail(email, name, "admin", password)
+    click.echo(f"admin {accounts.normalise_email(email)} created.")
+
+
+@click.command("create-user")
+@click.argument("email")
+@click.option("--name", required=True, help="Display name, as printed on handouts.")
+@click.option("--role", type=click.Choice(accounts.ROLES), default="therapist", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@instance_option
+@with_appcontext
+def create_user_command(email: str, name: str, role: str, password_stdin: bool) -> None:
+    """Add a therapist or admin account."""
+    password = _read_password(password_stdin, "Password")
+    user_id = _create_user_or_fail(email, name, role, password)
+    click.echo(f"{role} {accounts.normalise_email(email)} created (id {user_id}).")
+
+
+@click.command("reset-password")
+@click.argument("email")
+@instance_option
+@with_appcontext
+def reset_password_command(email: str) -> None:
+    """Give an account a new random password (printed once) and end its sessions."""
+    db = storage.get_db()
+    row = db.execute(
+        "SELECT id FROM users WHERE email = ?", [accounts.normalise_email(email)]
+    ).fetchone()
+    if row is None:
+        raise click.BadParameter(f"no account with email {email}", param_hint="EMAIL")
+    password = generate_password()
+    accounts.set_password(db, row["id"], password, actor_id=None)
+    click.echo(f"new password for {email}: {password}")
+
+
+@click.command("demo")
+@click.option("--if-empty", is_flag=True, help="Do nothing when accounts exist already.")
+@instance_option
+@with_appcontext
+def demo_command(if_empty: bool) -> None:
+    """Seed a demo clinic: an admin and a therapist with printed random passwords."""
+    from .demo import seed_demo
+
+    db = storage.get_db()
+    if if_empty and accounts.count_users(db):
+        click.echo(
+            f"Using the existing clinic in {current_app.instance_path} "
+            "(forgot a password? homework reset-password EMAIL)."
+        )
+        return
+    for line in seed_demo(db):
+        click.echo(line)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    default=lambda: min(4, os.cpu_count() or 1),
+    show_default="CPU cores, at most 4",
+    type=click.IntRange(1, 64),
+)
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
+@click.option("--debug", is_flag=True, help="Flask's development server (never in production).")
+@instance_option
+@click.pass_context
+def serve_command(
+    ctx: click.Context, host: str, port: int, workers: int, threads: int, debug: bool
+) -> None:
+    """Serve the app with gunicorn (threads), after applying migrations."""
+    app = ctx.ensure_object(ScriptInfo).load_app()
+    prepare_database(app)  # opens and closes its connection before gunicorn forks
+    click.echo(f"homework on http://{host}:{port}/  (instance {app.instance_path})")
+    if debug:
+        app.run(host=host, port=port, debug=True)
+        return
+    from .server import run_gunicorn
+
+    run_gunicorn(app, host=host, port=port, workers=workers, threads=threads)
+
+
+STANDALONE_ONLY = [
+    init_command,
+    create_user_command,
+    reset_password_command,
+    demo_command,
+    serve_command,
+]
+
+
+class StandaloneCLI(click.Group):
+    """`homework`: the shared commands plus account and server commands, each taking
+    --instance; the app is created only when a command needs it."""
+
+    def make_context(self, info_name, args, parent=None, **extra):  # noqa: ANN001
+        info = ScriptInfo(set_debug_flag=False)
+        info.data[_STANDALONE] = True
+        info.create_app = lambda: create_app(instance_path=info.data.get("instance"))
+        extra.setdefault("obj", info)
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+
+def _with_instance_option(cmd: click.Command) -> click.Command:
+    """Give a shared command (and its subcommands) the --instance option."""
+    if not any(p.name == "instance" for p in cmd.params):
+        instance_option(cmd)
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            _with_instance_option(sub)
+    return cmd
+
+
+def build_standalone_cli() -> click.Group:
+    """Return the `homework` console command."""
+    from . import __version__
+
+    group = StandaloneCLI(
+        "homework",
+        help="homework: between-session practice for couples therapy.\n\n"
+        "Quick start: `homework demo` then `homework serve`.",
+        params=[
+            click.Option(
+                ["--instance"],
+                metavar="PATH",
+                expose_value=False,
+                is_eager=True,
+                callback=_set_instance,
+                help="Instance folder (default: $HOMEWORK_INSTANCE or ./instance).",
+            )
+        ],
+    )
+    group = click.version_option(__version__, prog_name="homework")(group)
+    for cmd in STANDALONE_ONLY:
+        group.add_command(cmd)
+    for name, cmd in commands.commands.items():
+        group.add_command(_with_instance_option(cmd), name)
+    return group
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `homework` console script: one clear line for any failure."""
+    cli = build_standalone_cli()
+    try:
+        cli.main(args=argv, prog_name="homework", standalone_mode=False)
+    except click.UsageError as exc:  # bad arguments: one line, exit 2
+        hint = f" (try: {exc.ctx.command_path} --help)" if exc.ctx else ""
+        click.echo(f"homework: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"homework: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except (ConfigurationError, storage.DatabaseUnavailable) as exc:
+        click.echo(f"homework: error: {exc}", err=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("homework: aborted", err=True)
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,0 +1,167 @@
+"""The Homework Flask extension: config defaults, plugins, library, blueprint, teardown."""
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pluggy
+from flask import Flask, current_app, render_template, request
+from flask_babel import Babel
+from flask_babel import gettext as _
+
+from . import storage
+from .plugins import make_plugin_manager
+from .resources import resource_dir
+
+# Every configuration key, with its default. The README's table lists each one (a test
+# checks), and `init_app` fills in whatever the app has not set.
+DEFAULTS: dict[str, Any] = {
+    "HOMEWORK_DATABASE": None,  # None: <instance>/homework.db
+    "HOMEWORK_UPLOADS": None,  # None: <instance>/uploads
+    "HOMEWORK_BUSY_TIMEOUT_MS": 5000,
+    "HOMEWORK_AUTO_MIGRATE": False,  # create_app() turns this on for the standalone app
+    "HOMEWORK_SESSION_IDLE_MINUTES": 30,
+    "HOMEWORK_SESSION_MAX_HOURS": 12,
+    "HOMEWORK_LOGIN_MAX_FAILURES": 5,
+    "HOMEWORK_LOGIN_IP_MAX_FAILURES": 30,
+    "HOMEWORK_LOGIN_WINDOW_MINUTES": 15,
+    "HOMEWORK_LOGIN_URL": None,
+    "HOMEWORK_BASE_TEMPLATE": "homework/layout.html",
+    "HOMEWORK_LOAD_PLUGINS": True,
+    "HOMEWORK_ASSIGNMENT_DIRS": [],
+    "HOMEWORK_PROXY_COUNT": 0,
+}
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+@dataclass
+class HomeworkState:
+    """Everything one app's homework needs, kept in app.extensions["homework"]."""
+
+    pm: pluggy.PluginManager
+    url_prefix: str
+    standalone: bool
+    migrations_current: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Homework:
+    """Flask extension: `Homework(app, url_prefix="/homework")` or `init_app` later."""
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        url_prefix: str = "/homework",
+        plugins: list[object] | None = None,
+        standalone: bool = False,
+    ) -> None:
+        self.url_prefix = url_prefix
+        self.plugins = list(plugins or [])
+        self.standalone = standalone
+        if app is not None:
+            self.init_app(app, url_prefix=url_prefix)
+
+    def init_app(self, app: Flask, url_prefix: str | None = None) -> None:
+        """Register homework on `app` under `url_prefix`."""
+        prefix = (self.url_prefix if url_prefix is None else url_prefix).rstrip("/")
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, list(value) if isinstance(value, list) else value)
+        instance = Path(app.instance_path)
+        if not app.config["HOMEWORK_DATABASE"]:
+            app.config["HOMEWORK_DATABASE"] = str(instance / "homework.db")
+        if not app.config["HOMEWORK_UPLOADS"]:
+            app.config["HOMEWORK_UPLOADS"] = str(instance / "uploads")
+
+        plugins = list(self.plugins)
+        if self.standalone:
+            from . import accounts
+
+            plugins.insert(0, accounts)
+        pm = make_plugin_manager(plugins, load_entry_points=app.config["HOMEWORK_LOAD_PLUGINS"])
+        state = HomeworkState(pm=pm, url_prefix=prefix, standalone=self.standalone)
+        app.extensions["homework"] = state
+
+        if "babel" not in app.extensions:
+            Babel(app)
+        storage.init_app(app)
+        app.jinja_env.add_extension("jinja2.ext.do")
+
+        from .views import make_blueprint
+
+        bp = make_blueprint(
+            templates=resource_dir("templates"),
+            static=Path(__file__).parent / "static",
+            accounts=self.standalone,
+        )
+        bp.before_request(_require_current_migrations)
+        bp.after_request(_security_headers)
+        app.register_blueprint(bp, url_prefix=prefix or None)
+        app.register_error_handler(storage.DatabaseLocked, _database_busy)
+        app.register_error_handler(sqlite3.OperationalError, _operational_error)
+
+        from .cli import commands
+
+        if "homework" not in app.cli.commands:
+            app.cli.add_command(commands)
+
+
+def get_state(app: Flask | None = None) -> HomeworkState:
+    """Return homework's state for `app` (default: the current app)."""
+    return (app or current_app).extensions["homework"]
+
+
+def _require_current_migrations():
+    state = get_state()
+    if state.migrations_current or request.endpoint == "homework.healthz":
+        return None
+    pending = storage.migration_status(storage.get_db())[1]
+    if not pending:
+        state.migrations_current = True
+        return None
+    body = render_template(
+        "homework/error.html",
+        title=_("homework is being upgraded"),
+        message=_(
+            "The database needs %(n)d pending migration(s). An administrator should run "
+            '"flask homework migrate" (or "homework migrate").',
+            n=len(pending),
+        ),
+    )
+    return body, 503, {"Retry-After": "60"}
+
+
+def _security_headers(response):
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Frame-Options", "DENY")
+    if request.endpoint != "homework.static":
+        # Every homework page may show client data: never store it in a cache.
+        headers["Cache-Control"] = "no-store"
+        headers["Pragma"] = "no-cache"
+    return response
+
+
+def _database_busy(exc):
+    body = render_template(
+        "homework/error.html",
+        title=_("Busy for a moment"),
+        message=_(
+            "homework is saving someone else's work right now. Nothing of yours was lost; "
+            "please try again in a few seconds."
+        ),
+    )
+    return body, 503, {"Retry-After": "5", "Cache-Control": "no-store"}
+
+
+def _operational_error(exc):
+    if storage.is_locked_error(exc):
+        return _database_busy(exc)
+    raise exc

@@ -1,0 +1,21 @@
+"""The plugin API: every hook homework calls. Documented in the README, one heading each."""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("homework")
+
+
+@hookspec(firstresult=True)
+def current_therapist():  # type: ignore[empty-body]
+    """Return who is logged in as {"id", "name", "is_admin"} (or an object with those
+    attributes), or None when nobody is. The first non-None answer wins."""
+
+
+@hookspec(firstresult=True)
+def login_url(next_url):  # type: ignore[empty-body]
+    """Return the URL of the login page that brings the user back to `next_url`."""
+
+
+@hookspec
+def register_assignment_packs():  # type: ignore[empty-body]
+    """Return a list of folders, each holding a pack.yaml and assignment files."""

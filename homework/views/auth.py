@@ -1,0 +1,180 @@
+"""Standalone accounts: login, logout, own password, and the admin's therapist list."""
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from .. import accounts
+from ..forms import ActionForm, ChangePasswordForm, LoginForm, UserForm
+from ..passwords import generate_password, verify_password
+from ..storage import get_db
+from . import admin_required, current_therapist, login_required, safe_next
+
+
+def register(bp: Blueprint) -> None:
+    bp.add_url_rule("/login", "login", login, methods=["GET", "POST"])
+    bp.add_url_rule("/logout", "logout", logout, methods=["POST"])
+    bp.add_url_rule(
+        "/account/password", "change_password", change_password, methods=["GET", "POST"]
+    )
+    bp.add_url_rule("/admin/users", "users", users, methods=["GET", "POST"])
+    bp.add_url_rule("/admin/users/<int:user_id>", "edit_user", edit_user, methods=["GET", "POST"])
+    bp.add_url_rule(
+        "/admin/users/<int:user_id>/<any(disable, enable, reset):action>",
+        "user_action",
+        user_action,
+        methods=["POST"],
+    )
+
+
+def login():
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+        if current_therapist() is not None:
+            return redirect(safe_next(form.next.data))
+    status = 200
+    if form.validate_on_submit():
+        db = get_db()
+        try:
+            user = accounts.authenticate(
+                db, form.email.data, form.password.data, accounts.client_ip()
+            )
+        except accounts.LoginRefused as exc:
+            flash(str(exc), "error")
+            status = 429 if isinstance(exc, accounts.LoginThrottled) else 200
+        else:
+            accounts.start_session(db, user)
+            return redirect(safe_next(form.next.data))
+    elif request.method == "POST":
+        status = 400
+    expired = g.get("homework_session_expired", False)
+    return (
+        render_template("homework/login.html", form=form, expired=expired),
+        status,
+    )
+
+
+def logout():
+    form = ActionForm()
+    if form.validate_on_submit():
+        accounts.end_session(get_db())
+        flash(_("You are signed out."), "info")
+        return redirect(url_for("homework.login"))
+    abort(400)
+
+
+@login_required
+def change_password():
+    form = ChangePasswordForm()
+    me = current_therapist()
+    if form.validate_on_submit():
+        db = get_db()
+        user = accounts.get_user(db, me.id)
+        if not verify_password(user["password_hash"], form.current.data):
+            form.current.errors.append(_("That is not your current password."))
+        else:
+            try:
+                accounts.set_password(
+                    db,
+                    me.id,
+                    form.password.data,
+                    actor_id=me.id,
+                    keep_session=accounts.current_session_token(),
+                )
+            except accounts.AccountError as exc:
+                form.password.errors.append(str(exc))
+            else:
+                flash(_("Your password is changed. Other devices were signed out."), "info")
+                return redirect(url_for("homework.dashboard"))
+    return render_template("homework/password.html", form=form)
+
+
+@admin_required
+def users():
+    db = get_db()
+    form = UserForm()
+    new_password = shown_for = None
+    if form.validate_on_submit():
+        new_password = generate_password()
+        try:
+            accounts.create_user(
+                db,
+                form.email.data,
+                form.name.data,
+                form.role.data,
+                new_password,
+                actor_id=current_therapist().id,
+            )
+        except accounts.AccountError as exc:
+            form.email.errors.append(str(exc))
+            new_password = None
+        else:
+            flash(_("Account created for %(email)s.", email=form.email.data), "info")
+            shown_for = form.email.data
+            form = UserForm(formdata=None)
+    return _users_page(form, new_password, shown_for)
+
+
+def _users_page(form: UserForm, new_password: str | None, shown_for: str | None):
+    return render_template(
+        "homework/users.html",
+        users=accounts.list_users(get_db()),
+        form=form,
+        actions=ActionForm(),
+        new_password=new_password,
+        shown_for=shown_for,
+    )
+
+
+@admin_required
+def edit_user(user_id: int):
+    db = get_db()
+    user = accounts.get_user(db, user_id)
+    if user is None:
+        abort(404)
+    form = UserForm(data=user)
+    if form.validate_on_submit():
+        try:
+            accounts.update_user(
+                db,
+                user_id,
+                name=form.name.data,
+                role=form.role.data,
+                credentials=form.credentials.data or "",
+                contact=form.contact.data or "",
+                actor_id=current_therapist().id,
+            )
+        except accounts.AccountError as exc:
+            form.role.errors.append(str(exc))
+        else:
+            flash(_("Saved."), "info")
+            return redirect(url_for("homework.users"))
+    return render_template("homework/user_edit.html", form=form, user=user, actions=ActionForm())
+
+
+@admin_required
+def user_action(user_id: int, action: str):
+    db = get_db()
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    user = accounts.get_user(db, user_id)
+    if user is None:
+        abort(404)
+    me = current_therapist()
+    try:
+        if action == "reset":
+            new_password = generate_password()
+            accounts.set_password(db, user_id, new_password, actor_id=me.id)
+            return _users_page(UserForm(formdata=None), new_password, user["email"])
+        accounts.set_disabled(db, user_id, action == "disable", actor_id=me.id)
+    except accounts.AccountError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(
+            _("Account disabled; its sessions ended.")
+            if action == "disable"
+            else _("Account enabled."),
+            "info",
+        )
+    return redirect(url_for("homework.users"))

@@ -1,0 +1,181 @@
+"""Fixtures in the Flask tutorial's shape, plus a live server and a browser."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from homework import create_app
+from homework.accounts import create_user
+from homework.storage import connect
+
+THERAPIST_PASSWORD = "correct horse battery"
+ADMIN_PASSWORD = "another long passphrase"
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app(instance_path=tmp_path / "instance", config={"TESTING": True})
+    with app.app_context():
+        from homework.storage import get_db
+
+        db = get_db()
+        create_user(db, "admin@example.org", "Ada Admin", "admin", ADMIN_PASSWORD)
+        create_user(db, "therapist@example.org", "Dr. Tess Ward", "therapist", THERAPIST_PASSWORD)
+        create_user(db, "other@example.org", "Dr. Omar Other", "therapist", THERAPIST_PASSWORD)
+    yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def db(app):
+    """A separate connection to the app's database file, for checking what was stored."""
+    conn = connect(app.config["HOMEWORK_DATABASE"])
+    yield conn
+    conn.close()
+
+
+def csrf_token(client, path: str) -> str:
+    """GET `path` and return the CSRF token of its first form."""
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+class Auth:
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, email="therapist@example.org", password=THERAPIST_PASSWORD, next=""):
+        token = csrf_token(self.client, "/login")
+        return self.client.post(
+            "/login", data={"email": email, "password": password, "csrf_token": token, "next": next}
+        )
+
+    def logout(self):
+        token = csrf_token(self.client, "/")
+        return self.client.post("/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client):
+    return Auth(client)
+
+
+@pytest.fixture
+def therapist(auth):
+    """A client logged in as a therapist."""
+    response = auth.login()
+    assert response.status_code == 302
+    return auth.client
+
+
+@pytest.fixture
+def admin(auth):
+    response = auth.login("admin@example.org", ADMIN_PASSWORD)
+    assert response.status_code == 302
+    return auth.client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Block until the server accepts connections (polling a socket, not sleeping blind)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{proc.stdout.read()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+def homework_cli(*args: str, instance: Path, stdin: str | None = None, env=None):
+    """Run the installed `homework` console script."""
+    exe = Path(sys.executable).with_name("homework")
+    return subprocess.run(
+        [str(exe), *args, "--instance", str(instance)] if args else [str(exe)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    """`homework serve` on a free loopback port, with a demo clinic; yields (url, passwords)."""
+    instance = tmp_path / "live-instance"
+    demo = homework_cli("demo", instance=instance)
+    assert demo.returncode == 0, demo.stderr
+    passwords = dict(re.findall(r"(\S+@\S+)\s+password: (\S+)", demo.stdout))
+    port = free_port()
+    exe = Path(sys.executable).with_name("homework")
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--port", str(port), "--workers", "2", "--instance", str(instance)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}", passwords, instance
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()

@@ -1,0 +1,119 @@
+import os
+import stat
+
+import pytest
+
+from homework import Homework, create_app
+from homework.app import ConfigurationError
+from homework.storage import DatabaseUnavailable
+
+
+def test_first_start_creates_instance_key_and_database(tmp_path):
+    instance = tmp_path / "fresh"
+    app = create_app(instance_path=instance)
+    key_file = instance / "secret_key"
+    assert key_file.exists()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert len(app.config["SECRET_KEY"]) >= 32
+    assert (instance / "homework.db").exists()
+    # A second start reuses the key: sessions survive a restart.
+    assert create_app(instance_path=instance).config["SECRET_KEY"] == app.config["SECRET_KEY"]
+
+
+def test_instance_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOMEWORK_INSTANCE", str(tmp_path / "from-env"))
+    app = create_app()
+    assert app.instance_path == str(tmp_path / "from-env")
+
+
+@pytest.mark.parametrize("weak", ["dev", "changeme", "short-key", "x" * 31])
+def test_weak_secret_key_refuses_to_start(tmp_path, weak):
+    with pytest.raises(ConfigurationError, match="secret key"):
+        create_app(instance_path=tmp_path, config={"SECRET_KEY": weak})
+
+
+def test_weak_secret_key_file_refuses_to_start(tmp_path):
+    (tmp_path / "secret_key").write_text("secret\n")
+    with pytest.raises(ConfigurationError, match="secret_key"):
+        create_app(instance_path=tmp_path)
+
+
+def test_config_from_instance_file_and_environment(tmp_path, monkeypatch):
+    (tmp_path / "config.py").write_text("HOMEWORK_SESSION_IDLE_MINUTES = 10\n")
+    monkeypatch.setenv("FLASK_HOMEWORK_SESSION_MAX_HOURS", "4")
+    app = create_app(instance_path=tmp_path)
+    assert app.config["HOMEWORK_SESSION_IDLE_MINUTES"] == 10
+    assert app.config["HOMEWORK_SESSION_MAX_HOURS"] == 4
+
+
+def test_corrupt_database_stops_startup_with_a_clear_message(tmp_path):
+    (tmp_path / "homework.db").write_bytes(b"this is not a database" * 200)
+    with pytest.raises(DatabaseUnavailable) as info:
+        create_app(instance_path=tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / "homework.db") in message
+    assert "restore" in message
+
+
+def test_unreadable_database_is_reported_by_the_cli(tmp_path):
+    from conftest import homework_cli
+
+    (tmp_path / "homework.db").mkdir()  # a folder where the file should be
+    result = homework_cli("migrate", instance=tmp_path)
+    assert result.returncode == 1
+    assert "homework.db" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_healthz_answers_without_login(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "database": "ok", "migrations": "current"}
+
+
+def test_security_headers_on_every_page(client):
+    response = client.get("/login")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"]
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_static_files_are_cacheable_and_local(client):
+    response = client.get("/_static/homework.css")
+    assert response.status_code == 200
+    assert "no-store" not in response.headers.get("Cache-Control", "")
+    assert "http" not in response.get_data(as_text=True).replace("https://", "")
+
+
+def test_two_apps_in_one_process_share_no_state(tmp_path):
+    from flask import Flask
+
+    one = Flask("one", instance_path=str(tmp_path / "one"))
+    two = Flask("two", instance_path=str(tmp_path / "two"))
+    ext = Homework()
+    ext.init_app(one, url_prefix="/homework")
+    Homework(two, url_prefix="/practice")
+    assert one.extensions["homework"] is not two.extensions["homework"]
+    assert one.extensions["homework"].pm is not two.extensions["homework"].pm
+    assert one.config["HOMEWORK_DATABASE"] != two.config["HOMEWORK_DATABASE"]
+    assert {r.rule for r in one.url_map.iter_rules()} & {"/homework/healthz"}
+    assert {r.rule for r in two.url_map.iter_rules()} & {"/practice/healthz"}
+
+
+def test_plugin_mode_refuses_to_serve_with_pending_migrations(tmp_path):
+    from flask import Flask
+
+    host = Flask("host", instance_path=str(tmp_path))
+    host.config["SECRET_KEY"] = os.urandom(32).hex()
+    Homework(host, url_prefix="/homework")
+    client = host.test_client()
+    response = client.get("/homework/")
+    assert response.status_code == 503
+    assert "migrate" in response.get_data(as_text=True)
+    assert client.get("/homework/healthz").json["migrations"] == "pending"
+    result = host.test_cli_runner().invoke(args=["homework", "migrate"])
+    assert result.exit_code == 0, result.output
+    assert client.get("/homework/healthz").status_code == 200

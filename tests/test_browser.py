@@ -1,0 +1,47 @@
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.browser
+
+
+def test_log_in_see_dashboard_and_log_out(live_server, page):
+    url, passwords, _ = live_server
+    page.goto(url + "/")
+    assert page.url.startswith(url + "/login")
+    page.get_by_label("Email").fill("therapist@demo.invalid")
+    page.get_by_label("Password").fill(passwords["therapist@demo.invalid"])
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Hello, Dr. Noor Halvorsen").wait_for()
+    assert page.get_by_role("link", name="Willow Lane Couples Practice").is_visible()
+    assert not page.get_by_role("link", name="Settings").count()  # therapists are not admins
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_text("You are signed out.").wait_for()
+    page.goto(url + "/")
+    assert page.url.startswith(url + "/login")
+
+
+def test_keyboard_only_login(live_server, page):
+    url, passwords, _ = live_server
+    page.goto(url + "/login")
+    # The email field has focus on arrival; Tab moves to the password, Enter submits.
+    expect(page.get_by_label("Email")).to_be_focused()
+    page.keyboard.type("admin@demo.invalid")
+    page.keyboard.press("Tab")
+    page.keyboard.type(passwords["admin@demo.invalid"])
+    page.keyboard.press("Enter")
+    page.get_by_role("link", name="Settings").wait_for()
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("heading", name="Therapists and admins").wait_for()
+
+
+def test_no_console_errors_or_external_requests(live_server, page):
+    url, passwords, _ = live_server
+    errors, foreign = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("request", lambda r: foreign.append(r.url) if not r.url.startswith(url) else None)
+    page.goto(url + "/login")
+    page.get_by_label("Email").fill("therapist@demo.invalid")
+    page.get_by_label("Password").fill(passwords["therapist@demo.invalid"])
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Hello, Dr. Noor Halvorsen").wait_for()
+    assert errors == [] and foreign == []

@@ -1,0 +1,114 @@
+import sqlite3
+
+from conftest import homework_cli
+
+from homework.cli import main
+
+
+def test_init_with_flags_creates_everything_and_the_admin(tmp_path):
+    instance = tmp_path / "clinic"
+    result = homework_cli(
+        "init",
+        "--email",
+        "Boss@Example.org",
+        "--password-stdin",
+        instance=instance,
+        stdin="a long admin passphrase\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "admin boss@example.org created" in result.stdout
+    assert (instance / "secret_key").exists()
+    conn = sqlite3.connect(instance / "homework.db")
+    assert conn.execute("SELECT email, role FROM users").fetchall() == [
+        ("boss@example.org", "admin")
+    ]
+    again = homework_cli("init", instance=instance)
+    assert again.returncode == 0 and "nothing else to do" in again.stdout
+
+
+def test_init_refuses_a_weak_password_in_one_line(tmp_path):
+    result = homework_cli(
+        "init",
+        "--email",
+        "a@example.org",
+        "--password-stdin",
+        instance=tmp_path,
+        stdin="password\n",
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "most common" in result.stderr
+    conn = sqlite3.connect(tmp_path / "homework.db")
+    assert conn.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 0
+
+
+def test_create_user_and_duplicate(tmp_path):
+    args = ("create-user", "t@example.org", "--name", "Dr. T", "--password-stdin")
+    ok = homework_cli(*args, instance=tmp_path, stdin="a long enough password\n")
+    assert ok.returncode == 0 and "therapist t@example.org created" in ok.stdout
+    dup = homework_cli(*args, instance=tmp_path, stdin="a long enough password\n")
+    assert dup.returncode == 2 and "already exists" in dup.stderr
+
+
+def test_bad_arguments_give_one_line_and_exit_2(tmp_path):
+    for args in (
+        ("create-user", "x@example.org", "--role", "king", "--name", "X"),
+        ("migrate", "--frobnicate"),
+        ("serve", "--port", "99999"),
+        ("create-user",),
+    ):
+        result = homework_cli(*args, instance=tmp_path)
+        assert result.returncode == 2, args
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("homework: error:"), result.stderr
+
+
+def test_every_command_has_help(capsys):
+    for command in (
+        "init",
+        "create-user",
+        "migrate",
+        "serve",
+        "demo",
+        "audit",
+        "reset-password",
+        "plugins",
+    ):
+        try:
+            main([command, "--help"])
+        except SystemExit as exc:
+            assert exc.code in (0, None)
+        out = capsys.readouterr().out
+        assert "Usage: homework" in out and "--instance" in out, command
+
+
+def test_migrate_lists_applied_and_pending(tmp_path):
+    result = homework_cli("migrate", instance=tmp_path)
+    assert result.returncode == 0
+    assert "applied  0001_initial" in result.stdout
+    listed = homework_cli("migrate", "--list", instance=tmp_path)
+    assert "pending" not in listed.stdout
+
+
+def test_demo_prints_passwords_once_and_second_run_keeps_them(tmp_path):
+    first = homework_cli("demo", "--if-empty", instance=tmp_path)
+    assert first.returncode == 0
+    assert first.stdout.count("password: ") == 2
+    second = homework_cli("demo", "--if-empty", instance=tmp_path)
+    assert "password: " not in second.stdout and "existing clinic" in second.stdout
+    conn = sqlite3.connect(tmp_path / "homework.db")
+    assert conn.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 2
+
+
+def test_reset_password_prints_a_new_one(tmp_path):
+    homework_cli("demo", instance=tmp_path)
+    result = homework_cli("reset-password", "therapist@demo.invalid", instance=tmp_path)
+    assert result.returncode == 0 and "new password for" in result.stdout
+    missing = homework_cli("reset-password", "nobody@demo.invalid", instance=tmp_path)
+    assert missing.returncode == 2
+
+
+def test_weak_secret_key_refuses_from_the_cli(tmp_path):
+    (tmp_path / "secret_key").write_text("changeme")
+    result = homework_cli("migrate", instance=tmp_path)
+    assert result.returncode == 1
+    assert "secret key" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,112 @@
+import sqlite3
+import threading
+
+import pytest
+import sqlite_utils
+
+from homework import create_app
+from homework.storage import (
+    DatabaseLocked,
+    apply_migrations,
+    connect,
+    migration_status,
+    migrations,
+    write,
+)
+
+
+def test_pragmas(db):
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+
+
+def test_applying_migrations_twice_is_a_no_op(app, db):
+    before = db.execute("SELECT * FROM _sqlite_migrations").fetchall()
+    assert apply_migrations(db) == []
+    assert db.execute("SELECT * FROM _sqlite_migrations").fetchall() == before
+    applied, pending = migration_status(db)
+    assert pending == [] and applied[0] == "0001_initial"
+
+
+def test_database_from_the_first_migration_upgrades_with_rows_intact(tmp_path):
+    path = tmp_path / "homework.db"
+    old = connect(path)
+    migrations.apply(old, stop_before="0002_user_last_login")
+    old.execute(
+        "INSERT INTO users (email, name, role, password_hash, password_changed_at, created_at)"
+        " VALUES ('a@b.example', 'Early Bird', 'therapist', 'x', 'now', 'now')"
+    )
+    old.close()
+    app = create_app(instance_path=tmp_path)  # standalone start applies what is pending
+    conn = connect(app.config["HOMEWORK_DATABASE"])
+    row = conn.execute("SELECT name, last_login_at FROM users").fetchone()
+    assert tuple(row) == ("Early Bird", None)
+    assert migration_status(conn)[1] == []
+
+
+def test_write_rolls_back_everything_on_error(db):
+    with pytest.raises(ZeroDivisionError), write(db):
+        db.execute("INSERT INTO clinic (id, name) VALUES (1, 'Half Done')")
+        1 / 0  # noqa: B018
+    assert db.execute("SELECT COUNT(*) FROM clinic").fetchone()[0] == 0
+
+
+def test_write_takes_the_write_lock_up_front(app):
+    path = app.config["HOMEWORK_DATABASE"]
+    holder = connect(path)
+    waiter = connect(path, busy_timeout_ms=100)
+    with write(holder), pytest.raises(DatabaseLocked), write(waiter):
+        pass
+    holder.close()
+    waiter.close()
+
+
+def test_locked_database_answers_503_with_retry_after(app, client, therapist):
+    app.config["HOMEWORK_BUSY_TIMEOUT_MS"] = 100
+    holder = sqlite3.connect(app.config["HOMEWORK_DATABASE"], isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        # Logging in writes (attempt row, session row): it must wait, then fail calmly.
+        from conftest import csrf_token
+
+        token = csrf_token(client, "/account/password")
+        response = client.post(
+            "/account/password",
+            data={
+                "csrf_token": token,
+                "current": "correct horse battery",
+                "password": "a new long passphrase",
+                "confirm": "a new long passphrase",
+            },
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    body = response.get_data(as_text=True)
+    assert "try again" in body and "Traceback" not in body
+
+
+def test_concurrent_writers_all_land(app):
+    path = app.config["HOMEWORK_DATABASE"]
+    setup = sqlite_utils.Database(path)
+    setup.execute("CREATE TABLE counter (n INTEGER)")
+    setup.close()
+
+    def bump():
+        conn = connect(path)
+        for _ in range(25):
+            with write(conn):
+                conn.execute("INSERT INTO counter VALUES (1)")
+        conn.close()
+
+    threads = [threading.Thread(target=bump) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check = connect(path)
+    assert check.execute("SELECT COUNT(*) FROM counter").fetchone()[0] == 100
