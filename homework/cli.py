@@ -2,6 +2,7 @@
 
 import os
 import sys
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -9,7 +10,8 @@ from flask.cli import AppGroup, ScriptInfo, with_appcontext
 
 from . import accounts, audit, storage
 from .app import ConfigurationError, create_app, prepare_database
-from .extension import get_state
+from .extension import assignment_pack_folders, get_state
+from .library import CATEGORIES, Problem, load_library, load_pack, validate_file
 from .passwords import generate_password
 from .plugins import plugin_summary
 
@@ -73,6 +75,65 @@ def audit_verify() -> None:
         return
     click.echo(f"audit log BROKEN at row {result.first_bad_id}: {result.problem}.", err=True)
     sys.exit(1)
+
+
+@commands.group("library")
+def library_group() -> None:
+    """List, show and validate assignment packs."""
+
+
+@library_group.command("list")
+@click.option("--category", type=click.Choice(CATEGORIES), help="Only this category.")
+def library_list(category: str | None) -> None:
+    """List the assignments: id, category, minutes, title and pack."""
+    for a in get_state().library.search(category=category):
+        click.echo(f"{a.id:<32} {a.category:<20} {a.minutes:>3} min  {a.title}  [{a.pack.id}]")
+
+
+@library_group.command("show")
+@click.argument("assignment_id")
+def library_show(assignment_id: str) -> None:
+    """Show one assignment's details and its text."""
+    a = get_state().library.get(assignment_id)
+    if a is None:
+        raise click.BadParameter(f"no assignment {assignment_id!r}", param_hint="ID")
+    click.echo(f"{a.title}  ({a.id} v{a.version}, pack {a.pack.id}: {a.path})")
+    click.echo(a.summary)
+    click.echo(f"category: {a.category}; approaches: {', '.join(a.approaches)}")
+    click.echo(f"about {a.minutes} min, {a.per_week}x a week for {a.weeks} weeks; {a.who}")
+    for c in a.cautions:
+        click.echo(f"caution ({c['flag']}): {c['note']}")
+    for f in a.fields:
+        click.echo(f"field {f.name} ({f.type}): {f.label}; default {f.default!r}")
+    for source in a.sources:
+        click.echo(f"source: {source}")
+    click.echo("")
+    click.echo(a.body.strip())
+
+
+@library_group.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def library_validate(paths: tuple[Path, ...]) -> None:
+    """Check pack folders or assignment files (default: every configured pack).
+
+    Prints every problem as `file: field: message` and exits 1 if there is any."""
+    problems: list[Problem] = []
+    count = 0
+    if not paths:
+        library = load_library(assignment_pack_folders(get_state().pm))
+        problems, count = library.problems, len(library.assignments)
+    for path in paths:
+        if path.is_dir():
+            _, found = load_pack(path, problems)
+        else:
+            found = [a for a in [validate_file(path, problems)] if a]
+        count += len(found)
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        click.echo(f"{len(problems)} problem(s); {count} assignment(s) valid.", err=True)
+        sys.exit(1)
+    click.echo(f"{count} assignment(s) valid.")
 
 
 @commands.command("plugins")

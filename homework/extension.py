@@ -11,6 +11,7 @@ from flask_babel import Babel
 from flask_babel import gettext as _
 
 from . import storage
+from .library import Library, load_library
 from .plugins import make_plugin_manager
 from .resources import resource_dir
 
@@ -47,6 +48,7 @@ class HomeworkState:
     pm: pluggy.PluginManager
     url_prefix: str
     standalone: bool
+    library: Library
     migrations_current: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -84,7 +86,11 @@ class Homework:
 
             plugins.insert(0, accounts)
         pm = make_plugin_manager(plugins, load_entry_points=app.config["HOMEWORK_LOAD_PLUGINS"])
-        state = HomeworkState(pm=pm, url_prefix=prefix, standalone=self.standalone)
+        with app.app_context():
+            library = load_library(assignment_pack_folders(pm))
+        for problem in library.problems:
+            app.logger.warning("assignment library: %s (file skipped)", problem)
+        state = HomeworkState(pm=pm, url_prefix=prefix, standalone=self.standalone, library=library)
         app.extensions["homework"] = state
 
         if "babel" not in app.extensions:
@@ -109,6 +115,16 @@ class Homework:
 
         if "homework" not in app.cli.commands:
             app.cli.add_command(commands)
+
+
+def assignment_pack_folders(pm: pluggy.PluginManager) -> list[Path]:
+    """The bundled pack, then HOMEWORK_ASSIGNMENT_DIRS, then plugins' packs, in that order
+    (a later pack replaces an earlier one's assignment of the same id)."""
+    folders = [resource_dir("assignments") / "core"]
+    # pluggy returns the last-registered plugin first and the trylast built-in last.
+    for result in reversed(pm.hook.register_assignment_packs()):
+        folders.extend(Path(f) for f in result or [])
+    return folders
 
 
 def get_state(app: Flask | None = None) -> HomeworkState:

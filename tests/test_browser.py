@@ -45,3 +45,41 @@ def test_no_console_errors_or_external_requests(live_server, page):
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="Hello, Dr. Noor Halvorsen").wait_for()
     assert errors == [] and foreign == []
+
+
+def login_as_therapist(page, url, passwords):
+    page.goto(url + "/login")
+    page.get_by_label("Email").fill("therapist@demo.invalid")
+    page.get_by_label("Password").fill(passwords["therapist@demo.invalid"])
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Hello, Dr. Noor Halvorsen").wait_for()
+
+
+def test_library_filters_live_without_a_reload(live_server, page):
+    url, passwords, _ = live_server
+    login_as_therapist(page, url, passwords)
+    page.get_by_role("link", name="Library", exact=True).click()
+    expect(page.get_by_text("20 assignments")).to_be_visible()
+    page.evaluate("window.stillTheSamePage = true")
+    page.get_by_label("Category").select_option("memory")
+    expect(page.get_by_text("2 assignments")).to_be_visible()
+    page.get_by_label("Search").fill("walk")
+    expect(page.get_by_text("1 assignment", exact=True)).to_be_visible()
+    assert page.evaluate("window.stillTheSamePage") is True
+    assert "q=walk" in page.url and "category=memory" in page.url
+    page.get_by_role("link", name="A memory walk").click()
+    expect(page.get_by_role("heading", name="A memory walk", level=1)).to_be_visible()
+    expect(page.get_by_text("Sam tells one memory from this place")).to_be_visible()
+
+
+def test_library_works_without_javascript(live_server, browser):
+    url, passwords, _ = live_server
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    login_as_therapist(page, url, passwords)
+    page.goto(url + "/library")
+    page.get_by_label("Search").fill("letter")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_text("1 assignment", exact=True)).to_be_visible()
+    assert "q=letter" in page.url
+    context.close()

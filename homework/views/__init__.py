@@ -89,6 +89,12 @@ def _endpoints() -> frozenset[str]:
     return state.extra["endpoints"]
 
 
+def _library_problems() -> list:
+    """Broken files in the library, for the admin banner (therapists are not bothered)."""
+    me = current_therapist()
+    return get_state().library.problems if me and me.is_admin else []
+
+
 def _clinic_name() -> str:
     from ..storage import clinic_name, get_db
 
@@ -107,9 +113,10 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
         static_folder=str(static),
         static_url_path="/_static",
     )
-    from . import main
+    from . import library, main
 
     main.register(bp)
+    library.register(bp)
     if accounts:
         from . import auth
 
@@ -122,6 +129,7 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
             "homework_has_accounts": accounts,
             "homework_clinic_name": _clinic_name,
             "homework_endpoints": _endpoints(),
+            "homework_library_problems": _library_problems,
         }
 
     @bp.errorhandler(404)

@@ -1,0 +1,69 @@
+"""The assignment library: browse, filter, search, and read one assignment."""
+
+from flask import Blueprint, abort, render_template, request
+from flask_babel import gettext as _
+
+from ..extension import get_state
+from ..library import CATEGORIES, WHO, render_sections
+from ..storage import clinic_name, get_db
+from . import current_therapist, login_required
+
+DURATIONS = (10, 20, 30, 45, 60)
+
+
+def register(bp: Blueprint) -> None:
+    bp.add_url_rule("/library", "library", library)
+    bp.add_url_rule("/library/<assignment_id>", "assignment", assignment)
+
+
+def _choice(name: str, allowed) -> str | None:
+    value = request.args.get(name, "").strip()
+    return value if value in allowed else None
+
+
+@login_required
+def library():
+    lib = get_state().library
+    minutes = request.args.get("minutes", "")
+    filters = {
+        "query": request.args.get("q", "")[:200],
+        "category": _choice("category", CATEGORIES),
+        "approach": _choice("approach", lib.approaches()),
+        "max_minutes": int(minutes) if minutes.isdigit() and int(minutes) in DURATIONS else None,
+        "who": _choice("who", WHO),
+    }
+    results = lib.search(**filters)
+    context = {
+        "results": results,
+        "total": len(lib.assignments),
+        "filters": filters,
+        "categories": CATEGORIES,
+        "approaches": lib.approaches(),
+        "durations": DURATIONS,
+        "whos": WHO,
+    }
+    if request.args.get("partial") == "1":
+        return render_template("homework/_library_results.html", **context)
+    return render_template("homework/library.html", **context)
+
+
+@login_required
+def assignment(assignment_id: str):
+    found = get_state().library.get(assignment_id)
+    if found is None:
+        abort(404)
+    values = {
+        "partner_a": _("Sam"),
+        "partner_b": _("Alex"),
+        "therapist": current_therapist().name,
+        "clinic": clinic_name(get_db()) or _("your clinic"),
+        "start_date": _("Monday"),
+        "due_date": _("your next session"),
+        **found.defaults(),
+    }
+    return render_template(
+        "homework/assignment.html",
+        a=found,
+        sections=render_sections(found, values),
+        values=values,
+    )
