@@ -217,8 +217,9 @@ def reset_password_command(email: str) -> None:
 @instance_option
 @with_appcontext
 def demo_command(if_empty: bool) -> None:
-    """Seed a demo clinic: an admin and a therapist with printed random passwords."""
-    from .demo import seed_demo
+    """Seed a demo clinic: an admin and a therapist (printed random passwords) and three
+    invented couples with homework in various states."""
+    from .demo import DEMO_ACCOUNTS, seed_demo, seed_demo_couples
 
     db = storage.get_db()
     if if_empty and accounts.count_users(db):
@@ -228,6 +229,8 @@ def demo_command(if_empty: bool) -> None:
         )
         return
     for line in seed_demo(db):
+        click.echo(line)
+    for line in seed_demo_couples(db, get_state().library, DEMO_ACCOUNTS[1][0]):
         click.echo(line)
 
 

@@ -1,10 +1,14 @@
 """A demo clinic with invented people, for trying homework out."""
 
 import json
+from dataclasses import replace
+from datetime import date, timedelta
 
 import sqlite_utils
+from flask_babel import format_date
 
-from . import accounts, audit
+from . import accounts, audit, couples, issuing
+from .library import Library
 from .passwords import generate_password
 from .storage import write
 
@@ -34,4 +38,93 @@ def seed_demo(db: sqlite_utils.Database) -> list[str]:
         accounts.create_user(db, email, name, role, password)
         lines.append(f"  {role:<9} {email}  password: {password}")
     lines.append("Keep these passwords; they are shown only once.")
+    return lines
+
+
+# Invented couples; any likeness to real people is a coincidence.
+DEMO_COUPLES = [
+    {
+        "label": "Tuesday 6pm",
+        "partner_a": "Maya",
+        "partner_a_pronouns": "she/her",
+        "partner_b": "Jonah",
+        "partner_b_pronouns": "he/him",
+        "notes": "Demo couple. Working on reconnecting after a busy year with a new baby.",
+        "flags": [],
+        "homework": [
+            (
+                "memory-walk",
+                "active",
+                0,
+                {"place": "the harbour path where you had your first date"},
+            ),
+            ("daily-appreciation", "done", -21, {}),
+        ],
+    },
+    {
+        "label": "Thursday 10am",
+        "partner_a": "Rosa",
+        "partner_a_pronouns": "she/her",
+        "partner_b": "Imani",
+        "partner_b_pronouns": "she/her",
+        "notes": "Demo couple. Frequent escalation around household tasks.",
+        "flags": ["high-conflict"],
+        "homework": [
+            ("time-out-and-repair", "active", -2, {}),
+            ("speaker-listener", "active", -30, {}),
+        ],
+    },
+    {
+        "label": "Monday 4pm",
+        "partner_a": "Leo",
+        "partner_a_pronouns": "he/him",
+        "partner_b": "Anders",
+        "partner_b_pronouns": "he/him",
+        "notes": "Demo couple. Planning a move; want more time together.",
+        "flags": [],
+        "homework": [
+            ("state-of-us", "active", -3, {}),
+            ("gratitude-letter", "withdrawn", -14, {}),
+        ],
+    },
+]
+
+
+def seed_demo_couples(
+    db: sqlite_utils.Database, library: Library, therapist_email: str
+) -> list[str]:
+    """Give the demo therapist three invented couples with homework in various states."""
+    row = db.execute("SELECT id, name FROM users WHERE email = ?", [therapist_email]).fetchone()
+    if (
+        row is None
+        or db.execute("SELECT 1 FROM couples WHERE owner_id = ?", [row["id"]]).fetchone()
+    ):
+        return []
+    therapist_id, therapist_name = row["id"], row["name"]
+    clinic = db.execute("SELECT name FROM clinic WHERE id = 1").fetchone()[0]
+    lines = []
+    for spec in DEMO_COUPLES:
+        couple_id = couples.create_couple(db, therapist_id, spec)
+        couple = couples.get_owned_couple(db, couple_id, therapist_id)
+        for assignment_id, status, start_offset, overrides in spec["homework"]:
+            assignment = library.get(assignment_id)
+            if assignment is None:
+                continue
+            start = date.today() + timedelta(days=start_offset)
+            p = issuing.default_personalization(assignment, start, overrides)
+            if status == "done":
+                p = replace(p, note=f"Thank you both, {couple.partner_a} and {couple.partner_b}!")
+            snapshot = issuing.build_snapshot(
+                assignment, couple, p, therapist_name, clinic, lambda d: format_date(d, "full")
+            )
+            _, [hw_id] = issuing.issue_packet(
+                db,
+                couple,
+                therapist_id,
+                [issuing.Item(assignment, p, snapshot)],
+                list(couple.flags),
+            )
+            if status != "active":
+                issuing.set_status(db, {"id": hw_id, "couple_id": couple_id}, status, therapist_id)
+        lines.append(f"  couple    {spec['label']}: {spec['partner_a']} and {spec['partner_b']}")
     return lines

@@ -1,10 +1,40 @@
 """Flask-WTF forms. Every POST in homework goes through one, so every POST carries CSRF."""
 
+import unicodedata
+from datetime import date, timedelta
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, PasswordField, SelectChoice, SelectField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    Form,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import (
+    DataRequired,
+    EqualTo,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
+from wtforms.widgets import CheckboxInput, ListWidget
 
+from . import merge
+from .couples import FLAGS
+from .issuing import BARRIER_KEYS, Personalization
+from .library import Assignment
+from .library import Field as LibraryField
 from .passwords import MAX_LENGTH, MIN_LENGTH
 
 
@@ -58,3 +88,253 @@ class NewPasswordForm(FlaskForm):
 
 class ChangePasswordForm(NewPasswordForm):
     current = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=1024)])
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """Several choices, shown as checkboxes."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def _no_control_chars(form, field) -> None:
+    # Bidi overrides and friends are allowed (names in any script); other control
+    # characters have no place in a printed name.
+    if any(unicodedata.category(ch) == "Cc" for ch in field.data or ""):
+        raise ValidationError(_l("Remove the invisible control characters."))
+
+
+NAME_LIMIT = 100
+
+
+class CoupleForm(FlaskForm):
+    label = StringField(
+        _l("Label for your list"),
+        description=_l("Only you see this, e.g. 'Tuesday 5pm couple' or initials."),
+        validators=[DataRequired(), Length(max=NAME_LIMIT), _no_control_chars],
+    )
+    partner_a = StringField(
+        _l("Partner A's name"),
+        description=_l("First name or alias, as printed on the handout."),
+        validators=[DataRequired(), Length(max=NAME_LIMIT), _no_control_chars],
+    )
+    partner_a_pronouns = StringField(_l("Pronouns"), validators=[Length(max=40), _no_control_chars])
+    partner_a_language = StringField(
+        _l("Preferred language"), validators=[Length(max=40), _no_control_chars]
+    )
+    partner_b = StringField(
+        _l("Partner B's name"),
+        description=_l("First name or alias, as printed on the handout."),
+        validators=[DataRequired(), Length(max=NAME_LIMIT), _no_control_chars],
+    )
+    partner_b_pronouns = StringField(_l("Pronouns"), validators=[Length(max=40), _no_control_chars])
+    partner_b_language = StringField(
+        _l("Preferred language"), validators=[Length(max=40), _no_control_chars]
+    )
+    notes = TextAreaField(
+        _l("Private notes"),
+        description=_l("Only you see these. They are never printed or shown to the couple."),
+        validators=[Length(max=20_000)],
+    )
+    flags = MultiCheckboxField(
+        _l("Safety flags"),
+        description=_l("Assignments with matching cautions will warn you before you assign them."),
+        choices=[SelectChoice(key, label) for key, label in FLAGS.items()],
+        validate_choice=True,
+    )
+
+
+class ReassignForm(FlaskForm):
+    owner_id = SelectField(_l("Therapist"), coerce=int)
+
+
+class MergeText:
+    """Validator: free text may use only the allowed {{ merge fields }}, no template tags."""
+
+    def __init__(self, allowed: tuple[str, ...]):
+        self.allowed = allowed
+
+    def __call__(self, form, field) -> None:
+        problems = merge.merge_problems(field.data or "", self.allowed)
+        if problems:
+            raise ValidationError("; ".join(problems))
+
+
+def _list_items(value: str) -> list[str]:
+    return [line.strip() for line in (value or "").splitlines() if line.strip()]
+
+
+def _list_limits(form, field) -> None:
+    items = _list_items(field.data)
+    if len(items) > 20:
+        raise ValidationError(_l("Keep the list to 20 items or fewer."))
+    if any(len(item) > 200 for item in items):
+        raise ValidationError(_l("Keep each item under 200 characters."))
+
+
+def _assignment_field(f: LibraryField):
+    """A form field for one of the assignment's declared fields, typed and validated."""
+    required = [InputRequired()] if f.required else [Optional()]
+    common = {"label": f.label, "description": f.help}
+    if f.type == "integer":
+        return IntegerField(
+            validators=[
+                *([InputRequired()] if f.required else [Optional()]),
+                NumberRange(f.min, f.max),
+            ],
+            default=f.default,
+            **common,
+        )
+    if f.type == "choice":
+        return SelectField(
+            choices=[SelectChoice(o, o) for o in f.options],
+            default=f.default,
+            validators=required,
+            **common,
+        )
+    if f.type == "choices":
+        return MultiCheckboxField(
+            choices=[SelectChoice(o, o) for o in f.options], default=f.default or [], **common
+        )
+    if f.type == "date":
+        return DateField(
+            validators=required, default=f.default and date.fromisoformat(f.default), **common
+        )
+    if f.type == "list":
+        return TextAreaField(
+            validators=[*required, _list_limits],
+            default="\n".join(f.default or []),
+            **{**common, "description": f.help or _l("One item per line.")},
+        )
+    if f.type == "long_text":
+        return TextAreaField(validators=[*required, Length(max=2000)], default=f.default, **common)
+    return StringField(validators=[*required, Length(max=200)], default=f.default, **common)
+
+
+def personalization_form_class(assignment: Assignment, today: date) -> type[Form]:
+    """Build the personalization form for one assignment: its declared fields plus the
+    common part (note, dates, frequency, steps and prompts, step wording, barrier plan)."""
+    allowed = assignment.allowed_fields
+    free_text = MergeText(allowed)
+    attrs: dict = {}
+    for f in assignment.fields:
+        attrs[f"field_{f.name}"] = _assignment_field(f)
+    attrs["note"] = TextAreaField(
+        _l("A personal note to the couple"),
+        description=_l(
+            "Printed at the top of the handout. You can use {{ partner_a }} and {{ partner_b }}."
+        ),
+        validators=[Length(max=2000), free_text],
+    )
+    attrs["start_date"] = DateField(_l("Start"), default=today, validators=[InputRequired()])
+    attrs["due_date"] = DateField(
+        _l("Due (usually your next session)"),
+        default=today + timedelta(days=7 * min(assignment.weeks, 2)),
+        validators=[InputRequired()],
+    )
+    attrs["per_week"] = IntegerField(
+        _l("Times a week"),
+        default=assignment.per_week,
+        validators=[InputRequired(), NumberRange(1, 14)],
+    )
+    attrs["weeks"] = IntegerField(
+        _l("For how many weeks"),
+        default=assignment.weeks,
+        validators=[InputRequired(), NumberRange(1, 12)],
+    )
+    steps = assignment.sections["steps"]
+    attrs["steps"] = MultiCheckboxField(
+        _l("Steps to include"),
+        choices=[SelectChoice(str(i), str(i + 1)) for i in range(len(steps))],
+        default=[str(i) for i in range(len(steps))],
+    )
+    for i, step in enumerate(steps):
+        attrs[f"step_{i}"] = TextAreaField(
+            _l("Step %(n)d", n=i + 1), default=step, validators=[Length(max=1000), free_text]
+        )
+    prompts = assignment.sections.get("prompts", ())
+    attrs["prompts"] = MultiCheckboxField(
+        _l("Questions to include"),
+        choices=[SelectChoice(str(i), p) for i, p in enumerate(prompts)],
+        default=[str(i) for i in range(len(prompts))],
+    )
+    labels = {
+        "when": _l("When you will do it"),
+        "where": _l("Where"),
+        "obstacles": _l("What might get in the way"),
+        "backup": _l("Backup plan"),
+    }
+    for key, label in labels.items():
+        attrs[f"barrier_{key}"] = StringField(label, validators=[Length(max=300), free_text])
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = Form.validate(self, extra_validators)
+        if (
+            self.start_date.data
+            and self.due_date.data
+            and self.due_date.data < self.start_date.data
+        ):
+            self.due_date.errors.append(_l("The due date is before the start."))
+            ok = False
+        if not self.steps.data:
+            self.steps.errors.append(_l("Keep at least one step."))
+            ok = False
+        return ok
+
+    attrs["validate"] = validate
+    return type(f"Personalize_{assignment.id.replace('-', '_')}", (Form,), attrs)
+
+
+def personalization_from_form(form: Form, assignment: Assignment) -> Personalization:
+    """Read a validated personalization form into a Personalization."""
+    fields = {}
+    for f in assignment.fields:
+        value = form[f"field_{f.name}"].data
+        fields[f.name] = _list_items(value) if f.type == "list" else value
+    steps = tuple(sorted(int(i) for i in form.steps.data))
+    return Personalization(
+        fields=fields,
+        note=form.note.data or "",
+        start_date=form.start_date.data,
+        due_date=form.due_date.data,
+        per_week=form.per_week.data,
+        weeks=form.weeks.data,
+        steps=steps,
+        prompts=tuple(sorted(int(i) for i in form.prompts.data)),
+        step_text={i: form[f"step_{i}"].data for i in steps},
+        barrier={k: form[f"barrier_{k}"].data or "" for k in BARRIER_KEYS},
+    )
+
+
+def personalization_form_data(p: Personalization, assignment: Assignment) -> dict:
+    """Turn a stored Personalization back into form data (to revise an issued item)."""
+    data = {
+        "note": p.note,
+        "start_date": p.start_date,
+        "due_date": p.due_date,
+        "per_week": p.per_week,
+        "weeks": p.weeks,
+        "steps": [str(i) for i in p.steps],
+        "prompts": [str(i) for i in p.prompts],
+    }
+    for f in assignment.fields:
+        value = p.fields.get(f.name)
+        if f.type == "list":
+            value = "\n".join(value or [])
+        elif f.type == "date" and isinstance(value, str):
+            value = date.fromisoformat(value)
+        data[f"field_{f.name}"] = value
+    for i, text in p.step_text.items():
+        data[f"step_{i}"] = text
+    for k in BARRIER_KEYS:
+        data[f"barrier_{k}"] = p.barrier.get(k, "")
+    return data
+
+
+class AssignForm(FlaskForm):
+    """The outer form of the assign page: CSRF, what to do, and the caution confirmation."""
+
+    action = HiddenField(default="preview")
+    confirm_cautions = BooleanField(
+        _l("I have read the cautions above and still want to give this to this couple.")
+    )

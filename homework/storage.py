@@ -204,3 +204,71 @@ def clinic_name(db: sqlite_utils.Database) -> str | None:
     """Return the clinic's name, or None before one is set."""
     row = db.execute("SELECT name FROM clinic WHERE id = 1").fetchone()
     return row[0] if row else None
+
+
+@migrations(name="0003_couples_and_homework")
+def _couples_and_homework(db: sqlite_utils.Database) -> None:
+    # owner_id is a therapist id from the identity hook: a users.id standalone, the host's
+    # own id in plugin mode, so it carries no foreign key to users.
+    db.execute(
+        """CREATE TABLE couples (
+            id INTEGER PRIMARY KEY,
+            owner_id INTEGER NOT NULL,
+            label TEXT NOT NULL,
+            partner_a TEXT NOT NULL,
+            partner_a_pronouns TEXT NOT NULL DEFAULT '',
+            partner_a_language TEXT NOT NULL DEFAULT '',
+            partner_b TEXT NOT NULL,
+            partner_b_pronouns TEXT NOT NULL DEFAULT '',
+            partner_b_language TEXT NOT NULL DEFAULT '',
+            notes TEXT NOT NULL DEFAULT '',
+            flags TEXT NOT NULL DEFAULT '[]',
+            archived INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX couples_owner ON couples(owner_id, archived)")
+    db.execute(
+        """CREATE TABLE packets (
+            id INTEGER PRIMARY KEY,
+            couple_id INTEGER NOT NULL REFERENCES couples(id),
+            created_by INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX packets_couple ON packets(couple_id)")
+    db.execute(
+        """CREATE TABLE homework (
+            id INTEGER PRIMARY KEY,
+            couple_id INTEGER NOT NULL REFERENCES couples(id),
+            packet_id INTEGER NOT NULL REFERENCES packets(id),
+            assignment_id TEXT NOT NULL,
+            assignment_version INTEGER NOT NULL,
+            pack_id TEXT NOT NULL,
+            title TEXT NOT NULL,
+            personalization TEXT NOT NULL,
+            snapshot TEXT NOT NULL,
+            snapshot_sha256 TEXT NOT NULL,
+            start_date TEXT NOT NULL,
+            due_date TEXT NOT NULL,
+            per_week INTEGER NOT NULL,
+            weeks INTEGER NOT NULL,
+            status TEXT NOT NULL DEFAULT 'active'
+                CHECK (status IN ('active', 'done', 'withdrawn', 'revised')),
+            revision_of INTEGER REFERENCES homework(id),
+            created_by INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            status_changed_at TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX homework_couple ON homework(couple_id, status)")
+    db.execute("CREATE INDEX homework_packet ON homework(packet_id)")
+    # What was handed to a couple never changes: only its status may move on.
+    db.execute(
+        """CREATE TRIGGER homework_snapshot_immutable
+           BEFORE UPDATE OF couple_id, packet_id, assignment_id, assignment_version, pack_id,
+               title, personalization, snapshot, snapshot_sha256, start_date, due_date,
+               per_week, weeks, revision_of, created_by, created_at ON homework
+           BEGIN SELECT RAISE(ABORT, 'issued homework is immutable; issue a revision'); END"""
+    )

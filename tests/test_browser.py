@@ -83,3 +83,51 @@ def test_library_works_without_javascript(live_server, browser):
     expect(page.get_by_text("1 assignment", exact=True)).to_be_visible()
     assert "q=letter" in page.url
     context.close()
+
+
+def test_create_a_couple_and_give_them_the_memory_walk(live_server, page):
+    url, passwords, _ = live_server
+    login_as_therapist(page, url, passwords)
+    page.get_by_role("link", name="Couples", exact=True).click()
+    page.get_by_role("link", name="Add a couple").click()
+    page.get_by_label("Label for your list").fill("Friday 9am")
+    page.get_by_label("Partner A's name").fill("Noa")
+    page.get_by_label("Partner B's name").fill("Ilse")
+    page.get_by_role("button", name="Add couple").click()
+    expect(page.get_by_role("heading", name="Friday 9am")).to_be_visible()
+
+    page.get_by_label("A memory walk").check()
+    page.get_by_role("button", name="Personalize the chosen ones").click()
+    page.get_by_label("The place to visit").fill("the bridge where we first kissed")
+    page.get_by_label("A personal note to the couple").fill(
+        "Take your time, {{ partner_a }} and {{ partner_b }}."
+    )
+    page.get_by_label("Backup plan").fill("a short walk around the block")
+    page.get_by_role("button", name="Preview the handout").click()
+
+    preview = page.locator(".preview")
+    expect(preview.get_by_text("For Noa and Ilse")).to_be_visible()
+    expect(preview.get_by_text("Take your time, Noa and Ilse.")).to_be_visible()
+    expect(
+        preview.get_by_text("Noa tells one memory from this place, and Ilse listens")
+    ).to_be_visible()
+    expect(preview.get_by_text("a short walk around the block")).to_be_visible()
+
+    page.get_by_role("button", name="Issue to the couple").first.click()
+    expect(page.get_by_text("Given to Noa and Ilse.")).to_be_visible()
+    current = page.locator("section", has=page.get_by_role("heading", name="Current homework"))
+    expect(current.get_by_role("link", name="A memory walk")).to_be_visible()
+    expect(current.get_by_text("Active")).to_be_visible()
+    current.get_by_role("link", name="A memory walk").click()
+    expect(page.get_by_text("the bridge where we first kissed").first).to_be_visible()
+
+
+def test_demo_clinic_has_couples_in_various_states(live_server, page):
+    url, passwords, _ = live_server
+    login_as_therapist(page, url, passwords)
+    page.goto(url + "/couples")
+    for label in ("Tuesday 6pm", "Thursday 10am", "Monday 4pm"):
+        expect(page.get_by_role("link", name=label)).to_be_visible()
+    page.get_by_role("link", name="Thursday 10am").click()
+    expect(page.get_by_text("Expired")).to_be_visible()
+    expect(page.get_by_text("High conflict").first).to_be_visible()

@@ -113,10 +113,12 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
         static_folder=str(static),
         static_url_path="/_static",
     )
-    from . import library, main
+    from . import assign, couples, library, main
 
     main.register(bp)
     library.register(bp)
+    couples.register(bp)
+    assign.register(bp)
     if accounts:
         from . import auth
 

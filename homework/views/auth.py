@@ -2,9 +2,10 @@
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from wtforms import SelectChoice
 
-from .. import accounts
-from ..forms import ActionForm, ChangePasswordForm, LoginForm, UserForm
+from .. import accounts, couples
+from ..forms import ActionForm, ChangePasswordForm, LoginForm, ReassignForm, UserForm
 from ..passwords import generate_password, verify_password
 from ..storage import get_db
 from . import admin_required, current_therapist, login_required, safe_next
@@ -18,6 +19,7 @@ def register(bp: Blueprint) -> None:
     )
     bp.add_url_rule("/admin/users", "users", users, methods=["GET", "POST"])
     bp.add_url_rule("/admin/users/<int:user_id>", "edit_user", edit_user, methods=["GET", "POST"])
+    bp.add_url_rule("/admin/couples", "admin_couples", admin_couples, methods=["GET", "POST"])
     bp.add_url_rule(
         "/admin/users/<int:user_id>/<any(disable, enable, reset):action>",
         "user_action",
@@ -178,3 +180,29 @@ def user_action(user_id: int, action: str):
             "info",
         )
     return redirect(url_for("homework.users"))
+
+
+@admin_required
+def admin_couples():
+    """Reassign couples between therapists. Shows labels and owners only: no notes."""
+    db = get_db()
+    therapists = [u for u in accounts.list_users(db) if not u["disabled"]]
+    names = {u["id"]: u["name"] for u in accounts.list_users(db)}
+    form = ReassignForm()
+    form.owner_id.choices = [SelectChoice(u["id"], u["name"]) for u in therapists]
+    if request.method == "POST":
+        couple_id = request.form.get("couple_id", "")
+        if not form.validate_on_submit() or not couple_id.isdigit():
+            abort(400)
+        try:
+            couples.reassign(db, int(couple_id), form.owner_id.data, current_therapist().id)
+        except LookupError:
+            abort(404)
+        flash(_("Couple reassigned to %(name)s.", name=names[form.owner_id.data]), "info")
+        return redirect(url_for("homework.admin_couples"))
+    return render_template(
+        "homework/admin_couples.html",
+        couples=couples.list_couples(db, None) + couples.list_couples(db, None, archived=True),
+        names=names,
+        form=form,
+    )

@@ -1,0 +1,393 @@
+"""Issuing homework: personalize an assignment for one couple, freeze what they are handed.
+
+The snapshot is the exact text the couple gets, rendered once at issue time and stored
+with its sha256; the handout page and the PDF print from it, never from the library.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlite_utils
+from markupsafe import Markup
+
+from . import audit, merge
+from .couples import MAX_SQLITE_INT, Couple
+from .library import Assignment, render_inline, render_markdown
+from .storage import write
+
+SNAPSHOT_SCHEMA = 1
+BARRIER_KEYS = ("when", "where", "obstacles", "backup")
+
+
+@dataclass(frozen=True)
+class Personalization:
+    """Everything a therapist chose for one assignment and one couple."""
+
+    fields: dict[str, Any]
+    note: str
+    start_date: date
+    due_date: date
+    per_week: int
+    weeks: int
+    steps: tuple[int, ...]  # which library steps to include (indices)
+    prompts: tuple[int, ...]
+    step_text: dict[int, str]  # a therapist's own wording, by step index
+    barrier: dict[str, str]
+
+    def to_json(self) -> dict:
+        return {
+            "fields": {
+                k: (v.isoformat() if isinstance(v, date) else v) for k, v in self.fields.items()
+            },
+            "note": self.note,
+            "start_date": self.start_date.isoformat(),
+            "due_date": self.due_date.isoformat(),
+            "per_week": self.per_week,
+            "weeks": self.weeks,
+            "steps": list(self.steps),
+            "prompts": list(self.prompts),
+            "step_text": {str(k): v for k, v in self.step_text.items()},
+            "barrier": self.barrier,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Personalization":
+        return cls(
+            fields=data["fields"],
+            note=data["note"],
+            start_date=date.fromisoformat(data["start_date"]),
+            due_date=date.fromisoformat(data["due_date"]),
+            per_week=data["per_week"],
+            weeks=data["weeks"],
+            steps=tuple(data["steps"]),
+            prompts=tuple(data["prompts"]),
+            step_text={int(k): v for k, v in data["step_text"].items()},
+            barrier=data["barrier"],
+        )
+
+
+def merge_values(
+    assignment: Assignment,
+    couple: Couple,
+    p: Personalization,
+    therapist: str,
+    clinic: str,
+    format_date,
+) -> dict[str, object]:
+    """The values the merge fields stand for, for this couple."""
+    fields = {
+        f.name: format_date(p.fields[f.name])
+        if isinstance(p.fields.get(f.name), date)
+        else p.fields.get(f.name)
+        for f in assignment.fields
+    }
+    return {
+        "partner_a": couple.partner_a,
+        "partner_b": couple.partner_b,
+        "therapist": therapist,
+        "clinic": clinic,
+        "start_date": format_date(p.start_date),
+        "due_date": format_date(p.due_date),
+        **fields,
+    }
+
+
+def build_snapshot(
+    assignment: Assignment,
+    couple: Couple,
+    p: Personalization,
+    therapist: str,
+    clinic: str,
+    format_date,
+) -> dict:
+    """Render the handout text for this couple; the result is what gets stored."""
+    values = merge_values(assignment, couple, p, therapist, clinic, format_date)
+    steps = []
+    for i in p.steps:
+        own = p.step_text.get(i)
+        if own is not None and own.strip() != assignment.sections["steps"][i].strip():
+            steps.append(str(merge.fill_text(own.strip(), values)))
+        else:
+            steps.append(str(render_inline(assignment.sections["steps"][i], values)))
+    prompts = [str(render_inline(assignment.sections["prompts"][i], values)) for i in p.prompts]
+    sections = {
+        key: str(render_markdown(assignment.sections[key], values))
+        for key in ("why", "tracking", "barriers", "bring")
+    }
+    return {
+        "schema": SNAPSHOT_SCHEMA,
+        "assignment": {
+            "id": assignment.id,
+            "version": assignment.version,
+            "pack": assignment.pack.id,
+            "title": assignment.title,
+            "summary": assignment.summary,
+            "category": assignment.category,
+            "who": assignment.who,
+            "minutes": assignment.minutes,
+        },
+        "partner_a": couple.partner_a,
+        "partner_b": couple.partner_b,
+        "therapist": therapist,
+        "clinic": clinic,
+        "start_date": p.start_date.isoformat(),
+        "due_date": p.due_date.isoformat(),
+        "start_date_text": format_date(p.start_date),
+        "due_date_text": format_date(p.due_date),
+        "per_week": p.per_week,
+        "weeks": p.weeks,
+        "note": str(merge.fill_text(p.note.strip(), values)) if p.note.strip() else "",
+        "sections": {**sections, "steps": steps, "prompts": prompts},
+        "barrier_plan": {
+            k: str(merge.fill_text(v.strip(), values))
+            for k, v in p.barrier.items()
+            if v and v.strip()
+        },
+    }
+
+
+def canonical(snapshot: dict) -> tuple[str, str]:
+    """Return the snapshot as canonical JSON and its sha256."""
+    text = json.dumps(snapshot, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return text, hashlib.sha256(text.encode()).hexdigest()
+
+
+def as_markup(snapshot: dict) -> dict:
+    """Mark a stored snapshot's HTML parts safe for templates (we rendered and escaped them)."""
+    out = dict(snapshot)
+    s = snapshot["sections"]
+    out["sections"] = {
+        k: [Markup(x) for x in v] if isinstance(v, list) else Markup(v)  # noqa: S704
+        for k, v in s.items()
+    }
+    out["note"] = Markup(snapshot["note"])  # noqa: S704
+    out["barrier_plan"] = {k: Markup(v) for k, v in snapshot["barrier_plan"].items()}  # noqa: S704
+    return out
+
+
+@dataclass(frozen=True)
+class Item:
+    """One assignment ready to issue."""
+
+    assignment: Assignment
+    personalization: Personalization
+    snapshot: dict
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _insert_item(db, couple_id, packet_id, item: Item, actor_id: int, revision_of=None) -> int:
+    text, digest = canonical(item.snapshot)
+    p = item.personalization
+    cur = db.execute(
+        "INSERT INTO homework (couple_id, packet_id, assignment_id, assignment_version, pack_id,"
+        " title, personalization, snapshot, snapshot_sha256, start_date, due_date, per_week,"
+        " weeks, revision_of, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [
+            couple_id,
+            packet_id,
+            item.assignment.id,
+            item.assignment.version,
+            item.assignment.pack.id,
+            item.assignment.title,
+            json.dumps(p.to_json(), sort_keys=True, ensure_ascii=False),
+            text,
+            digest,
+            p.start_date.isoformat(),
+            p.due_date.isoformat(),
+            p.per_week,
+            p.weeks,
+            revision_of,
+            actor_id,
+            _now(),
+        ],
+    )
+    return cur.lastrowid
+
+
+def issue_packet(
+    db: sqlite_utils.Database,
+    couple: Couple,
+    actor_id: int,
+    items: list[Item],
+    confirmed_flags: list[str],
+) -> tuple[int, list[int]]:
+    """Store every item (snapshot, hash, values) and the audit rows in one transaction."""
+    if not items:
+        raise ValueError("nothing to issue")
+    with write(db):
+        packet_id = db.execute(
+            "INSERT INTO packets (couple_id, created_by, created_at) VALUES (?, ?, ?)",
+            [couple.id, actor_id, _now()],
+        ).lastrowid
+        ids = [_insert_item(db, couple.id, packet_id, item, actor_id) for item in items]
+        if confirmed_flags:
+            audit.record(
+                db,
+                "caution.confirmed",
+                actor_id=actor_id,
+                object_type="packet",
+                object_id=packet_id,
+                detail={
+                    "flags": sorted(confirmed_flags),
+                    "assignments": [i.assignment.id for i in items],
+                },
+            )
+        for hw_id, item in zip(ids, items, strict=True):
+            audit.record(
+                db,
+                "homework.issued",
+                actor_id=actor_id,
+                object_type="homework",
+                object_id=hw_id,
+                detail={"couple": couple.id, "packet": packet_id, "assignment": item.assignment.id},
+            )
+    return packet_id, ids
+
+
+def revise_homework(
+    db: sqlite_utils.Database, old: dict, item: Item, actor_id: int, confirmed_flags: list[str]
+) -> int:
+    """Issue a new revision of `old`; the old one stays readable, marked revised."""
+    with write(db):
+        current = db.execute("SELECT status FROM homework WHERE id = ?", [old["id"]]).fetchone()
+        if current["status"] not in ("active", "done"):
+            raise ValueError("only active or done homework can be revised")
+        new_id = _insert_item(db, old["couple_id"], old["packet_id"], item, actor_id, old["id"])
+        db.execute(
+            "UPDATE homework SET status = 'revised', status_changed_at = ? WHERE id = ?",
+            [_now(), old["id"]],
+        )
+        if confirmed_flags:
+            audit.record(
+                db,
+                "caution.confirmed",
+                actor_id=actor_id,
+                object_type="homework",
+                object_id=new_id,
+                detail={"flags": sorted(confirmed_flags), "assignments": [item.assignment.id]},
+            )
+        audit.record(
+            db,
+            "homework.revised",
+            actor_id=actor_id,
+            object_type="homework",
+            object_id=new_id,
+            detail={"couple": old["couple_id"], "revision_of": old["id"]},
+        )
+    return new_id
+
+
+def set_status(db: sqlite_utils.Database, hw: dict, status: str, actor_id: int) -> None:
+    """Withdraw an item or mark it done."""
+    if status not in ("withdrawn", "done", "active"):
+        raise ValueError(status)
+    with write(db):
+        db.execute(
+            "UPDATE homework SET status = ?, status_changed_at = ? WHERE id = ?",
+            [status, _now(), hw["id"]],
+        )
+        audit.record(
+            db,
+            f"homework.{status}",
+            actor_id=actor_id,
+            object_type="homework",
+            object_id=hw["id"],
+            detail={"couple": hw["couple_id"]},
+        )
+
+
+def effective_status(row: dict, today: date) -> str:
+    """active/done/withdrawn/revised as stored, or expired once an active item is past due."""
+    if row["status"] == "active" and date.fromisoformat(row["due_date"]) < today:
+        return "expired"
+    return row["status"]
+
+
+def list_for_couple(db: sqlite_utils.Database, couple_id: int, today: date) -> list[dict]:
+    """Every item issued to a couple, newest first, with its effective status."""
+    rows = db.execute(
+        "SELECT id, packet_id, assignment_id, title, start_date, due_date, per_week, weeks,"
+        " status, revision_of, created_at FROM homework WHERE couple_id = ?"
+        " ORDER BY created_at DESC, id DESC",
+        [couple_id],
+    )
+    items = []
+    for row in rows:
+        item = dict(row)
+        item["effective_status"] = effective_status(item, today)
+        items.append(item)
+    return items
+
+
+def get_homework(db: sqlite_utils.Database, hw_id: int, therapist_id: int) -> dict | None:
+    """Return an issued item if its couple belongs to `therapist_id`; audit others' tries."""
+    if not 0 < hw_id <= MAX_SQLITE_INT:
+        return None
+    row = db.execute(
+        "SELECT h.*, c.owner_id FROM homework h JOIN couples c ON c.id = h.couple_id"
+        " WHERE h.id = ?",
+        [hw_id],
+    ).fetchone()
+    if row is None:
+        return None
+    if row["owner_id"] != therapist_id:
+        with write(db):
+            audit.record(
+                db,
+                "homework.denied",
+                actor_id=therapist_id,
+                object_type="homework",
+                object_id=hw_id,
+            )
+        return None
+    return dict(row)
+
+
+def revisions(db: sqlite_utils.Database, hw: dict) -> list[dict]:
+    """The chain of revisions this item belongs to, oldest first."""
+    chain = []
+    root = hw
+    while root["revision_of"]:
+        root = dict(
+            db.execute("SELECT * FROM homework WHERE id = ?", [root["revision_of"]]).fetchone()
+        )
+    current = root
+    while current:
+        chain.append(
+            {"id": current["id"], "created_at": current["created_at"], "status": current["status"]}
+        )
+        nxt = db.execute("SELECT * FROM homework WHERE revision_of = ?", [current["id"]]).fetchone()
+        current = dict(nxt) if nxt else None
+    return chain
+
+
+def default_personalization(
+    assignment: Assignment, start: date, overrides: dict[str, Any] | None = None
+) -> Personalization:
+    """The library's defaults for every choice, starting on `start` (for demos and CLI)."""
+    from datetime import timedelta
+
+    fields = assignment.defaults()
+    for f in assignment.fields:
+        if f.type == "date" and isinstance(fields.get(f.name), str):
+            fields[f.name] = date.fromisoformat(fields[f.name])
+    fields.update(overrides or {})
+    steps = assignment.sections["steps"]
+    return Personalization(
+        fields=fields,
+        note="",
+        start_date=start,
+        due_date=start + timedelta(days=7 * min(assignment.weeks, 2)),
+        per_week=assignment.per_week,
+        weeks=assignment.weeks,
+        steps=tuple(range(len(steps))),
+        prompts=tuple(range(len(assignment.sections.get("prompts", ())))),
+        step_text={},
+        barrier={k: "" for k in BARRIER_KEYS},
+    )

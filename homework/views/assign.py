@@ -1,0 +1,234 @@
+"""Assigning homework: choose, personalize, preview, issue; read, revise, withdraw."""
+
+import json
+from datetime import date
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import format_date
+from flask_babel import gettext as _
+
+from .. import couples, issuing
+from ..extension import get_state
+from ..forms import (
+    ActionForm,
+    AssignForm,
+    personalization_form_class,
+    personalization_form_data,
+    personalization_from_form,
+)
+from ..issuing import Personalization
+from ..storage import clinic_name, get_db
+from . import current_therapist, login_required, safe_next
+from .couples import own_couple
+
+MAX_PER_PACKET = 8
+
+
+def register(bp: Blueprint) -> None:
+    bp.add_url_rule("/library/<assignment_id>/assign", "assign", choose_couple)
+    bp.add_url_rule(
+        "/couples/<int:couple_id>/assign",
+        "assign_to_couple",
+        assign_to_couple,
+        methods=["GET", "POST"],
+    )
+    bp.add_url_rule("/homework/<int:hw_id>", "homework_item", homework_item)
+    bp.add_url_rule("/homework/<int:hw_id>/revise", "revise", revise, methods=["GET", "POST"])
+    bp.add_url_rule(
+        "/homework/<int:hw_id>/<any(withdraw, done, reactivate):action>",
+        "homework_status",
+        homework_status,
+        methods=["POST"],
+    )
+
+
+def long_date(value: date) -> str:
+    """A date as printed on handouts, e.g. "Monday, November 23, 2026"."""
+    return format_date(value, format="full")
+
+
+def own_homework(hw_id: int) -> dict:
+    found = issuing.get_homework(get_db(), hw_id, current_therapist().id)
+    if found is None:
+        abort(404)
+    return found
+
+
+@login_required
+def choose_couple(assignment_id: str):
+    """From an assignment's page: pick which couple gets it."""
+    assignment = get_state().library.get(assignment_id)
+    if assignment is None:
+        abort(404)
+    mine = couples.list_couples(get_db(), current_therapist().id)
+    return render_template("homework/choose_couple.html", a=assignment, couples=mine)
+
+
+def _matched_cautions(assignments, couple) -> list[tuple]:
+    matched = []
+    for a in assignments:
+        hits = [c for c in a.cautions if c["flag"] in couple.flags]
+        if hits:
+            matched.append((a, hits))
+    return matched
+
+
+def _build_items(pairs, couple) -> list[issuing.Item]:
+    therapist = current_therapist().name
+    clinic = clinic_name(get_db()) or ""
+    items = []
+    for assignment, form in pairs:
+        p = personalization_from_form(form, assignment)
+        snapshot = issuing.build_snapshot(assignment, couple, p, therapist, clinic, long_date)
+        items.append(issuing.Item(assignment, p, snapshot))
+    return items
+
+
+def _validate_all(outer: AssignForm, subforms: list, matched: list) -> bool:
+    results = [form.validate() for form in subforms]  # every form, so every error shows
+    ok = all(results)
+    if matched and not outer.confirm_cautions.data:
+        outer.confirm_cautions.errors.append(
+            _("Please confirm that you have considered the cautions for this couple.")
+        )
+        ok = False
+    return ok
+
+
+@login_required
+def assign_to_couple(couple_id: int):
+    couple = own_couple(couple_id)
+    library = get_state().library
+    wanted = list(dict.fromkeys(request.values.getlist("a")))[:MAX_PER_PACKET]
+    chosen = [library.get(i) for i in wanted if library.get(i)]
+    if not chosen:
+        flash(_("Choose at least one assignment to give."), "error")
+        return redirect(url_for("homework.couple", couple_id=couple.id))
+    if couple.archived:
+        flash(_("This couple is archived. Bring them back to your active list first."), "error")
+        return redirect(url_for("homework.couple", couple_id=couple.id))
+    today = date.today()
+    outer = AssignForm()
+    formdata = request.form if request.method == "POST" else None
+    subforms = [
+        personalization_form_class(a, today)(formdata, prefix=f"a{n}-")
+        for n, a in enumerate(chosen)
+    ]
+    matched = _matched_cautions(chosen, couple)
+    previews = None
+    status = 200
+    if request.method == "POST":
+        if not outer.validate_on_submit():
+            abort(400)
+        if _validate_all(outer, subforms, matched):
+            items = _build_items(zip(chosen, subforms, strict=True), couple)
+            if outer.action.data == "issue":
+                flags = sorted({c["flag"] for _a, hits in matched for c in hits})
+                issuing.issue_packet(get_db(), couple, current_therapist().id, items, flags)
+                flash(
+                    _("Given to %(a)s and %(b)s.", a=couple.partner_a, b=couple.partner_b), "info"
+                )
+                return redirect(url_for("homework.couple", couple_id=couple.id))
+            previews = [issuing.as_markup(item.snapshot) for item in items]
+        else:
+            status = 400
+    return render_template(
+        "homework/assign.html",
+        couple=couple,
+        pairs=list(zip(chosen, subforms, strict=True)),
+        outer=outer,
+        matched=matched,
+        previews=previews,
+        revising=None,
+        flags=couples.FLAGS,
+    ), status
+
+
+@login_required
+def homework_item(hw_id: int):
+    hw = own_homework(hw_id)
+    db = get_db()
+    couple = own_couple(hw["couple_id"])
+    snapshot = issuing.as_markup(json.loads(hw["snapshot"]))
+    return render_template(
+        "homework/homework_item.html",
+        hw=hw,
+        couple=couple,
+        snapshot=snapshot,
+        status=issuing.effective_status(hw, date.today()),
+        chain=issuing.revisions(db, hw),
+        actions=ActionForm(),
+    )
+
+
+@login_required
+def revise(hw_id: int):
+    hw = own_homework(hw_id)
+    couple = own_couple(hw["couple_id"])
+    assignment = get_state().library.get(hw["assignment_id"])
+    if assignment is None:
+        flash(_("This assignment is no longer in the library, so it cannot be revised."), "error")
+        return redirect(url_for("homework.homework_item", hw_id=hw_id))
+    if hw["status"] not in ("active", "done"):
+        flash(_("Only current homework can be revised."), "error")
+        return redirect(url_for("homework.homework_item", hw_id=hw_id))
+    stored = Personalization.from_json(json.loads(hw["personalization"]))
+    form_class = personalization_form_class(assignment, date.today())
+    if request.method == "POST":
+        form = form_class(request.form, prefix="a0-")
+    else:
+        form = form_class(data=personalization_form_data(stored, assignment), prefix="a0-")
+    outer = AssignForm()
+    matched = _matched_cautions([assignment], couple)
+    previews = None
+    status = 200
+    if request.method == "POST":
+        if not outer.validate_on_submit():
+            abort(400)
+        if _validate_all(outer, [form], matched):
+            [item] = _build_items([(assignment, form)], couple)
+            if outer.action.data == "issue":
+                flags = sorted({c["flag"] for _a, hits in matched for c in hits})
+                new_id = issuing.revise_homework(get_db(), hw, item, current_therapist().id, flags)
+                flash(_("Revised. The earlier version stays readable."), "info")
+                return redirect(url_for("homework.homework_item", hw_id=new_id))
+            previews = [issuing.as_markup(item.snapshot)]
+        else:
+            status = 400
+    return render_template(
+        "homework/assign.html",
+        couple=couple,
+        pairs=[(assignment, form)],
+        outer=outer,
+        matched=matched,
+        previews=previews,
+        revising=hw,
+        flags=couples.FLAGS,
+    ), status
+
+
+@login_required
+def homework_status(hw_id: int, action: str):
+    hw = own_homework(hw_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    allowed = {
+        "withdraw": ("active", "done"),
+        "done": ("active",),
+        "reactivate": ("done", "withdrawn"),
+    }
+    if hw["status"] not in allowed[action]:
+        flash(_("That cannot be done to this item now."), "error")
+    else:
+        status = {"withdraw": "withdrawn", "done": "done", "reactivate": "active"}[action]
+        issuing.set_status(get_db(), hw, status, current_therapist().id)
+        flash(
+            {
+                "withdraw": _("Withdrawn."),
+                "done": _("Marked done."),
+                "reactivate": _("Active again."),
+            }[action],
+            "info",
+        )
+    back = request.form.get("back")
+    return redirect(safe_next(back) if back else url_for("homework.homework_item", hw_id=hw_id))

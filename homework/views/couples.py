@@ -1,0 +1,112 @@
+"""Couples: list, create, edit, archive, and one couple's page."""
+
+from datetime import date
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from .. import couples, issuing
+from ..extension import get_state
+from ..forms import ActionForm, CoupleForm
+from ..storage import get_db
+from . import current_therapist, login_required
+
+
+def register(bp: Blueprint) -> None:
+    bp.add_url_rule("/couples", "couples", couple_list)
+    bp.add_url_rule("/couples/new", "new_couple", new_couple, methods=["GET", "POST"])
+    bp.add_url_rule("/couples/<int:couple_id>", "couple", couple_page)
+    bp.add_url_rule(
+        "/couples/<int:couple_id>/edit", "edit_couple", edit_couple, methods=["GET", "POST"]
+    )
+    bp.add_url_rule(
+        "/couples/<int:couple_id>/<any(archive, unarchive):action>",
+        "archive_couple",
+        archive_couple,
+        methods=["POST"],
+    )
+
+
+def own_couple(couple_id: int) -> couples.Couple:
+    """The couple, if it is the current therapist's; 404 (audited) otherwise."""
+    found = couples.get_owned_couple(get_db(), couple_id, current_therapist().id)
+    if found is None:
+        abort(404)
+    return found
+
+
+@login_required
+def couple_list():
+    sort = request.args.get("sort", "label")
+    archived = request.args.get("archived") == "1"
+    query = request.args.get("q", "")[:100]
+    found = couples.list_couples(
+        get_db(), current_therapist().id, query=query, sort=sort, archived=archived
+    )
+    return render_template(
+        "homework/couples.html",
+        couples=found,
+        query=query,
+        sort=sort if sort in couples.SORTS else "label",
+        archived=archived,
+        flags=couples.FLAGS,
+    )
+
+
+@login_required
+def new_couple():
+    form = CoupleForm()
+    if form.validate_on_submit():
+        couple_id = couples.create_couple(get_db(), current_therapist().id, form.data)
+        flash(_("Couple added."), "info")
+        return redirect(url_for("homework.couple", couple_id=couple_id))
+    return render_template("homework/couple_form.html", form=form, couple=None), (
+        400 if form.errors else 200
+    )
+
+
+@login_required
+def edit_couple(couple_id: int):
+    couple = own_couple(couple_id)
+    form = CoupleForm(data={**couple.__dict__, "flags": list(couple.flags)})
+    if form.validate_on_submit():
+        couples.update_couple(get_db(), couple, current_therapist().id, form.data)
+        flash(_("Saved."), "info")
+        return redirect(url_for("homework.couple", couple_id=couple.id))
+    return render_template("homework/couple_form.html", form=form, couple=couple), (
+        400 if form.errors else 200
+    )
+
+
+@login_required
+def archive_couple(couple_id: int, action: str):
+    couple = own_couple(couple_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    couples.set_archived(get_db(), couple, current_therapist().id, action == "archive")
+    flash(
+        _("Archived. You can find the couple under Archived.")
+        if action == "archive"
+        else _("Back in your active list."),
+        "info",
+    )
+    return redirect(url_for("homework.couple", couple_id=couple.id))
+
+
+@login_required
+def couple_page(couple_id: int):
+    couple = own_couple(couple_id)
+    db = get_db()
+    couples.record_view(db, couple, current_therapist().id)
+    items = issuing.list_for_couple(db, couple.id, date.today())
+    library = get_state().library
+    return render_template(
+        "homework/couple.html",
+        couple=couple,
+        items=items,
+        current=[i for i in items if i["effective_status"] == "active"],
+        past=[i for i in items if i["effective_status"] != "active"],
+        assignments=library.search(),
+        flags=couples.FLAGS,
+        actions=ActionForm(),
+    )
