@@ -1,11 +1,14 @@
 """homework: between-session practice for couples therapy."""
 
-from .extension import Homework
-from .plugins import hookimpl
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
 __all__ = ["Homework", "create_app", "hookimpl", "__version__"]
+
+if TYPE_CHECKING:
+    from .extension import Homework
+    from .plugins import hookimpl
 
 
 def create_app(instance_path: str | None = None, config: dict | None = None):  # noqa: ANN201
@@ -13,3 +16,17 @@ def create_app(instance_path: str | None = None, config: dict | None = None):  #
     from .app import create_app as _create_app
 
     return _create_app(instance_path=instance_path, config=config)
+
+
+def __getattr__(name: str):  # noqa: ANN202
+    # Imported on first use, so the PDF render worker (homework.render_worker) starts
+    # without loading Flask and the rest of the web app.
+    if name == "Homework":
+        from .extension import Homework
+
+        return Homework
+    if name == "hookimpl":
+        from .plugins import hookimpl
+
+        return hookimpl
+    raise AttributeError(f"module 'homework' has no attribute {name!r}")

@@ -136,6 +136,22 @@ def update_user(
         )
 
 
+def update_profile(
+    db: sqlite_utils.Database, user_id: int, *, name: str, credentials: str, contact: str
+) -> None:
+    """A therapist changes how handouts name them (not their role)."""
+    if not name.strip() or len(name) > 120:
+        raise AccountError(_("Enter a name of 1 to 120 characters."))
+    with write(db):
+        db.execute(
+            "UPDATE users SET name = ?, credentials = ?, contact = ? WHERE id = ?",
+            [name.strip(), credentials.strip(), contact.strip(), user_id],
+        )
+        audit.record(
+            db, "account.profile_changed", actor_id=user_id, object_type="user", object_id=user_id
+        )
+
+
 def _refuse_removing_last_admin(db: sqlite_utils.Database, user_id: int) -> None:
     others = db.execute(
         "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?",
@@ -371,7 +387,18 @@ def current_therapist():
     user = load_session_user()
     if user is None:
         return None
-    return {"id": user.id, "name": user.name, "is_admin": user.is_admin}
+    row = (
+        get_db()
+        .execute("SELECT credentials, contact FROM users WHERE id = ?", [user.id])
+        .fetchone()
+    )
+    return {
+        "id": user.id,
+        "name": user.name,
+        "is_admin": user.is_admin,
+        "credentials": row["credentials"] if row else "",
+        "contact": row["contact"] if row else "",
+    }
 
 
 @hookimpl

@@ -2,6 +2,7 @@
 
 import os
 import sys
+from datetime import date
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ from flask.cli import AppGroup, ScriptInfo, with_appcontext
 
 from . import accounts, audit, storage
 from .app import ConfigurationError, create_app, prepare_database
+from .couples import clean_name
 from .extension import assignment_pack_folders, get_state
 from .library import CATEGORIES, Problem, load_library, load_pack, validate_file
 from .passwords import generate_password
@@ -134,6 +136,119 @@ def library_validate(paths: tuple[Path, ...]) -> None:
         click.echo(f"{len(problems)} problem(s); {count} assignment(s) valid.", err=True)
         sys.exit(1)
     click.echo(f"{count} assignment(s) valid.")
+
+
+def _parse_sets(assignment, pairs: tuple[str, ...]) -> dict:
+    """Turn --set FIELD=VALUE options into typed field values, checked like the web form."""
+    declared = {f.name: f for f in assignment.fields}
+    values = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or name not in declared:
+            known = ", ".join(declared) or "none"
+            raise click.BadParameter(
+                f"{pair!r}: use FIELD=VALUE with a field of {assignment.id} ({known})"
+            )
+        f = declared[name]
+        if f.type == "integer":
+            if not raw.lstrip("-").isdigit():
+                raise click.BadParameter(f"{name} must be a whole number")
+            value: object = int(raw)
+            if (f.min is not None and value < f.min) or (f.max is not None and value > f.max):
+                raise click.BadParameter(f"{name} must be between {f.min} and {f.max}")
+        elif f.type in ("list", "choices"):
+            value = [v.strip() for v in raw.split("|") if v.strip()]
+            if f.type == "choices" and set(value) - set(f.options):
+                raise click.BadParameter(f"{name} must be among: {', '.join(f.options)}")
+        elif f.type == "choice":
+            if raw not in f.options:
+                raise click.BadParameter(f"{name} must be one of: {', '.join(f.options)}")
+            value = raw
+        elif f.type == "date":
+            try:
+                value = date.fromisoformat(raw)
+            except ValueError:
+                raise click.BadParameter(f"{name} must be a date like 2026-05-01") from None
+        else:
+            if len(raw) > (2000 if f.type == "long_text" else 200):
+                raise click.BadParameter(f"{name} is too long")
+            value = raw
+        values[name] = value
+    return values
+
+
+def _name(value: str, which: str) -> str:
+    value = clean_name(value)
+    if not value or len(value) > 100:
+        raise click.BadParameter(f"{which} must be 1 to 100 characters")
+    return value
+
+
+@commands.command("render")
+@click.argument("assignment_id")
+@click.option("--partner-a", required=True, help="Partner A's name as printed.")
+@click.option("--partner-b", required=True, help="Partner B's name as printed.")
+@click.option(
+    "--set", "sets", multiple=True, metavar="FIELD=VALUE", help="A field value; lists use |."
+)
+@click.option("--therapist", default="", help="The therapist's name as printed.")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="Start date (default today).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def render_command(
+    assignment_id: str,
+    partner_a: str,
+    partner_b: str,
+    sets: tuple[str, ...],
+    therapist: str,
+    start,
+    output: Path,
+) -> None:
+    """Render one assignment to a PDF handout, without any couple in the database."""
+    from .couples import Couple
+    from .extension import current_brand, extra_handout_css
+    from .handouts import render_handout
+    from .issuing import build_snapshot, default_personalization
+    from .pdf import RenderError
+
+    assignment = get_state().library.get(assignment_id)
+    if assignment is None:
+        raise click.BadParameter(f"no assignment {assignment_id!r}", param_hint="ASSIGNMENT_ID")
+    couple = Couple.unsaved(_name(partner_a, "--partner-a"), _name(partner_b, "--partner-b"))
+    begin = start.date() if start else date.today()
+    p = default_personalization(assignment, begin, _parse_sets(assignment, sets))
+    brand = current_brand()
+    snapshot = build_snapshot(assignment, couple, p, therapist.strip(), brand.name, _long_date)
+    try:
+        pdf = render_handout([snapshot], brand, extra_handout_css())
+    except RenderError as exc:
+        raise click.ClickException(str(exc)) from exc
+    output.write_bytes(pdf)
+    click.echo(f"wrote {output} ({len(pdf):,} bytes)")
+
+
+def _long_date(value: date) -> str:
+    from flask_babel import format_date
+
+    return format_date(value, format="full")
+
+
+@commands.command("export")
+@click.option("--couple", "couple_id", required=True, type=click.IntRange(1), help="Couple id.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+def export_command(couple_id: int, out_dir: Path) -> None:
+    """Write every active handout of a couple as PDFs, rendering in parallel on all cores."""
+    from .handouts import export_couple_handouts
+    from .pdf import RenderError
+
+    try:
+        written = export_couple_handouts(current_app._get_current_object(), couple_id, out_dir)
+    except LookupError:
+        raise click.BadParameter(f"no couple with id {couple_id}", param_hint="--couple") from None
+    except RenderError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"{len(written)} handout(s) in {out_dir}")
 
 
 @commands.command("plugins")

@@ -50,6 +50,11 @@ class Couple:
     updated_at: str
 
     @classmethod
+    def unsaved(cls, partner_a: str, partner_b: str) -> "Couple":
+        """A couple that exists only to print a handout (CLI render, samples)."""
+        return cls(0, 0, "", partner_a, "", "", partner_b, "", "", "", (), False, "", "")
+
+    @classmethod
     def from_row(cls, row) -> "Couple":
         data = dict(row)
         data["flags"] = tuple(json.loads(data["flags"]))

@@ -15,3 +15,14 @@ def login_url(next_url):
 def register_assignment_packs():
     """Offer the folders named in HOMEWORK_ASSIGNMENT_DIRS."""
     return list(current_app.config.get("HOMEWORK_ASSIGNMENT_DIRS") or [])
+
+
+@hookimpl(trylast=True)
+def brand():
+    """The clinic's own branding, as its admin set it on the Settings page."""
+    from dataclasses import asdict
+
+    from .branding import load_brand
+    from .storage import get_db
+
+    return asdict(load_brand(get_db()))

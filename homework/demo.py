@@ -1,18 +1,26 @@
 """A demo clinic with invented people, for trying homework out."""
 
-import json
 from dataclasses import replace
 from datetime import date, timedelta
 
 import sqlite_utils
 from flask_babel import format_date
 
-from . import accounts, audit, couples, issuing
+from . import accounts, couples, issuing
+from .branding import Brand, save_brand
 from .library import Library
 from .passwords import generate_password
-from .storage import write
 
 DEMO_CLINIC = "Willow Lane Couples Practice"
+# An invented clinic: the address and phone number are placeholders.
+DEMO_BRAND = Brand(
+    name=DEMO_CLINIC,
+    address="14 Willow Lane, Springfield",
+    phone="555-0142",
+    website="willowlane.example",
+    footer="Sessions by appointment, Monday to Saturday",
+    crisis="If you feel unsafe or in crisis, call your local emergency number right away.",
+)
 DEMO_ACCOUNTS = [
     ("admin@demo.invalid", "Clinic Admin", "admin"),
     ("therapist@demo.invalid", "Dr. Noor Halvorsen", "therapist"),
@@ -22,13 +30,8 @@ DEMO_ACCOUNTS = [
 def seed_demo(db: sqlite_utils.Database) -> list[str]:
     """Create the demo clinic and accounts that do not exist yet; return lines to print."""
     lines = []
-    with write(db):
-        if not db.execute("SELECT 1 FROM clinic WHERE id = 1").fetchone():
-            db.execute(
-                "INSERT INTO clinic (id, name, settings) VALUES (1, ?, ?)",
-                [DEMO_CLINIC, json.dumps({"demo": True})],
-            )
-            audit.record(db, "clinic.created", object_type="clinic", object_id=1)
+    if not db.execute("SELECT 1 FROM clinic WHERE id = 1").fetchone():
+        save_brand(db, DEMO_BRAND, actor_id=None)
     lines.append(f"Demo clinic: {DEMO_CLINIC}")
     for email, name, role in DEMO_ACCOUNTS:
         if db.execute("SELECT 1 FROM users WHERE email = ?", [email]).fetchone():

@@ -32,6 +32,10 @@ DEFAULTS: dict[str, Any] = {
     "HOMEWORK_LOAD_PLUGINS": True,
     "HOMEWORK_ASSIGNMENT_DIRS": [],
     "HOMEWORK_PROXY_COUNT": 0,
+    "HOMEWORK_RENDER_WORKERS": None,  # None: one per CPU core
+    "HOMEWORK_RENDER_TIMEOUT_SECONDS": 25,
+    "HOMEWORK_RENDER_CPU_SECONDS": 20,
+    "HOMEWORK_RENDER_MEMORY_MB": 1536,
 }
 
 CSP = (
@@ -181,3 +185,15 @@ def _operational_error(exc):
     if storage.is_locked_error(exc):
         return _database_busy(exc)
     raise exc
+
+
+def current_brand():
+    """The branding for this request: the first `brand` hook answer (a host's or ours)."""
+    from .branding import Brand
+
+    return Brand.from_mapping(get_state().pm.hook.brand() or {})
+
+
+def extra_handout_css() -> str:
+    """Every plugin's extra handout CSS, joined."""
+    return "\n".join(css for css in get_state().pm.hook.extra_handout_css() if css)

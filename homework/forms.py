@@ -5,6 +5,7 @@ from datetime import date, timedelta
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     DateField,
@@ -26,11 +27,13 @@ from wtforms.validators import (
     Length,
     NumberRange,
     Optional,
+    Regexp,
     ValidationError,
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from . import merge
+from .branding import HEX_COLOUR, WORDS
 from .couples import FLAGS
 from .issuing import BARRIER_KEYS, Personalization
 from .library import Assignment
@@ -68,6 +71,22 @@ class UserForm(FlaskForm):
     contact = StringField(
         _l("Contact line"),
         description=_l("Optional, e.g. a direct phone number or email for clients."),
+        validators=[Length(max=200)],
+    )
+
+
+class ProfileForm(FlaskForm):
+    name = StringField(
+        _l("Display name"),
+        description=_l("As printed on handouts, e.g. Dr. Ana Ruiz."),
+        validators=[DataRequired(), Length(max=120)],
+    )
+    credentials = StringField(
+        _l("Credentials line"), description=_l("Optional, e.g. LMFT."), validators=[Length(max=200)]
+    )
+    contact = StringField(
+        _l("Contact line"),
+        description=_l("Optional; printed on handouts, e.g. a direct phone number."),
         validators=[Length(max=200)],
     )
 
@@ -337,4 +356,46 @@ class AssignForm(FlaskForm):
     action = HiddenField(default="preview")
     confirm_cautions = BooleanField(
         _l("I have read the cautions above and still want to give this to this couple.")
+    )
+
+
+class BrandForm(FlaskForm):
+    name = StringField(_l("Clinic name"), validators=[DataRequired(), Length(max=120)])
+    logo = FileField(
+        _l("Logo"),
+        description=_l("PNG or JPEG, up to 2 MB. It is checked, resized and stored as PNG."),
+    )
+    remove_logo = BooleanField(_l("Remove the current logo"))
+    primary = StringField(
+        _l("Main colour"),
+        description=_l("Hex, e.g. #2f6f73. Used for headings and the letterhead rule."),
+        validators=[
+            DataRequired(),
+            Regexp(HEX_COLOUR, message=_l("Use a hex colour like #2f6f73.")),
+        ],
+    )
+    accent = StringField(
+        _l("Accent colour"),
+        description=_l("Hex, e.g. #b5654a."),
+        validators=[
+            DataRequired(),
+            Regexp(HEX_COLOUR, message=_l("Use a hex colour like #b5654a.")),
+        ],
+    )
+    address = StringField(_l("Address"), validators=[Length(max=200)])
+    phone = StringField(_l("Phone"), validators=[Length(max=60)])
+    website = StringField(_l("Website"), validators=[Length(max=200)])
+    footer = StringField(_l("Footer line"), validators=[Length(max=200)])
+    confidentiality = StringField(_l("Confidentiality notice"), validators=[Length(max=300)])
+    crisis = StringField(
+        _l("Crisis resources line"),
+        description=_l("e.g. a local crisis line. Printed in bold at the foot of every page."),
+        validators=[Length(max=300)],
+    )
+    paper = SelectField(
+        _l("Paper size"), choices=[SelectChoice("letter", "US Letter"), SelectChoice("a4", "A4")]
+    )
+    word = SelectField(
+        _l("What you call it"),
+        choices=[SelectChoice(w, w.capitalize()) for w in WORDS],
     )

@@ -19,3 +19,15 @@ def login_url(next_url):  # type: ignore[empty-body]
 @hookspec
 def register_assignment_packs():  # type: ignore[empty-body]
     """Return a list of folders, each holding a pack.yaml and assignment files."""
+
+
+@hookspec(firstresult=True)
+def brand():  # type: ignore[empty-body]
+    """Return the clinic's branding as a mapping with any of the keys of
+    `homework.branding.Brand` (name, logo, primary, accent, address, phone, website, footer,
+    confidentiality, crisis, paper, word). The first non-None answer wins."""
+
+
+@hookspec
+def extra_handout_css():  # type: ignore[empty-body]
+    """Return CSS (a string) appended to the handout's stylesheet. Trusted: it is code."""

@@ -102,8 +102,12 @@ def build_snapshot(
     therapist: str,
     clinic: str,
     format_date,
+    therapist_line: str = "",
 ) -> dict:
-    """Render the handout text for this couple; the result is what gets stored."""
+    """Render the handout text for this couple; the result is what gets stored.
+
+    `therapist` is the name merge fields print; `therapist_line` (name, credentials,
+    contact) is what the handout's header prints."""
     values = merge_values(assignment, couple, p, therapist, clinic, format_date)
     steps = []
     for i in p.steps:
@@ -132,6 +136,7 @@ def build_snapshot(
         "partner_a": couple.partner_a,
         "partner_b": couple.partner_b,
         "therapist": therapist,
+        "therapist_line": therapist_line or therapist,
         "clinic": clinic,
         "start_date": p.start_date.isoformat(),
         "due_date": p.due_date.isoformat(),
@@ -391,3 +396,12 @@ def default_personalization(
         step_text={},
         barrier={k: "" for k in BARRIER_KEYS},
     )
+
+
+def packet_items(db: sqlite_utils.Database, packet_id: int) -> list[dict]:
+    """A packet's current items in issue order (revised-away and withdrawn ones left out)."""
+    rows = db.execute(
+        "SELECT * FROM homework WHERE packet_id = ? AND status IN ('active', 'done') ORDER BY id",
+        [packet_id],
+    )
+    return [dict(r) for r in rows]

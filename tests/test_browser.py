@@ -31,6 +31,8 @@ def test_keyboard_only_login(live_server, page):
     page.keyboard.press("Enter")
     page.get_by_role("link", name="Settings").wait_for()
     page.get_by_role("link", name="Settings").click()
+    page.get_by_role("heading", name="Clinic branding").wait_for()
+    page.get_by_role("link", name="Therapists and admins").click()
     page.get_by_role("heading", name="Therapists and admins").wait_for()
 
 

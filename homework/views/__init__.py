@@ -18,6 +18,15 @@ class Therapist:
     id: int
     name: str
     is_admin: bool
+    credentials: str = ""  # printed after the name on handouts, e.g. "LMFT"
+    contact: str = ""  # printed on handouts, e.g. a direct phone number
+
+    @property
+    def printed_line(self) -> str:
+        """The therapist as a handout names them: name, credentials, contact."""
+        return " · ".join(
+            p for p in (", ".join(p for p in (self.name, self.credentials) if p), self.contact) if p
+        )
 
 
 def current_therapist() -> Therapist | None:
@@ -29,9 +38,18 @@ def current_therapist() -> Therapist | None:
 
 
 def _as_therapist(found) -> Therapist:
-    if isinstance(found, dict):
-        return Therapist(int(found["id"]), str(found["name"]), bool(found.get("is_admin")))
-    return Therapist(int(found.id), str(found.name), bool(getattr(found, "is_admin", False)))
+    get = (
+        found.get
+        if isinstance(found, dict)
+        else lambda key, default=None: getattr(found, key, default)
+    )
+    return Therapist(
+        int(get("id")),
+        str(get("name")),
+        bool(get("is_admin", False)),
+        str(get("credentials", "") or ""),
+        str(get("contact", "") or ""),
+    )
 
 
 def login_required(view):
@@ -113,12 +131,14 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
         static_folder=str(static),
         static_url_path="/_static",
     )
-    from . import assign, couples, library, main
+    from . import assign, couples, handouts, library, main, settings
 
     main.register(bp)
     library.register(bp)
     couples.register(bp)
     assign.register(bp)
+    handouts.register(bp)
+    settings.register(bp)
     if accounts:
         from . import auth
 

@@ -16,6 +16,7 @@ from ..forms import (
     personalization_form_data,
     personalization_from_form,
 )
+from ..handouts import tracking_grid
 from ..issuing import Personalization
 from ..storage import clinic_name, get_db
 from . import current_therapist, login_required, safe_next
@@ -74,12 +75,14 @@ def _matched_cautions(assignments, couple) -> list[tuple]:
 
 
 def _build_items(pairs, couple) -> list[issuing.Item]:
-    therapist = current_therapist().name
+    me = current_therapist()
     clinic = clinic_name(get_db()) or ""
     items = []
     for assignment, form in pairs:
         p = personalization_from_form(form, assignment)
-        snapshot = issuing.build_snapshot(assignment, couple, p, therapist, clinic, long_date)
+        snapshot = issuing.build_snapshot(
+            assignment, couple, p, me.name, clinic, long_date, me.printed_line
+        )
         items.append(issuing.Item(assignment, p, snapshot))
     return items
 
@@ -155,6 +158,7 @@ def homework_item(hw_id: int):
         hw=hw,
         couple=couple,
         snapshot=snapshot,
+        grid=tracking_grid(json.loads(hw["snapshot"])),
         status=issuing.effective_status(hw, date.today()),
         chain=issuing.revisions(db, hw),
         actions=ActionForm(),

@@ -5,7 +5,14 @@ from flask_babel import gettext as _
 from wtforms import SelectChoice
 
 from .. import accounts, couples
-from ..forms import ActionForm, ChangePasswordForm, LoginForm, ReassignForm, UserForm
+from ..forms import (
+    ActionForm,
+    ChangePasswordForm,
+    LoginForm,
+    ProfileForm,
+    ReassignForm,
+    UserForm,
+)
 from ..passwords import generate_password, verify_password
 from ..storage import get_db
 from . import admin_required, current_therapist, login_required, safe_next
@@ -14,6 +21,7 @@ from . import admin_required, current_therapist, login_required, safe_next
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/login", "login", login, methods=["GET", "POST"])
     bp.add_url_rule("/logout", "logout", logout, methods=["POST"])
+    bp.add_url_rule("/account", "account", account, methods=["GET", "POST"])
     bp.add_url_rule(
         "/account/password", "change_password", change_password, methods=["GET", "POST"]
     )
@@ -63,6 +71,24 @@ def logout():
         flash(_("You are signed out."), "info")
         return redirect(url_for("homework.login"))
     abort(400)
+
+
+@login_required
+def account():
+    me = current_therapist()
+    db = get_db()
+    form = ProfileForm(data=accounts.get_user(db, me.id))
+    if form.validate_on_submit():
+        accounts.update_profile(
+            db,
+            me.id,
+            name=form.name.data,
+            credentials=form.credentials.data or "",
+            contact=form.contact.data or "",
+        )
+        flash(_("Saved. New handouts will print these details."), "info")
+        return redirect(url_for("homework.account"))
+    return render_template("homework/account.html", form=form), 400 if form.errors else 200
 
 
 @login_required

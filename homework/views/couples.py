@@ -1,5 +1,6 @@
 """Couples: list, create, edit, archive, and one couple's page."""
 
+from collections import Counter
 from datetime import date
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -99,12 +100,15 @@ def couple_page(couple_id: int):
     db = get_db()
     couples.record_view(db, couple, current_therapist().id)
     items = issuing.list_for_couple(db, couple.id, date.today())
+    current = [i for i in items if i["effective_status"] == "active"]
+    per_packet = Counter(i["packet_id"] for i in current)
     library = get_state().library
     return render_template(
         "homework/couple.html",
         couple=couple,
         items=items,
-        current=[i for i in items if i["effective_status"] == "active"],
+        current=current,
+        packets=[(packet, n) for packet, n in per_packet.items() if n > 1],
         past=[i for i in items if i["effective_status"] != "active"],
         assignments=library.search(),
         flags=couples.FLAGS,

@@ -1,0 +1,154 @@
+"""Printed handouts: the HTML for one item or a packet, rendered to a tagged PDF."""
+
+import hashlib
+from dataclasses import asdict
+from datetime import date, timedelta
+from pathlib import Path
+
+from flask import current_app, render_template
+from flask_babel import format_date
+from flask_babel import gettext as _
+
+from .branding import Brand, read_logo
+from .pdf import RenderLimits, get_pool
+
+STYLESHEET = Path(__file__).parent / "static" / "handout.css"
+WEEKDAYS = 7
+
+
+def handout_filename(issued_on: date) -> str:
+    """A neutral download name: never a partner's name."""
+    return f"handout-{issued_on.isoformat()}.pdf"
+
+
+def tracking_grid(snapshot: dict) -> dict:
+    """Rows and columns of tick boxes matching the target frequency and who practises."""
+    per_week, weeks = snapshot["per_week"], snapshot["weeks"]
+    start = date.fromisoformat(snapshot["start_date"])
+    per_partner = snapshot["assignment"]["who"] == "each partner"
+    if per_week == WEEKDAYS:
+        columns = [format_date(start + timedelta(days=i), "EEE") for i in range(WEEKDAYS)]
+    elif per_week == 1:
+        columns = [_("Done")]
+    else:
+        columns = [str(i + 1) for i in range(per_week)]
+    who_text = {
+        "together": _("together"),
+        "each partner": _("each of you on your own row"),
+        "partner A": snapshot["partner_a"],
+        "partner B": snapshot["partner_b"],
+    }[snapshot["assignment"]["who"]]
+    return {
+        "columns": columns,
+        "per_partner": per_partner,
+        "who": [snapshot["partner_a"], snapshot["partner_b"]] if per_partner else [""],
+        "weeks": [
+            {
+                "label": _("Week %(n)d", n=i + 1),
+                "date": format_date(start + timedelta(weeks=i), "MMM d"),
+            }
+            for i in range(weeks)
+        ],
+        "help": _(
+            "Tick a box each time you practise (%(times)d a week, %(who)s).",
+            times=per_week,
+            who=who_text,
+        ),
+    }
+
+
+def render_limits() -> RenderLimits:
+    cfg = current_app.config
+    return RenderLimits(
+        workers=int(cfg["HOMEWORK_RENDER_WORKERS"] or RenderLimits().workers),
+        cpu_seconds=float(cfg["HOMEWORK_RENDER_CPU_SECONDS"]),
+        timeout_seconds=float(cfg["HOMEWORK_RENDER_TIMEOUT_SECONDS"]),
+        memory_mb=int(cfg["HOMEWORK_RENDER_MEMORY_MB"]),
+    )
+
+
+def handout_html(
+    snapshots: list[dict], brand: Brand, extra_css: str = "", has_logo: bool = False
+) -> str:
+    """The handout document as HTML (one item, or a packet with a cover page)."""
+    from .issuing import as_markup
+
+    marked = [as_markup(s) for s in snapshots]
+    first = snapshots[0]
+    cover = first if len(snapshots) > 1 else None
+    title = first["assignment"]["title"] if not cover else _("Your %(word)s", word=brand.word)
+    return render_template(
+        "homework/pdf/handout.html",
+        snapshots=marked,
+        grids=[tracking_grid(s) for s in snapshots],
+        brand=brand,
+        cover=cover,
+        title=title,
+        issued_on=min(s["start_date"] for s in snapshots),
+        language="en",
+        extra_css=extra_css,
+        has_logo=has_logo,
+        word_title=brand.word.capitalize(),
+    )
+
+
+def render_handout(snapshots: list[dict], brand: Brand, extra_css: str = "") -> bytes:
+    """Render snapshots to a PDF/UA-1 document; the same input gives the same bytes."""
+    assets = {"handout.css": (STYLESHEET.read_bytes(), "text/css")}
+    logo = read_logo(Path(current_app.config["HOMEWORK_UPLOADS"]), brand.logo)
+    if logo:
+        assets["logo.png"] = (logo, "image/png")
+    html = handout_html(snapshots, brand, extra_css, has_logo=bool(logo))
+    # A stable identifier (not a random one) keeps the bytes, and so the sha256, stable.
+    identifier = hashlib.sha256(
+        (html + repr(sorted(asdict(brand).items()))).encode() + (logo or b"")
+    ).hexdigest()[:32]
+    options = {
+        "pdf_variant": "pdf/ua-1",
+        "pdf_identifier": identifier.encode(),
+        "custom_metadata": False,
+    }
+    slot_dir = Path(current_app.instance_path) / "render-slots"
+    return get_pool(render_limits()).render(html, assets, options, slot_dir)
+
+
+def export_couple_handouts(app, couple_id: int, out_dir: Path) -> list[Path]:
+    """Render every active item of a couple into `out_dir`, in parallel (one per slot)."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import audit
+    from .extension import current_brand, extra_handout_css
+    from .storage import get_db, write
+
+    db = get_db()
+    if db.execute("SELECT 1 FROM couples WHERE id = ?", [couple_id]).fetchone() is None:
+        raise LookupError(couple_id)
+    rows = db.execute(
+        "SELECT id, snapshot, start_date FROM homework WHERE couple_id = ? AND status = 'active'"
+        " ORDER BY id",
+        [couple_id],
+    ).fetchall()
+    brand, extra_css = current_brand(), extra_handout_css()
+
+    def one(row) -> tuple[int, bytes]:
+        with app.app_context():
+            return row["id"], render_handout([json.loads(row["snapshot"])], brand, extra_css)
+
+    with ThreadPoolExecutor(max_workers=render_limits().workers) as pool:
+        results = list(pool.map(one, rows))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for row, (hw_id, pdf) in zip(rows, results, strict=True):
+        path = out_dir / f"handout-{row['start_date']}-{hw_id}.pdf"
+        path.write_bytes(pdf)
+        written.append(path)
+    with write(db):
+        audit.record(
+            db,
+            "handout.exported",
+            object_type="couple",
+            object_id=couple_id,
+            detail={"items": len(rows)},
+        )
+    return written

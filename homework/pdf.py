@@ -1,0 +1,211 @@
+"""HTML to PDF through warm, limited worker processes; at most one render per core.
+
+`RenderPool.render` sends HTML and assets to an idle worker and waits, with a wall-clock
+timeout, for the PDF. Workers are started lazily (after any server fork), capped in
+memory and CPU, killed when they overrun, and replaced. A set of lock files shared by
+every server process caps the whole server at one render per core.
+"""
+
+import atexit
+import contextlib
+import fcntl
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+
+class RenderError(RuntimeError):
+    """A render failed; the message is for the therapist."""
+
+
+class RenderBusy(RenderError):
+    """Every render slot stayed busy past the wait limit."""
+
+
+@dataclass(frozen=True)
+class RenderLimits:
+    workers: int = max(1, os.cpu_count() or 1)
+    cpu_seconds: float = 20.0
+    timeout_seconds: float = 25.0
+    memory_mb: int = 1536
+    queue_seconds: float = 30.0
+
+
+MESSAGES = {
+    "cpu": "This handout is too large or complex to print (it ran out of time). "
+    "Shorten the text or leave out some steps, then try again.",
+    "memory": "This handout is too large or complex to print (it ran out of memory). "
+    "Shorten the text or leave out some steps, then try again.",
+    "nesting": "This handout is too deeply nested to print. Simplify the assignment text.",
+    "timeout": "This handout took too long to print, so it was stopped. "
+    "Shorten the text or leave out some steps, then try again.",
+    "crashed": "The printer process stopped unexpectedly. Please try again; if it keeps "
+    "happening, tell your clinic's admin.",
+    "busy": "The printer is busy with other handouts. Please try again in a moment.",
+    "failed": "The handout could not be printed; it may be too large or complex. Shorten "
+    "the text and try again; if it keeps happening, tell your clinic's admin.",
+}
+
+
+class _Worker:
+    """One render process, started as `python -m homework.render_worker` (a clean
+    interpreter: nothing of the server, no open database, no threads) on a socket pair."""
+
+    def __init__(self, memory_mb: int):
+        ours, theirs = socket.socketpair()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "homework.render_worker", str(theirs.fileno()), str(memory_mb)],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            close_fds=True,
+        )
+        theirs.close()
+        self.conn = Connection(ours.detach())
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.process.kill()
+        else:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self.conn.send(None)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self.conn.close()
+
+
+@dataclass
+class RenderPool:
+    """Warm render workers for one process; shared slots cap the whole server."""
+
+    limits: RenderLimits
+    _idle: list = field(default_factory=list)
+    _count: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _available: threading.Condition = None  # type: ignore[assignment]
+    peak_kb: int = 0
+
+    def __post_init__(self) -> None:
+        self._available = threading.Condition(self._lock)
+
+    def render(
+        self, html: str, assets: dict[str, tuple[bytes, str]], options: dict, slot_dir: Path
+    ) -> bytes:
+        """Render in a worker; raise RenderError with a clear message on any failure.
+
+        `slot_dir` holds the lock files every process serving one instance shares."""
+        deadline = time.monotonic() + self.limits.queue_seconds
+        slot = self._acquire_slot(slot_dir, deadline)
+        try:
+            worker = self._checkout(deadline)
+            try:
+                return self._run(worker, html, assets, options)
+            finally:
+                self._checkin(worker)
+        finally:
+            fcntl.flock(slot, fcntl.LOCK_UN)
+            os.close(slot)
+
+    def _acquire_slot(self, slot_dir: Path, deadline: float) -> int:
+        slot_dir.mkdir(parents=True, exist_ok=True)
+        paths = [slot_dir / f"slot-{i}.lock" for i in range(self.limits.workers)]
+        while True:
+            for path in paths:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return fd
+                except BlockingIOError:
+                    os.close(fd)
+            if time.monotonic() > deadline:
+                raise RenderBusy(MESSAGES["busy"])
+            time.sleep(0.02)  # another process's render holds every slot: wait our turn
+
+    def _checkout(self, deadline: float) -> _Worker:
+        with self._available:
+            while True:
+                while self._idle:
+                    worker = self._idle.pop()
+                    if worker.alive():
+                        return worker
+                    worker.stop(kill=True)
+                    self._count -= 1
+                if self._count < self.limits.workers:
+                    self._count += 1
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._available.wait(timeout=remaining):
+                    raise RenderBusy(MESSAGES["busy"])
+        try:
+            return _Worker(self.limits.memory_mb)
+        except Exception:
+            with self._available:
+                self._count -= 1
+                self._available.notify()
+            raise
+
+    def _checkin(self, worker: _Worker | None) -> None:
+        with self._available:
+            if worker is not None and worker.alive():
+                self._idle.append(worker)
+            else:
+                self._count -= 1
+            self._available.notify()
+
+    def _run(self, worker: _Worker, html: str, assets: dict, options: dict) -> bytes:
+        try:
+            worker.conn.send((html, assets, options, self.limits.cpu_seconds))
+            if not worker.conn.poll(self.limits.timeout_seconds):
+                worker.stop(kill=True)
+                raise RenderError(MESSAGES["timeout"])
+            status, payload, peak_kb = worker.conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError, OSError) as exc:
+            worker.stop(kill=True)
+            raise RenderError(MESSAGES["crashed"]) from exc
+        self.peak_kb = max(self.peak_kb, peak_kb)
+        if status == "ok":
+            return payload
+        kind = payload.split(":", 1)[0]
+        if kind in ("memory",):
+            worker.stop(kill=True)
+        raise RenderError(MESSAGES.get(kind, MESSAGES["failed"]))
+
+    def close(self) -> None:
+        """Stop every idle worker."""
+        with self._available:
+            idle, self._idle = self._idle, []
+            self._count -= len(idle)
+        for worker in idle:
+            worker.stop()
+
+
+_pools: dict[tuple, RenderPool] = {}
+_pools_lock = threading.Lock()
+
+
+def get_pool(limits: RenderLimits) -> RenderPool:
+    """The process's pool for these limits (created on first use, after any fork)."""
+    key = (limits, os.getpid())
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            pool = _pools[key] = RenderPool(limits)
+        return pool
+
+
+@atexit.register
+def _close_pools() -> None:
+    for (_limits, pid), pool in list(_pools.items()):
+        if pid == os.getpid():
+            pool.close()

@@ -1,0 +1,98 @@
+"""The PDF render worker: a separate, warm process that imports WeasyPrint once.
+
+Runs with an address-space cap and a CPU-time budget per render, and fetches nothing
+but `data:` URLs and the assets handed to it (no http, no file://, no redirects).
+This module must stay free of Flask imports: it is what the worker process runs.
+"""
+
+import resource
+import signal
+import sys
+import traceback
+from multiprocessing.connection import Connection
+
+ASSET_SCHEME = "homework-asset:"
+
+
+class CpuBudgetExceeded(Exception):
+    """The render used more CPU time than allowed."""
+
+
+def _on_sigprof(signum, frame):
+    raise CpuBudgetExceeded()
+
+
+def make_fetcher(assets: dict[str, tuple[bytes, str]]):
+    """A WeasyPrint URL fetcher that serves only `data:` URLs and the given assets."""
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    class SafeFetcher(URLFetcher):
+        def __init__(self):
+            super().__init__(allowed_protocols={"data"}, allow_redirects=False, timeout=1)
+            self.refused: list[str] = []
+
+        def fetch(self, url, headers=None):
+            if url.startswith(ASSET_SCHEME):
+                name = url[len(ASSET_SCHEME) :].lstrip("/")
+                if name in assets:
+                    body, mime = assets[name]
+                    return URLFetcherResponse(url, body=body, headers={"Content-Type": mime})
+            elif url.startswith("data:"):
+                return super().fetch(url, headers)
+            self.refused.append(url[:80])
+            raise ValueError("homework renders only its own assets")
+
+    return SafeFetcher()
+
+
+def render(html: str, assets: dict[str, tuple[bytes, str]], options: dict) -> bytes:
+    """Render `html` to PDF bytes (runs inside the worker)."""
+    from weasyprint import HTML
+
+    fetcher = make_fetcher(assets)
+    document = HTML(string=html, base_url=ASSET_SCHEME + "/", url_fetcher=fetcher)
+    return document.write_pdf(attachments=None, **options)
+
+
+def worker_main(conn: Connection, memory_mb: int) -> None:
+    """Serve render requests from `conn` until it sends None or closes."""
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    signal.signal(signal.SIGPROF, _on_sigprof)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    import weasyprint  # noqa: F401  (warm: imported once, before the first request)
+
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        html, assets, options, cpu_seconds = message
+        signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
+        try:
+            pdf = render(html, assets, options)
+            reply = ("ok", pdf)
+        except CpuBudgetExceeded:
+            reply = ("error", "cpu")
+        except MemoryError:
+            reply = ("error", "memory")
+        except RecursionError:
+            reply = ("error", "nesting")
+        except Exception:  # reported to the parent, which shows a clear message
+            reply = ("error", "failed:" + traceback.format_exc(limit=3)[-600:])
+        finally:
+            signal.setitimer(signal.ITIMER_PROF, 0)
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            conn.send((*reply, peak_kb))
+        except (BrokenPipeError, OSError):
+            return
+        if reply[0] == "error" and reply[1] == "memory":
+            return  # after a MemoryError the heap may be fragmented: start fresh
+
+
+if __name__ == "__main__":
+    # python -m homework.render_worker FD MEMORY_MB  (FD: our end of a socket pair)
+    worker_main(Connection(int(sys.argv[1])), int(sys.argv[2]))

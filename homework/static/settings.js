@@ -1,0 +1,20 @@
+// Live branding preview: mirror the form into the preview card as the admin types.
+(function () {
+  "use strict";
+  var form = document.getElementById("brand-form");
+  var preview = document.getElementById("brand-preview");
+  if (!form || !preview) { return; }
+  var hex = /^#[0-9a-fA-F]{6}$/;
+  function update() {
+    preview.querySelectorAll("[data-from]").forEach(function (el) {
+      var input = form.elements[el.getAttribute("data-from")];
+      if (input) { el.textContent = input.value; }
+    });
+    ["primary", "accent"].forEach(function (name) {
+      var value = form.elements[name].value.trim();
+      if (hex.test(value)) { preview.style.setProperty("--bp-" + name, value); }
+    });
+  }
+  form.addEventListener("input", update);
+  update();
+}());

@@ -1,0 +1,91 @@
+"""PDF handouts for one issued item or a whole packet; the clinic's branding page."""
+
+import hashlib
+import json
+from datetime import date
+
+from flask import Blueprint, Response, abort, render_template
+from flask_babel import gettext as _
+
+from .. import audit, issuing
+from ..extension import current_brand, extra_handout_css
+from ..handouts import handout_filename, render_handout
+from ..pdf import RenderError
+from ..storage import get_db, write
+from . import current_therapist, login_required
+from .assign import own_homework
+from .couples import own_couple
+
+
+def register(bp: Blueprint) -> None:
+    bp.add_url_rule("/homework/<int:hw_id>/handout.pdf", "handout_pdf", handout_pdf)
+    bp.add_url_rule("/packets/<int:packet_id>/handout.pdf", "packet_pdf", packet_pdf)
+
+
+def _render_or_error(snapshots: list[dict], brand, extra_css: str):
+    """(pdf, None) or (None, an error response with a clear message)."""
+    try:
+        return render_handout(snapshots, brand, extra_css), None
+    except RenderError as exc:
+        body = render_template(
+            "homework/error.html", title=_("The handout could not be printed"), message=str(exc)
+        )
+        return None, (body, 503, {"Retry-After": "10"})
+
+
+def _download(pdf: bytes, snapshots: list[dict]) -> Response:
+    issued_on = date.fromisoformat(min(s["start_date"] for s in snapshots))
+    return Response(
+        pdf,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{handout_filename(issued_on)}"'},
+    )
+
+
+def _pdf_bytes_or_error(snapshots: list[dict], brand, extra_css: str):
+    pdf, error = _render_or_error(snapshots, brand, extra_css)
+    return error or _download(pdf, snapshots)
+
+
+def _pdf_response(snapshots: list[dict], object_type: str, object_id: int, couple_id: int):
+    pdf, error = _render_or_error(snapshots, current_brand(), extra_handout_css())
+    if error:
+        return error
+    with write(get_db()) as db:
+        detail = {"couple": couple_id, "sha256": hashlib.sha256(pdf).hexdigest(), "bytes": len(pdf)}
+        actor = current_therapist().id
+        audit.record(
+            db,
+            "handout.generated",
+            actor_id=actor,
+            object_type=object_type,
+            object_id=object_id,
+            detail=detail,
+        )
+        audit.record(
+            db, "handout.downloaded", actor_id=actor, object_type=object_type, object_id=object_id
+        )
+    return _download(pdf, snapshots)
+
+
+@login_required
+def handout_pdf(hw_id: int):
+    hw = own_homework(hw_id)
+    return _pdf_response([json.loads(hw["snapshot"])], "homework", hw["id"], hw["couple_id"])
+
+
+@login_required
+def packet_pdf(packet_id: int):
+    db = get_db()
+    if not 0 < packet_id <= 2**63 - 1:
+        abort(404)
+    row = db.execute("SELECT couple_id FROM packets WHERE id = ?", [packet_id]).fetchone()
+    if row is None:
+        abort(404)
+    own_couple(row["couple_id"])  # 404 (audited) unless it is this therapist's couple
+    items = issuing.packet_items(db, packet_id)
+    if not items:
+        abort(404)
+    return _pdf_response(
+        [json.loads(i["snapshot"]) for i in items], "packet", packet_id, row["couple_id"]
+    )
