@@ -40,6 +40,8 @@ class SessionUser:
     name: str
     email: str
     role: str
+    credentials: str = ""
+    contact: str = ""
 
     @property
     def is_admin(self) -> bool:
@@ -348,8 +350,8 @@ def load_session_user() -> SessionUser | None:
     db = get_db()
     cfg = current_app.config
     row = db.execute(
-        "SELECT s.id_hash, s.created_at, s.last_seen, u.id, u.name, u.email, u.role"
-        " FROM sessions s JOIN users u ON u.id = s.user_id"
+        "SELECT s.id_hash, s.created_at, s.last_seen, u.id, u.name, u.email, u.role,"
+        " u.credentials, u.contact FROM sessions s JOIN users u ON u.id = s.user_id"
         " WHERE s.id_hash = ? AND u.disabled = 0",
         [_digest(token)],
     ).fetchone()
@@ -377,7 +379,9 @@ def load_session_user() -> SessionUser | None:
         # Touch at most every 30 s: idle timeout precision does not need a write per request.
         with write(db):
             db.execute("UPDATE sessions SET last_seen = ? WHERE id_hash = ?", [now, row["id_hash"]])
-    g.homework_user = SessionUser(row["id"], row["name"], row["email"], row["role"])
+    g.homework_user = SessionUser(
+        row["id"], row["name"], row["email"], row["role"], row["credentials"], row["contact"]
+    )
     return g.homework_user
 
 

@@ -345,7 +345,8 @@ def demo_command(if_empty: bool) -> None:
         return
     for line in seed_demo(db):
         click.echo(line)
-    for line in seed_demo_couples(db, get_state().library, DEMO_ACCOUNTS[1][0]):
+    checkin = (current_app.secret_key, current_app.config["HOMEWORK_CHECKIN_EXPIRY_WEEKS"])
+    for line in seed_demo_couples(db, get_state().library, DEMO_ACCOUNTS[1][0], checkin):
         click.echo(line)
 
 

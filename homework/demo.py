@@ -94,7 +94,10 @@ DEMO_COUPLES = [
 
 
 def seed_demo_couples(
-    db: sqlite_utils.Database, library: Library, therapist_email: str
+    db: sqlite_utils.Database,
+    library: Library,
+    therapist_email: str,
+    checkin: tuple[str, int] | None = None,
 ) -> list[str]:
     """Give the demo therapist three invented couples with homework in various states."""
     row = db.execute("SELECT id, name FROM users WHERE email = ?", [therapist_email]).fetchone()
@@ -126,8 +129,38 @@ def seed_demo_couples(
                 therapist_id,
                 [issuing.Item(assignment, p, snapshot)],
                 list(couple.flags),
+                checkin,
             )
+            _demo_practice(db, hw_id, couple_id, assignment.who, start)
             if status != "active":
                 issuing.set_status(db, {"id": hw_id, "couple_id": couple_id}, status, therapist_id)
         lines.append(f"  couple    {spec['label']}: {spec['partner_a']} and {spec['partner_b']}")
     return lines
+
+
+DEMO_REFLECTIONS = [
+    ("It felt awkward at first, then we laughed about it.", False),
+    ("I noticed I wanted to interrupt. I didn't!", False),
+    ("I'm not sure we are doing this right.", True),
+]
+
+
+def _demo_practice(db, hw_id: int, couple_id: int, who: str, start: date) -> None:
+    """A few invented practice records, so the demo dashboard has something to show."""
+    from .tracking import record_practice
+
+    item = {"id": hw_id, "couple_id": couple_id, "start_date": start.isoformat()}
+    days = [d for d in range(0, 12, 3) if start + timedelta(days=d) <= date.today()]
+    for n, offset in enumerate(days):
+        reflection, private = DEMO_REFLECTIONS[n % len(DEMO_REFLECTIONS)] if n < 3 else ("", False)
+        record_practice(
+            db,
+            item,
+            practiced_on=start + timedelta(days=offset),
+            who=("a", "b")[n % 2] if who == "each partner" else "together",
+            outcome=("done", "done", "partly")[n % 3],
+            helpfulness=(4, 5, 3)[n % 3],
+            reflection=reflection,
+            private=private,
+            source="checkin" if n % 2 else "session",
+        )

@@ -36,6 +36,10 @@ DEFAULTS: dict[str, Any] = {
     "HOMEWORK_RENDER_TIMEOUT_SECONDS": 25,
     "HOMEWORK_RENDER_CPU_SECONDS": 20,
     "HOMEWORK_RENDER_MEMORY_MB": 1536,
+    "HOMEWORK_PUBLIC_URL": None,  # None: the address the therapist's browser used
+    "HOMEWORK_CHECKIN_EXPIRY_WEEKS": 8,
+    "HOMEWORK_CHECKIN_LIMIT_PER_TOKEN": 40,  # check-in submissions per link per hour
+    "HOMEWORK_CHECKIN_LIMIT_PER_IP": 120,  # check-in requests per address per 10 minutes
 }
 
 CSP = (
@@ -112,6 +116,9 @@ class Homework:
         bp.before_request(_require_current_migrations)
         bp.after_request(_security_headers)
         app.register_blueprint(bp, url_prefix=prefix or None)
+        from .server import RedactingFilter
+
+        app.logger.addFilter(RedactingFilter())
         app.register_error_handler(storage.DatabaseLocked, _database_busy)
         app.register_error_handler(sqlite3.OperationalError, _operational_error)
 
@@ -197,3 +204,19 @@ def current_brand():
 def extra_handout_css() -> str:
     """Every plugin's extra handout CSS, joined."""
     return "\n".join(css for css in get_state().pm.hook.extra_handout_css() if css)
+
+
+def checkin_config() -> tuple[str, int]:
+    """(secret key, weeks a check-in link outlives the due date), for issuing links."""
+    return current_app.secret_key, int(current_app.config["HOMEWORK_CHECKIN_EXPIRY_WEEKS"])
+
+
+def public_url_for(endpoint: str, **values) -> str:
+    """An absolute URL for the couple (printed on handouts): HOMEWORK_PUBLIC_URL's origin
+    and path prefix when set, else the address this request came in on."""
+    from flask import url_for
+
+    base = current_app.config["HOMEWORK_PUBLIC_URL"]
+    if not base:
+        return url_for(endpoint, _external=True, **values)
+    return base.rstrip("/") + url_for(endpoint, **values)

@@ -14,6 +14,7 @@ from wtforms import (
     HiddenField,
     IntegerField,
     PasswordField,
+    RadioField,
     SelectChoice,
     SelectField,
     SelectMultipleField,
@@ -398,4 +399,53 @@ class BrandForm(FlaskForm):
     word = SelectField(
         _l("What you call it"),
         choices=[SelectChoice(w, w.capitalize()) for w in WORDS],
+    )
+
+
+class CheckinForm(FlaskForm):
+    """A couple's check-in: one practice of one item."""
+
+    item = SelectField(_l("Which practice"), coerce=int, validate_choice=True)
+    practiced_on = DateField(_l("When"), validators=[InputRequired(_l("Choose the day."))])
+    who = RadioField(_l("Who practised"), validators=[InputRequired(_l("Choose who practised."))])
+    outcome = RadioField(
+        _l("How far did you get"),
+        choices=[
+            SelectChoice("done", _l("Done")),
+            SelectChoice("partly", _l("Partly")),
+            SelectChoice("not", _l("Not this time")),
+        ],
+        validators=[InputRequired(_l("Choose how far you got."))],
+    )
+    helpfulness = RadioField(
+        _l("How helpful did it feel? (optional)"),
+        choices=[SelectChoice(str(n), str(n)) for n in range(1, 6)],
+        validators=[Optional()],
+    )
+    reflection = TextAreaField(
+        _l("A few words about it (optional)"),
+        validators=[Length(max=2000, message=_l("Please keep it under 2,000 characters."))],
+    )
+    private = RadioField(
+        _l("Who can read your words"),
+        choices=[
+            SelectChoice("shared", _l("Both of us and our therapist")),
+            SelectChoice("private", _l("Only our therapist")),
+        ],
+        default="shared",
+    )
+
+
+class SessionPracticeForm(FlaskForm):
+    """The therapist records a practice in session, in a couple of clicks."""
+
+    who = SelectField(_l("Who"), validate_choice=True)
+    practiced_on = DateField(_l("Day"), validators=[InputRequired()])
+    outcome = SelectField(
+        _l("How far"),
+        choices=[
+            SelectChoice("done", _l("Done")),
+            SelectChoice("partly", _l("Partly")),
+            SelectChoice("not", _l("Not done")),
+        ],
     )

@@ -1,7 +1,6 @@
 """Printed handouts: the HTML for one item or a packet, rendered to a tagged PDF."""
 
 import hashlib
-from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -68,7 +67,11 @@ def render_limits() -> RenderLimits:
 
 
 def handout_html(
-    snapshots: list[dict], brand: Brand, extra_css: str = "", has_logo: bool = False
+    snapshots: list[dict],
+    brand: Brand,
+    extra_css: str = "",
+    has_logo: bool = False,
+    checkin: dict | None = None,
 ) -> str:
     """The handout document as HTML (one item, or a packet with a cover page)."""
     from .issuing import as_markup
@@ -88,21 +91,35 @@ def handout_html(
         language="en",
         extra_css=extra_css,
         has_logo=has_logo,
+        checkin=checkin,
         word_title=brand.word.capitalize(),
     )
 
 
-def render_handout(snapshots: list[dict], brand: Brand, extra_css: str = "") -> bytes:
+def qr_data_uri(url: str) -> str:
+    """The check-in URL as a QR code (SVG data URI: the only kind of URL the renderer takes)."""
+    import segno
+
+    return segno.make(url, error="m").svg_data_uri(scale=4, border=2, dark="#1f2a30")
+
+
+def render_handout(
+    snapshots: list[dict], brand: Brand, extra_css: str = "", checkin_url: str | None = None
+) -> bytes:
     """Render snapshots to a PDF/UA-1 document; the same input gives the same bytes."""
-    assets = {"handout.css": (STYLESHEET.read_bytes(), "text/css")}
     logo = read_logo(Path(current_app.config["HOMEWORK_UPLOADS"]), brand.logo)
+    checkin = {"url": checkin_url, "qr": qr_data_uri(checkin_url)} if checkin_url else None
+    html = handout_html(snapshots, brand, extra_css, has_logo=bool(logo), checkin=checkin)
+    return render_document(html, logo)
+
+
+def render_document(html: str, logo: bytes | None = None) -> bytes:
+    """Render one of our HTML documents (handout, summary) through the worker pool."""
+    assets = {"handout.css": (STYLESHEET.read_bytes(), "text/css")}
     if logo:
         assets["logo.png"] = (logo, "image/png")
-    html = handout_html(snapshots, brand, extra_css, has_logo=bool(logo))
     # A stable identifier (not a random one) keeps the bytes, and so the sha256, stable.
-    identifier = hashlib.sha256(
-        (html + repr(sorted(asdict(brand).items()))).encode() + (logo or b"")
-    ).hexdigest()[:32]
+    identifier = hashlib.sha256(html.encode() + (logo or b"")).hexdigest()[:32]
     options = {
         "pdf_variant": "pdf/ua-1",
         "pdf_identifier": identifier.encode(),

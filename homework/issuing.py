@@ -192,7 +192,8 @@ def _insert_item(db, couple_id, packet_id, item: Item, actor_id: int, revision_o
     cur = db.execute(
         "INSERT INTO homework (couple_id, packet_id, assignment_id, assignment_version, pack_id,"
         " title, personalization, snapshot, snapshot_sha256, start_date, due_date, per_week,"
-        " weeks, revision_of, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " weeks, revision_of, created_by, created_at, who)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [
             couple_id,
             packet_id,
@@ -210,6 +211,7 @@ def _insert_item(db, couple_id, packet_id, item: Item, actor_id: int, revision_o
             revision_of,
             actor_id,
             _now(),
+            item.assignment.who,
         ],
     )
     return cur.lastrowid
@@ -221,8 +223,10 @@ def issue_packet(
     actor_id: int,
     items: list[Item],
     confirmed_flags: list[str],
+    checkin: tuple[str, int] | None = None,
 ) -> tuple[int, list[int]]:
-    """Store every item (snapshot, hash, values) and the audit rows in one transaction."""
+    """Store every item (snapshot, hash, values), the packet's check-in link and the audit
+    rows in one transaction. `checkin` is (secret key, weeks the link outlives the due date)."""
     if not items:
         raise ValueError("nothing to issue")
     with write(db):
@@ -231,6 +235,16 @@ def issue_packet(
             [couple.id, actor_id, _now()],
         ).lastrowid
         ids = [_insert_item(db, couple.id, packet_id, item, actor_id) for item in items]
+        if checkin:
+            from datetime import timedelta
+
+            from .tracking import create_token
+
+            secret_key, weeks = checkin
+            last_due = max(i.personalization.due_date for i in items)
+            create_token(
+                db, secret_key, couple.id, packet_id, last_due + timedelta(weeks=weeks), actor_id
+            )
         if confirmed_flags:
             audit.record(
                 db,
@@ -317,8 +331,8 @@ def effective_status(row: dict, today: date) -> str:
 def list_for_couple(db: sqlite_utils.Database, couple_id: int, today: date) -> list[dict]:
     """Every item issued to a couple, newest first, with its effective status."""
     rows = db.execute(
-        "SELECT id, packet_id, assignment_id, title, start_date, due_date, per_week, weeks,"
-        " status, revision_of, created_at FROM homework WHERE couple_id = ?"
+        "SELECT id, couple_id, packet_id, assignment_id, title, start_date, due_date, per_week,"
+        " weeks, who, status, revision_of, created_at FROM homework WHERE couple_id = ?"
         " ORDER BY created_at DESC, id DESC",
         [couple_id],
     )

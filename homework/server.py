@@ -1,7 +1,40 @@
 """Run the app under gunicorn's threaded workers."""
 
+import logging
+import re
+
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+
+# A check-in link is a credential: it must never reach a log file.
+CHECKIN_PATH = re.compile(r"/c/[A-Za-z0-9_-]{16,}")
+
+
+def redact(text: str) -> str:
+    """Replace every check-in token in `text`."""
+    return CHECKIN_PATH.sub("/c/[link]", text)
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger, with check-in tokens taken out of access log lines."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "U", "{raw_uri}e"):
+            if isinstance(atoms.get(key), str):
+                atoms[key] = redact(atoms[key])
+        return atoms
+
+
+class RedactingFilter(logging.Filter):
+    """For the app's own log records (an error on a check-in page names the path)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(str(record.msg))
+        if record.args:
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        return True
 
 
 class _Gunicorn(BaseApplication):
@@ -34,5 +67,6 @@ def run_gunicorn(app: Flask, host: str, port: int, workers: int, threads: int) -
             # reach a log, so log the path only.
             "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
             "errorlog": "-",
+            "logger_class": RedactingLogger,
         },
     ).run()

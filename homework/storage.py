@@ -1,6 +1,7 @@
 """SQLite storage: one connection per request, the write helper, and named migrations."""
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,12 +72,35 @@ def close_db(exc: BaseException | None = None) -> None:
         db.close()
 
 
+# Threads of one process queue for the write lock here, where a release wakes the next
+# writer at once, instead of in SQLite's busy handler, which polls with growing sleeps.
+_writer_locks: dict[str, threading.Lock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+def _writer_lock(db: sqlite_utils.Database) -> threading.Lock:
+    name = db.conn.execute("PRAGMA database_list").fetchone()[2] or ":memory:"
+    with _writer_locks_guard:
+        return _writer_locks.setdefault(name, threading.Lock())
+
+
 @contextmanager
 def write(db: sqlite_utils.Database | None = None) -> Iterator[sqlite_utils.Database]:
     """Run the block in one `BEGIN IMMEDIATE` transaction: all of it lands or none of it."""
     db = db if db is not None else get_db()
     if db.conn.in_transaction:
         raise RuntimeError("write() blocks do not nest; pass the work into one block")
+    lock = _writer_lock(db)
+    timeout = db.conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+    if not lock.acquire(timeout=timeout):
+        raise DatabaseLocked("another thread held the database too long")
+    try:
+        yield from _transaction(db)
+    finally:
+        lock.release()
+
+
+def _transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     try:
         db.conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
@@ -272,3 +296,54 @@ def _couples_and_homework(db: sqlite_utils.Database) -> None:
                per_week, weeks, revision_of, created_by, created_at ON homework
            BEGIN SELECT RAISE(ABORT, 'issued homework is immutable; issue a revision'); END"""
     )
+
+
+@migrations(name="0004_tracking")
+def _tracking(db: sqlite_utils.Database) -> None:
+    # A check-in link per packet. The token itself is never stored: only its sha256, and
+    # a random salt from which, with the app's secret key, the same token is derived
+    # again whenever a handout is reprinted.
+    db.execute(
+        """CREATE TABLE checkin_tokens (
+            id INTEGER PRIMARY KEY,
+            token_sha256 TEXT NOT NULL UNIQUE,
+            salt TEXT NOT NULL,
+            couple_id INTEGER NOT NULL REFERENCES couples(id),
+            packet_id INTEGER NOT NULL REFERENCES packets(id),
+            created_by INTEGER,
+            created_at TEXT NOT NULL,
+            expires_on TEXT NOT NULL,
+            revoked_at TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX checkin_tokens_packet ON checkin_tokens(packet_id)")
+    db.execute(
+        """CREATE TABLE practice (
+            id INTEGER PRIMARY KEY,
+            homework_id INTEGER NOT NULL REFERENCES homework(id),
+            couple_id INTEGER NOT NULL REFERENCES couples(id),
+            practiced_on TEXT NOT NULL,
+            who TEXT NOT NULL CHECK (who IN ('a', 'b', 'together')),
+            outcome TEXT NOT NULL CHECK (outcome IN ('done', 'partly', 'not')),
+            helpfulness INTEGER CHECK (helpfulness BETWEEN 1 AND 5),
+            reflection TEXT NOT NULL DEFAULT '',
+            reflection_private INTEGER NOT NULL DEFAULT 0,
+            source TEXT NOT NULL CHECK (source IN ('checkin', 'session')),
+            recorded_by INTEGER,
+            idempotency_key TEXT UNIQUE,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX practice_couple_day ON practice(couple_id, practiced_on)")
+    db.execute("CREATE INDEX practice_homework ON practice(homework_id, practiced_on)")
+    db.execute(
+        """CREATE TABLE rate_events (
+            bucket TEXT NOT NULL,
+            at REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX rate_events_bucket ON rate_events(bucket, at)")
+    db.execute("CREATE INDEX homework_due ON homework(status, due_date)")
+    db.execute("ALTER TABLE homework ADD COLUMN who TEXT NOT NULL DEFAULT 'together'")
+    db.execute("UPDATE homework SET who = json_extract(snapshot, '$.assignment.who')")
+    db.execute("CREATE INDEX practice_reflections ON practice(created_at) WHERE reflection != ''")

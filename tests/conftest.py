@@ -103,7 +103,7 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{proc.stdout.read()}")
+            raise RuntimeError("server exited early")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
@@ -125,30 +125,48 @@ def homework_cli(*args: str, instance: Path, stdin: str | None = None, env=None)
     )
 
 
+class LiveServer:
+    """`homework serve` with a demo clinic, on a free loopback port."""
+
+    def __init__(self, instance: Path, config: str = ""):
+        self.instance = instance
+        demo = homework_cli("demo", instance=instance)
+        assert demo.returncode == 0, demo.stderr
+        self.passwords = dict(re.findall(r"(\S+@\S+)\s+password: (\S+)", demo.stdout))
+        if config:
+            (instance / "config.py").write_text(config)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        exe = Path(sys.executable).with_name("homework")
+        self.log_path = instance / "server.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [str(exe), "serve", "--port", str(port), "--workers", "2", "--instance", str(instance)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        wait_for_port(port, self.proc)
+
+    def stop(self) -> str:
+        """Stop the server; return everything it logged."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
+        return self.log_path.read_text()
+
+
 @pytest.fixture
 def live_server(tmp_path):
     """`homework serve` on a free loopback port, with a demo clinic; yields (url, passwords)."""
-    instance = tmp_path / "live-instance"
-    demo = homework_cli("demo", instance=instance)
-    assert demo.returncode == 0, demo.stderr
-    passwords = dict(re.findall(r"(\S+@\S+)\s+password: (\S+)", demo.stdout))
-    port = free_port()
-    exe = Path(sys.executable).with_name("homework")
-    proc = subprocess.Popen(
-        [str(exe), "serve", "--port", str(port), "--workers", "2", "--instance", str(instance)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = LiveServer(tmp_path / "live-instance")
     try:
-        wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}", passwords, instance
+        yield server.url, server.passwords, server.instance
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.stop()
 
 
 CHROMIUM_ARGS = [

@@ -29,8 +29,9 @@ def test_keyboard_only_login(live_server, page):
     page.keyboard.press("Tab")
     page.keyboard.type(passwords["admin@demo.invalid"])
     page.keyboard.press("Enter")
-    page.get_by_role("link", name="Settings").wait_for()
-    page.get_by_role("link", name="Settings").click()
+    nav = page.get_by_role("navigation", name="Main")
+    nav.get_by_role("link", name="Settings").wait_for()
+    nav.get_by_role("link", name="Settings").click()
     page.get_by_role("heading", name="Clinic branding").wait_for()
     page.get_by_role("link", name="Therapists and admins").click()
     page.get_by_role("heading", name="Therapists and admins").wait_for()
@@ -119,7 +120,7 @@ def test_create_a_couple_and_give_them_the_memory_walk(live_server, page):
     expect(page.get_by_text("Given to Noa and Ilse.")).to_be_visible()
     current = page.locator("section", has=page.get_by_role("heading", name="Current homework"))
     expect(current.get_by_role("link", name="A memory walk")).to_be_visible()
-    expect(current.get_by_text("Active")).to_be_visible()
+    expect(current.get_by_text("0 of 2 planned")).to_be_visible()
     current.get_by_role("link", name="A memory walk").click()
     expect(page.get_by_text("the bridge where we first kissed").first).to_be_visible()
 
@@ -133,3 +134,61 @@ def test_demo_clinic_has_couples_in_various_states(live_server, page):
     page.get_by_role("link", name="Thursday 10am").click()
     expect(page.get_by_text("Expired")).to_be_visible()
     expect(page.get_by_text("High conflict").first).to_be_visible()
+
+
+def test_the_whole_loop_from_packet_to_phone_to_dashboard(live_server, page, browser, tmp_path):
+    import re
+    import subprocess
+
+    url, passwords, _ = live_server
+    login_as_therapist(page, url, passwords)
+    page.goto(url + "/couples")
+    page.get_by_role("link", name="Monday 4pm").click()
+    page.get_by_label("A memory walk").check()
+    page.get_by_label("Small promises kept").check()
+    page.get_by_role("button", name="Personalize the chosen ones").click()
+    page.get_by_role("button", name="Preview the handout").click()
+    page.get_by_role("button", name="Issue to the couple").first.click()
+    expect(page.get_by_text("Given to Leo and Anders.")).to_be_visible()
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download the packet of 2 as one PDF").click()
+    pdf_path = tmp_path / "packet.pdf"
+    download_info.value.save_as(pdf_path)
+    assert re.fullmatch(r"handout-\d{4}-\d\d-\d\d\.pdf", download_info.value.suggested_filename)
+    text = subprocess.run(["pdftotext", str(pdf_path), "-"], capture_output=True, text=True).stdout
+    checkin_url = re.search(
+        r"(http://127\.0\.0\.1:\d+/c/[A-Za-z0-9_-]{43})", text.replace("\n", "")
+    ).group(1)
+
+    phone = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    mobile = phone.new_page()
+    mobile.goto(checkin_url)
+    expect(mobile.get_by_role("heading", name="Hello Leo and Anders")).to_be_visible()
+    mobile.get_by_label("Which practice").select_option(label="A memory walk")
+    mobile.get_by_label("Both of us, together").check()
+    mobile.get_by_role("radio", name="Done").check()
+    mobile.get_by_role("radio", name="5", exact=True).check()
+    mobile.get_by_label("A few words about it (optional)").fill("The harbour at dusk was perfect.")
+    mobile.get_by_role("button", name="Send").click()
+    expect(mobile.get_by_text("Thank you! It is recorded.")).to_be_visible()
+    mobile.get_by_label("Which practice").select_option(label="Small promises kept")
+    mobile.get_by_role("radio", name="Anders").check()
+    mobile.get_by_role("radio", name="Partly").check()
+    mobile.get_by_label("A few words about it (optional)").fill("I forgot once and felt bad.")
+    mobile.get_by_label("Only our therapist").check()
+    mobile.get_by_role("button", name="Send").click()
+    expect(mobile.get_by_text("Thank you! It is recorded.")).to_be_visible()
+    expect(mobile.get_by_text("I forgot once and felt bad.")).to_have_count(0)
+    mobile.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+    phone.close()
+
+    page.goto(url + "/")
+    expect(page.get_by_text("The harbour at dusk was perfect.")).to_be_visible()
+    expect(page.get_by_text("I forgot once and felt bad.")).to_be_visible()
+    page.get_by_role("link", name="Monday 4pm").click()
+    page.get_by_role("link", name="Session-prep summary").click()
+    expect(page.get_by_text("The harbour at dusk was perfect.")).to_be_visible()
+    expect(page.get_by_text("private: only for the therapist")).to_be_visible()

@@ -131,7 +131,7 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
         static_folder=str(static),
         static_url_path="/_static",
     )
-    from . import assign, couples, handouts, library, main, settings
+    from . import assign, checkin, couples, handouts, library, main, settings, tracking
 
     main.register(bp)
     library.register(bp)
@@ -139,6 +139,8 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
     assign.register(bp)
     handouts.register(bp)
     settings.register(bp)
+    checkin.register(bp)
+    tracking.register(bp)
     if accounts:
         from . import auth
 

@@ -8,7 +8,7 @@ from flask_babel import format_date
 from flask_babel import gettext as _
 
 from .. import couples, issuing
-from ..extension import get_state
+from ..extension import checkin_config, get_state
 from ..forms import (
     ActionForm,
     AssignForm,
@@ -127,7 +127,9 @@ def assign_to_couple(couple_id: int):
             items = _build_items(zip(chosen, subforms, strict=True), couple)
             if outer.action.data == "issue":
                 flags = sorted({c["flag"] for _a, hits in matched for c in hits})
-                issuing.issue_packet(get_db(), couple, current_therapist().id, items, flags)
+                issuing.issue_packet(
+                    get_db(), couple, current_therapist().id, items, flags, checkin_config()
+                )
                 flash(
                     _("Given to %(a)s and %(b)s.", a=couple.partner_a, b=couple.partner_b), "info"
                 )

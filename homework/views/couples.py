@@ -6,7 +6,7 @@ from datetime import date
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .. import couples, issuing
+from .. import couples, issuing, tracking
 from ..extension import get_state
 from ..forms import ActionForm, CoupleForm
 from ..storage import get_db
@@ -103,11 +103,17 @@ def couple_page(couple_id: int):
     current = [i for i in items if i["effective_status"] == "active"]
     per_packet = Counter(i["packet_id"] for i in current)
     library = get_state().library
+    from .tracking import packet_links, session_form
+
     return render_template(
         "homework/couple.html",
         couple=couple,
         items=items,
         current=current,
+        progress=tracking.progress(db, current),
+        record_forms={i["id"]: session_form(couple, i) for i in current},
+        links=packet_links(couple.id),
+        timeline=tracking.couple_timeline(db, couple.id)[:40],
         packets=[(packet, n) for packet, n in per_packet.items() if n > 1],
         past=[i for i in items if i["effective_status"] != "active"],
         assignments=library.search(),

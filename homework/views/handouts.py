@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 
 from .. import audit, issuing
 from ..extension import current_brand, extra_handout_css
-from ..handouts import handout_filename, render_handout
+from ..handouts import handout_filename, render_document, render_handout
 from ..pdf import RenderError
 from ..storage import get_db, write
 from . import current_therapist, login_required
@@ -22,15 +22,32 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/packets/<int:packet_id>/handout.pdf", "packet_pdf", packet_pdf)
 
 
-def _render_or_error(snapshots: list[dict], brand, extra_css: str):
+def _render_or_error(snapshots: list[dict], brand, extra_css: str, checkin_url=None):
     """(pdf, None) or (None, an error response with a clear message)."""
     try:
-        return render_handout(snapshots, brand, extra_css), None
+        return render_handout(snapshots, brand, extra_css, checkin_url), None
     except RenderError as exc:
-        body = render_template(
-            "homework/error.html", title=_("The handout could not be printed"), message=str(exc)
-        )
-        return None, (body, 503, {"Retry-After": "10"})
+        return None, _render_failed(exc)
+
+
+def _render_failed(exc: RenderError):
+    body = render_template(
+        "homework/error.html", title=_("The document could not be printed"), message=str(exc)
+    )
+    return body, 503, {"Retry-After": "10"}
+
+
+def _render_html_or_error(html: str, filename: str):
+    """(a PDF download, None) or (None, an error response) for one of our documents."""
+    try:
+        pdf = render_document(html)
+    except RenderError as exc:
+        return None, _render_failed(exc)
+    return Response(
+        pdf,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    ), None
 
 
 def _download(pdf: bytes, snapshots: list[dict]) -> Response:
@@ -47,8 +64,14 @@ def _pdf_bytes_or_error(snapshots: list[dict], brand, extra_css: str):
     return error or _download(pdf, snapshots)
 
 
-def _pdf_response(snapshots: list[dict], object_type: str, object_id: int, couple_id: int):
-    pdf, error = _render_or_error(snapshots, current_brand(), extra_handout_css())
+def _pdf_response(
+    snapshots: list[dict], object_type: str, object_id: int, couple_id: int, packet_id: int
+):
+    from .tracking import checkin_url
+
+    pdf, error = _render_or_error(
+        snapshots, current_brand(), extra_handout_css(), checkin_url(packet_id)
+    )
     if error:
         return error
     with write(get_db()) as db:
@@ -71,7 +94,9 @@ def _pdf_response(snapshots: list[dict], object_type: str, object_id: int, coupl
 @login_required
 def handout_pdf(hw_id: int):
     hw = own_homework(hw_id)
-    return _pdf_response([json.loads(hw["snapshot"])], "homework", hw["id"], hw["couple_id"])
+    return _pdf_response(
+        [json.loads(hw["snapshot"])], "homework", hw["id"], hw["couple_id"], hw["packet_id"]
+    )
 
 
 @login_required
@@ -87,5 +112,5 @@ def packet_pdf(packet_id: int):
     if not items:
         abort(404)
     return _pdf_response(
-        [json.loads(i["snapshot"]) for i in items], "packet", packet_id, row["couple_id"]
+        [json.loads(i["snapshot"]) for i in items], "packet", packet_id, row["couple_id"], packet_id
     )

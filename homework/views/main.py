@@ -1,8 +1,12 @@
 """Dashboard and health check."""
 
-from flask import Blueprint, current_app, jsonify, render_template
+from datetime import date
 
-from .. import storage
+from flask import Blueprint, current_app, jsonify, render_template, request
+from markupsafe import Markup
+
+from .. import storage, tracking
+from ..storage import get_db
 from . import current_therapist, login_required
 
 
@@ -13,7 +17,37 @@ def register(bp: Blueprint) -> None:
 
 @login_required
 def dashboard():
-    return render_template("homework/dashboard.html", therapist=current_therapist())
+    me = current_therapist()
+    data = tracking.dashboard(get_db(), me.id, date.today())
+    sort = request.args.get("sort", "attention")
+    show = request.args.get("show", "all")
+    rows = data["couples"]
+    if show == "attention":
+        rows = [
+            r
+            for r in rows
+            if r["overdue"] or (r["completion"] is not None and r["completion"] < 0.5)
+        ]
+    keys = {
+        "label": lambda r: r["label"].lower(),
+        "completion": lambda r: (r["completion"] is None, -(r["completion"] or 0)),
+        "attention": lambda r: (
+            -r["overdue"],
+            r["completion"] if r["completion"] is not None else 2,
+        ),
+        "due": lambda r: -r["due_this_week"],
+    }
+    rows = sorted(rows, key=keys.get(sort, keys["attention"]))
+    for row in rows:
+        row["trend"] = Markup(tracking.trend_svg(row["weekly"]))  # noqa: S704 (our own SVG)
+    return render_template(
+        "homework/dashboard.html",
+        therapist=me,
+        rows=rows,
+        data=data,
+        sort=sort if sort in keys else "attention",
+        show=show,
+    )
 
 
 def healthz():

@@ -1,0 +1,318 @@
+"""Load: a clinic-sized database behind `homework serve`, hit from this second process.
+
+Seeds 20 therapists, 2,000 couples, 40,000 items and 400,000 practice records (a tenth
+of that with --quick), starts `homework serve` with its default workers, then measures
+the dashboard and check-in POSTs at 16 concurrent clients. Prints one JSON object as its
+last line: latencies, throughput, errors and lost writes.
+"""
+
+import argparse
+import http.client
+import json
+import random
+import re
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from homework import create_app  # noqa: E402
+from homework.passwords import hash_password  # noqa: E402
+from homework.tracking import derive_token  # noqa: E402
+
+PASSWORD = "bench password for load"
+
+
+def seed(instance: Path, therapists: int, couples: int, items: int, practices: int) -> dict:
+    """Fill a fresh instance quickly with plain SQL (one transaction); return what clients need."""
+    app = create_app(instance_path=instance)
+    secret = app.config["SECRET_KEY"]
+    snapshot = json.dumps(
+        {
+            "schema": 1,
+            "assignment": {"id": "memory-walk", "title": "A memory walk", "who": "together"},
+        }
+    )
+    conn = sqlite3.connect(instance / "homework.db", isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("BEGIN IMMEDIATE")
+    now = "2026-01-01T00:00:00+00:00"
+    today = date.today()
+    hashed = hash_password(PASSWORD)
+    for t in range(therapists):
+        conn.execute(
+            "INSERT INTO users (id, email, name, role, password_hash, password_changed_at,"
+            " created_at) VALUES (?, ?, ?, 'therapist', ?, ?, ?)",
+            (t + 1, f"t{t}@bench.invalid", f"Dr. Bench {t}", hashed, now, now),
+        )
+    conn.executemany(
+        "INSERT INTO couples (id, owner_id, label, partner_a, partner_b, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (c + 1, c % therapists + 1, f"Couple {c}", f"A{c}", f"B{c}", now, now)
+            for c in range(couples)
+        ],
+    )
+    per_couple = items // couples
+    packets, homework, tokens = [], [], []
+    rng = random.Random(1)
+    for c in range(couples):
+        for k in range(per_couple):
+            hw_id = c * per_couple + k + 1
+            packet_id = hw_id  # one item per packet, one check-in link each
+            start = today - timedelta(days=rng.randint(0, 70))
+            due = start + timedelta(days=14)
+            status = "active" if due >= today - timedelta(days=7) else "done"
+            packets.append((packet_id, c + 1, c % therapists + 1, now))
+            homework.append(
+                (hw_id, c + 1, packet_id, "memory-walk", 1, "core", "A memory walk", "{}",
+                 snapshot, "0" * 64, start.isoformat(), due.isoformat(), 3, 2, status,
+                 c % therapists + 1, now, "together")
+            )  # fmt: skip
+            tokens.append(
+                (
+                    packet_id,
+                    f"pending-{packet_id}",
+                    f"{packet_id:032x}",
+                    c + 1,
+                    packet_id,
+                    now,
+                    (due + timedelta(weeks=8)).isoformat(),
+                )
+            )
+    conn.executemany(
+        "INSERT INTO packets (id, couple_id, created_by, created_at) VALUES (?,?,?,?)", packets
+    )
+    conn.executemany(
+        "INSERT INTO homework (id, couple_id, packet_id, assignment_id, assignment_version,"
+        " pack_id, title, personalization, snapshot, snapshot_sha256, start_date, due_date,"
+        " per_week, weeks, status, created_by, created_at, who)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        homework,
+    )
+    conn.executemany(
+        "INSERT INTO checkin_tokens (id, token_sha256, salt, couple_id, packet_id, created_at,"
+        " expires_on) VALUES (?,?,?,?,?,?,?)",
+        tokens,
+    )
+    import hashlib
+
+    live_links = []
+    for token_id, _, salt, _couple_id, packet_id, _, _ in tokens:
+        token = derive_token(secret, token_id, salt)
+        conn.execute(
+            "UPDATE checkin_tokens SET token_sha256 = ? WHERE id = ?",
+            (hashlib.sha256(token.encode()).hexdigest(), token_id),
+        )
+        live_links.append((token, packet_id))
+    whos, outcomes = ("a", "b", "together"), ("done", "done", "partly", "not")
+    conn.executemany(
+        "INSERT INTO practice (homework_id, couple_id, practiced_on, who, outcome, helpfulness,"
+        " reflection, source, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            (
+                (hw := rng.randint(1, couples * per_couple)),
+                (hw - 1) // per_couple + 1,
+                (today - timedelta(days=rng.randint(0, 56))).isoformat(),
+                rng.choice(whos),
+                rng.choice(outcomes),
+                rng.randint(1, 5),
+                "A seeded reflection." if rng.random() < 0.05 else "",
+                "checkin",
+                now,
+            )
+            for _ in range(practices)
+        ),
+    )
+    conn.execute("COMMIT")
+    conn.execute("ANALYZE")
+    active = {r[0] for r in conn.execute("SELECT packet_id FROM homework WHERE status = 'active'")}
+    conn.close()
+    return {"links": [(t, p) for t, p in live_links if p in active]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    """One keep-alive HTTP client with its own cookies."""
+
+    def __init__(self, port: int):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.cookie = ""
+
+    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, str, float]:
+        headers = {"Cookie": self.cookie} if self.cookie else {}
+        data = None
+        if body is not None:
+            data = urllib.parse.urlencode(body)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        start = time.perf_counter()
+        self.conn.request(method, path, body=data, headers=headers)
+        response = self.conn.getresponse()
+        text = response.read().decode("utf-8", "replace")
+        elapsed = time.perf_counter() - start
+        cookie = response.getheader("Set-Cookie")
+        if cookie:
+            self.cookie = cookie.split(";", 1)[0]
+        return response.status, text, elapsed
+
+
+def csrf(text: str) -> str:
+    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', text).group(1)
+
+
+def run_clients(n: int, seconds: float, work) -> tuple[list[float], list, int]:
+    """Run `work(client_index, deadline, latencies, outcomes)` in n threads."""
+    latencies: list[float] = []
+    outcomes: list = []
+    deadline = time.monotonic() + seconds
+    threads = [
+        threading.Thread(target=work, args=(i, deadline, latencies, outcomes)) for i in range(n)
+    ]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, outcomes, time.monotonic() - start
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(len(ordered) * 0.95) - 1)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    scale = 10 if args.quick else 1
+    therapists, couples = 20 // (2 if args.quick else 1), 2000 // scale
+    items, practices = 40_000 // scale, 400_000 // scale
+    seconds = 8 if args.quick else 25
+    clients = 16
+
+    with tempfile.TemporaryDirectory() as tmp:
+        instance = Path(tmp) / "instance"
+        started = time.perf_counter()
+        seeded = seed(instance, therapists, couples, items, practices)
+        seed_s = time.perf_counter() - started
+        (instance / "config.py").write_text(
+            "HOMEWORK_CHECKIN_LIMIT_PER_TOKEN = 1000000\nHOMEWORK_CHECKIN_LIMIT_PER_IP = 1000000\n"
+        )
+        port = free_port()
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("homework")),
+                "serve",
+                "--port",
+                str(port),
+                "--instance",
+                str(instance),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            for _ in range(300):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+
+            def dashboard_work(i, deadline, latencies, outcomes):
+                client = Client(port)
+                _, page, _ = client.request("GET", "/login")
+                login = {
+                    "email": f"t{i % therapists}@bench.invalid",
+                    "password": PASSWORD,
+                    "csrf_token": csrf(page),
+                }
+                status, _, _ = client.request("POST", "/login", login)
+                assert status == 302, status
+                while time.monotonic() < deadline:
+                    status, _, elapsed = client.request("GET", "/")
+                    latencies.append(elapsed)
+                    outcomes.append(status)
+
+            links = seeded["links"]
+
+            def checkin_work(i, deadline, latencies, outcomes):
+                client = Client(port)
+                token, packet_id = links[i * 97 % len(links)]
+                status, page, _ = client.request("GET", f"/c/{token}")
+                assert status == 200, status
+                item = re.search(r'name="item" value="(\d+)"', page).group(1)
+                n = 0
+                while time.monotonic() < deadline:
+                    note = f"load client {i} note {n}"
+                    form = {
+                        "csrf_token": csrf(page),
+                        "item": item,
+                        "practiced_on": date.today().isoformat(),
+                        "who": "together",
+                        "outcome": "done",
+                        "private": "shared",
+                        "reflection": note,
+                    }
+                    status, _, elapsed = client.request("POST", f"/c/{token}", form)
+                    latencies.append(elapsed)
+                    outcomes.append((status, note))
+                    n += 1
+
+            dash_lat, dash_out, dash_s = run_clients(clients, seconds, dashboard_work)
+            check_lat, check_out, check_s = run_clients(clients, seconds, checkin_work)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        conn = sqlite3.connect(instance / "homework.db")
+        stored = {
+            r[0]
+            for r in conn.execute(
+                "SELECT reflection FROM practice WHERE reflection LIKE 'load client %'"
+            )
+        }
+        acknowledged = {note for status, note in check_out if status == 302}
+        conn.close()
+
+    result = {
+        "benchmark": "load",
+        "therapists": therapists,
+        "couples": couples,
+        "items": items,
+        "practice_records": practices,
+        "seed_s": round(seed_s, 1),
+        "clients": clients,
+        "dashboard_requests": len(dash_lat),
+        "dashboard_ms_median": round(statistics.median(dash_lat) * 1000, 1),
+        "dashboard_ms_p95": round(p95(dash_lat) * 1000, 1),
+        "dashboard_rps": round(len(dash_lat) / dash_s, 1),
+        "dashboard_errors": sum(1 for s in dash_out if s != 200),
+        "checkin_posts": len(check_lat),
+        "checkin_ms_median": round(statistics.median(check_lat) * 1000, 1),
+        "checkin_ms_p95": round(p95(check_lat) * 1000, 1),
+        "checkin_rps": round(len(check_lat) / check_s, 1),
+        "checkin_errors": sum(1 for s, _ in check_out if s != 302),
+        "lost_writes": len(acknowledged - stored),
+        "extra_writes": len(stored - acknowledged),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,524 @@
+"""Completion tracking: check-in links, practice records, progress and summaries."""
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import sqlite_utils
+
+from . import audit
+from .storage import write
+
+WHO = ("a", "b", "together")
+OUTCOMES = ("done", "partly", "not")
+OUTCOME_WEIGHT = {"done": 1.0, "partly": 0.5, "not": 0.0}
+MAX_REFLECTION = 2000
+
+
+class PracticeError(ValueError):
+    """A practice record that cannot be stored; the message is for the person."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# Check-in tokens
+
+
+def derive_token(secret_key: str, token_id: int, salt: str) -> str:
+    """The 256-bit token for a stored row: HMAC-SHA256 of the row's salt under the app's
+    secret key. The database alone (a leaked copy, a backup) cannot produce it."""
+    mac = hmac.new(secret_key.encode(), f"checkin:{token_id}:{salt}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
+def token_digest(token: str) -> str:
+    """What the database stores of a token: its sha256."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(
+    db: sqlite_utils.Database,
+    secret_key: str,
+    couple_id: int,
+    packet_id: int,
+    expires_on: date,
+    actor_id: int | None,
+) -> str:
+    """Add a check-in link for a packet; call inside a `write()` block. Returns the token."""
+    salt = secrets.token_hex(16)
+    cur = db.execute(
+        "INSERT INTO checkin_tokens (token_sha256, salt, couple_id, packet_id, created_by,"
+        " created_at, expires_on) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            secrets.token_hex(32),
+            salt,
+            couple_id,
+            packet_id,
+            actor_id,
+            _now(),
+            expires_on.isoformat(),
+        ],
+    )
+    token = derive_token(secret_key, cur.lastrowid, salt)
+    db.execute(
+        "UPDATE checkin_tokens SET token_sha256 = ? WHERE id = ?",
+        [token_digest(token), cur.lastrowid],
+    )
+    audit.record(
+        db, "checkin.link_created", actor_id=actor_id, object_type="packet", object_id=packet_id
+    )
+    return token
+
+
+@dataclass(frozen=True)
+class Link:
+    id: int
+    packet_id: int
+    couple_id: int
+    expires_on: date
+    revoked: bool
+    token: str
+
+    def expired(self, today: date) -> bool:
+        return today > self.expires_on
+
+
+def current_link(db: sqlite_utils.Database, secret_key: str, packet_id: int) -> Link | None:
+    """The packet's newest check-in link (revoked or not), with its token."""
+    row = db.execute(
+        "SELECT * FROM checkin_tokens WHERE packet_id = ? ORDER BY id DESC LIMIT 1", [packet_id]
+    ).fetchone()
+    if row is None:
+        return None
+    return Link(
+        row["id"],
+        row["packet_id"],
+        row["couple_id"],
+        date.fromisoformat(row["expires_on"]),
+        row["revoked_at"] is not None,
+        derive_token(secret_key, row["id"], row["salt"]),
+    )
+
+
+def revoke_links(db: sqlite_utils.Database, packet_id: int, actor_id: int) -> None:
+    """End every check-in link of a packet at once."""
+    with write(db):
+        db.execute(
+            "UPDATE checkin_tokens SET revoked_at = ? WHERE packet_id = ? AND revoked_at IS NULL",
+            [_now(), packet_id],
+        )
+        audit.record(
+            db, "checkin.link_revoked", actor_id=actor_id, object_type="packet", object_id=packet_id
+        )
+
+
+def reissue_link(
+    db: sqlite_utils.Database, secret_key: str, packet_id: int, actor_id: int, expiry_weeks: int
+) -> str:
+    """Revoke the packet's links and make a new one (a handout must be reprinted)."""
+    with write(db):
+        row = db.execute(
+            "SELECT couple_id, MAX(due_date) AS due FROM homework WHERE packet_id = ?", [packet_id]
+        ).fetchone()
+        revoked = db.execute(
+            "UPDATE checkin_tokens SET revoked_at = ? WHERE packet_id = ? AND revoked_at IS NULL",
+            [_now(), packet_id],
+        ).rowcount
+        if revoked:
+            audit.record(
+                db,
+                "checkin.link_revoked",
+                actor_id=actor_id,
+                object_type="packet",
+                object_id=packet_id,
+            )
+        expires = max(date.fromisoformat(row["due"]), date.today()) + timedelta(weeks=expiry_weeks)
+        return create_token(db, secret_key, row["couple_id"], packet_id, expires, actor_id)
+
+
+def resolve_token(db: sqlite_utils.Database, token: str, today: date) -> dict | None:
+    """The live link a token stands for, or None (unknown, expired and revoked alike)."""
+    if not token or len(token) > 100:
+        return None
+    row = db.execute(
+        "SELECT id, couple_id, packet_id, expires_on, revoked_at FROM checkin_tokens"
+        " WHERE token_sha256 = ?",
+        [token_digest(token)],
+    ).fetchone()
+    if row is None or row["revoked_at"] or date.fromisoformat(row["expires_on"]) < today:
+        return None
+    return dict(row)
+
+
+# Rate limits, shared by every server process
+
+
+def rate_limited(db: sqlite_utils.Database, bucket: str, limit: int, window_s: int) -> bool:
+    """Count one event in `bucket`; say whether the bucket was already over its limit."""
+    with write(db):
+        return over_limit(db, bucket, limit, window_s)
+
+
+def over_limit(db: sqlite_utils.Database, bucket: str, limit: int, window_s: int) -> bool:
+    """`rate_limited` inside a caller's write block."""
+    now = time.time()
+    db.execute("DELETE FROM rate_events WHERE bucket = ? AND at < ?", [bucket, now - window_s])
+    count = db.execute("SELECT COUNT(*) FROM rate_events WHERE bucket = ?", [bucket]).fetchone()[0]
+    if count >= limit:
+        return True
+    db.execute("INSERT INTO rate_events (bucket, at) VALUES (?, ?)", [bucket, now])
+    return False
+
+
+class RateLimited(Exception):
+    """Too many requests for this bucket; nothing was written."""
+
+
+# Practice records
+
+
+def check_practice(item: dict, practiced_on: date, today: date) -> None:
+    """Refuse dates a person could not have practised on."""
+    if practiced_on > today + timedelta(days=1):
+        raise PracticeError("That date is in the future. Choose today or an earlier day.")
+    start = date.fromisoformat(item["start_date"])
+    if practiced_on < start:
+        raise PracticeError(
+            f"That date is before this practice started ({start.isoformat()}). Choose a later day."
+        )
+
+
+def record_practice(
+    db: sqlite_utils.Database,
+    item: dict,
+    *,
+    practiced_on: date,
+    who: str,
+    outcome: str,
+    source: str,
+    helpfulness: int | None = None,
+    reflection: str = "",
+    private: bool = False,
+    recorded_by: int | None = None,
+    idempotency_key: str | None = None,
+    today: date | None = None,
+    limit: tuple[str, int, int] | None = None,
+) -> tuple[int, bool]:
+    """Store one practice; a repeated idempotency key records nothing and returns the
+    first record's id. Returns (id, created). With `limit` (bucket, count, seconds), the
+    rate limit is counted in the same transaction and RateLimited raised when over it."""
+    today = today or date.today()
+    check_practice(item, practiced_on, today)
+    if who not in WHO or outcome not in OUTCOMES or source not in ("checkin", "session"):
+        raise PracticeError("Choose who practised and how it went.")
+    if helpfulness is not None and not 1 <= helpfulness <= 5:
+        raise PracticeError("Rate from 1 to 5, or leave it empty.")
+    if len(reflection) > MAX_REFLECTION:
+        raise PracticeError(f"Keep the reflection under {MAX_REFLECTION} characters.")
+    with write(db):
+        if limit and over_limit(db, *limit):
+            raise RateLimited(limit[0])
+        if idempotency_key:
+            found = db.execute(
+                "SELECT id FROM practice WHERE idempotency_key = ?", [idempotency_key]
+            ).fetchone()
+            if found:
+                return found[0], False
+        cur = db.execute(
+            "INSERT INTO practice (homework_id, couple_id, practiced_on, who, outcome, helpfulness,"
+            " reflection, reflection_private, source, recorded_by, idempotency_key, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                item["id"],
+                item["couple_id"],
+                practiced_on.isoformat(),
+                who,
+                outcome,
+                helpfulness,
+                reflection.strip(),
+                int(private),
+                source,
+                recorded_by,
+                idempotency_key,
+                _now(),
+            ],
+        )
+        audit.record(
+            db,
+            "practice.recorded",
+            actor_id=recorded_by,
+            object_type="practice",
+            object_id=cur.lastrowid,
+            detail={"homework": item["id"], "couple": item["couple_id"], "source": source},
+        )
+    return cur.lastrowid, True
+
+
+def packet_checkin_items(db: sqlite_utils.Database, packet_id: int) -> list[dict]:
+    """The items a packet's check-in page offers (current ones only)."""
+    rows = db.execute(
+        "SELECT id, couple_id, packet_id, title, start_date, due_date, per_week, weeks, who, status"
+        " FROM homework WHERE packet_id = ? AND status IN ('active', 'done') ORDER BY id",
+        [packet_id],
+    )
+    return [dict(r) for r in rows]
+
+
+def target_count(item: dict) -> int:
+    """How many practices the plan asks for in all (per partner when each practises)."""
+    per_person = 2 if item["who"] == "each partner" else 1
+    return item["per_week"] * item["weeks"] * per_person
+
+
+def progress(db: sqlite_utils.Database, items: list[dict]) -> dict[int, dict]:
+    """Per item: practice so far by who, weighted completion against the target."""
+    if not items:
+        return {}
+    ids = [i["id"] for i in items]
+    marks = ",".join("?" * len(ids))
+    rows = db.execute(
+        f"SELECT homework_id, who, outcome, COUNT(*) AS n FROM practice"  # noqa: S608
+        f" WHERE homework_id IN ({marks}) GROUP BY homework_id, who, outcome",
+        ids,
+    ).fetchall()
+    out = {i["id"]: {"a": 0.0, "b": 0.0, "together": 0.0, "records": 0} for i in items}
+    for row in rows:
+        entry = out[row["homework_id"]]
+        entry[row["who"]] += OUTCOME_WEIGHT[row["outcome"]] * row["n"]
+        entry["records"] += row["n"]
+    for item in items:
+        entry = out[item["id"]]
+        target = target_count(item)
+        done = entry["a"] + entry["b"] + entry["together"]
+        entry["target"] = target
+        entry["done"] = done
+        entry["ratio"] = min(1.0, done / target) if target else 0.0
+    return out
+
+
+def practice_log(
+    db: sqlite_utils.Database, couple_id: int, since: date | None = None
+) -> list[dict]:
+    """A couple's practice records, newest first."""
+    rows = db.execute(
+        "SELECT p.*, h.title FROM practice p JOIN homework h ON h.id = p.homework_id"
+        " WHERE p.couple_id = ? AND p.practiced_on >= ? ORDER BY p.practiced_on DESC, p.id DESC",
+        [couple_id, (since or date.min).isoformat()],
+    )
+    return [dict(r) for r in rows]
+
+
+# The therapist's views of it all
+
+
+def week_starts(today: date, weeks: int = 4) -> list[date]:
+    """The first days of the last `weeks` seven-day windows, oldest first, ending today."""
+    return [today - timedelta(days=7 * (weeks - n) - 1) for n in range(weeks)]
+
+
+def dashboard(db: sqlite_utils.Database, therapist_id: int, today: date) -> dict:
+    """Everything the dashboard shows, in a handful of indexed queries."""
+    couples = {
+        r["id"]: dict(r)
+        for r in db.execute(
+            "SELECT id, label, partner_a, partner_b FROM couples"
+            " WHERE owner_id = ? AND archived = 0",
+            [therapist_id],
+        )
+    }
+    items = [
+        dict(r)
+        for r in db.execute(
+            "SELECT h.id, h.couple_id, h.title, h.start_date, h.due_date, h.per_week, h.weeks,"
+            " h.who FROM homework h JOIN couples c ON c.id = h.couple_id"
+            " WHERE c.owner_id = ? AND c.archived = 0 AND h.status = 'active'",
+            [therapist_id],
+        )
+    ]
+    starts = week_starts(today)
+    first_day = starts[0]
+    done = {}  # (couple_id, week index) -> weighted practices
+    for row in db.execute(
+        "SELECT p.couple_id, p.practiced_on, p.outcome, COUNT(*) AS n FROM practice p"
+        " JOIN couples c ON c.id = p.couple_id"
+        " WHERE c.owner_id = ? AND c.archived = 0 AND p.practiced_on >= ?"
+        " GROUP BY p.couple_id, p.practiced_on, p.outcome",
+        [therapist_id, first_day.isoformat()],
+    ):
+        day = date.fromisoformat(row["practiced_on"])
+        week = min(3, (day - first_day).days // 7)
+        key = (row["couple_id"], week)
+        done[key] = done.get(key, 0.0) + OUTCOME_WEIGHT[row["outcome"]] * row["n"]
+    by_couple: dict[int, list[dict]] = {}
+    for item in items:
+        item["start"] = date.fromisoformat(item["start_date"])
+        item["due"] = date.fromisoformat(item["due_date"])
+        by_couple.setdefault(item["couple_id"], []).append(item)
+    rows = []
+    for couple_id, couple in couples.items():
+        mine = by_couple.get(couple_id, [])
+        weekly = []
+        for n, start in enumerate(starts):
+            end = start + timedelta(days=6)
+            target = sum(
+                i["per_week"] * (2 if i["who"] == "each partner" else 1)
+                for i in mine
+                if date.fromisoformat(i["start_date"]) <= end
+                and date.fromisoformat(i["due_date"]) >= start
+            )
+            got = done.get((couple_id, n), 0.0)
+            weekly.append(
+                {
+                    "start": start,
+                    "target": target,
+                    "done": got,
+                    "ratio": min(1.0, got / target) if target else None,
+                }
+            )
+        measured = [w for w in weekly if w["ratio"] is not None]
+        overall = (
+            min(1.0, sum(w["done"] for w in measured) / sum(w["target"] for w in measured))
+            if measured
+            else None
+        )
+        rows.append(
+            {
+                **couple,
+                "active": len(mine),
+                "due_this_week": sum(
+                    1
+                    for i in mine
+                    if today <= date.fromisoformat(i["due_date"]) < today + timedelta(days=7)
+                ),
+                "overdue": sum(1 for i in mine if date.fromisoformat(i["due_date"]) < today),
+                "weekly": weekly,
+                "completion": overall,
+            }
+        )
+    due = sorted(
+        (
+            i
+            for i in items
+            if today <= date.fromisoformat(i["due_date"]) < today + timedelta(days=7)
+        ),
+        key=lambda i: i["due_date"],
+    )
+    overdue = sorted(
+        (i for i in items if date.fromisoformat(i["due_date"]) < today), key=lambda i: i["due_date"]
+    )
+    reflections = [
+        dict(r)
+        for r in db.execute(
+            "SELECT p.id, p.couple_id, p.practiced_on, p.who, p.reflection, p.reflection_private,"
+            " p.helpfulness, h.title FROM practice p"
+            " JOIN couples c ON c.id = p.couple_id JOIN homework h ON h.id = p.homework_id"
+            " WHERE c.owner_id = ? AND c.archived = 0 AND p.reflection != ''"
+            " ORDER BY p.created_at DESC LIMIT 8",
+            [therapist_id],
+        )
+    ]
+    return {
+        "couples": rows,
+        "due": due,
+        "overdue": overdue,
+        "reflections": reflections,
+        "names": couples,
+    }
+
+
+def trend_svg(weekly: list[dict], width: int = 96, height: int = 28) -> str:
+    """A small server-rendered line chart of weekly completion (no script, no fetch)."""
+    points = []
+    pad = 3
+    step = (width - 2 * pad) / max(1, len(weekly) - 1)
+    for n, week in enumerate(weekly):
+        if week["ratio"] is None:
+            continue
+        x = round(pad + n * step, 1)
+        y = round(height - 3 - week["ratio"] * (height - 6), 1)
+        points.append((x, y))
+    if not points:
+        return ""
+    line = " ".join(f"{x},{y}" for x, y in points)
+    dots = "".join(f'<circle cx="{x}" cy="{y}" r="2.2"/>' for x, y in points)
+    return (
+        f'<svg class="trend" viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
+        ' aria-hidden="true" focusable="false">'
+        f'<line x1="0" y1="{height - 3}" x2="{width}" y2="{height - 3}" class="base"/>'
+        f'<polyline points="{line}"/>{dots}</svg>'
+    )
+
+
+def couple_timeline(db: sqlite_utils.Database, couple_id: int) -> list[dict]:
+    """Issued items and practice records of a couple, newest first."""
+    events = [
+        {"on": r["created_at"][:10], "kind": "issued", "title": r["title"], "id": r["id"]}
+        for r in db.execute(
+            "SELECT id, title, created_at FROM homework WHERE couple_id = ?", [couple_id]
+        )
+    ]
+    events += [
+        {"on": r["practiced_on"], "kind": "practice", **r} for r in practice_log(db, couple_id)
+    ]
+    return sorted(events, key=lambda e: (e["on"], e["kind"] == "practice"), reverse=True)
+
+
+def last_session(db: sqlite_utils.Database, couple_id: int) -> date | None:
+    """When homework was last handed out: the best record of "the last session" we have."""
+    row = db.execute(
+        "SELECT MAX(created_at) FROM packets WHERE couple_id = ?", [couple_id]
+    ).fetchone()
+    return date.fromisoformat(row[0][:10]) if row and row[0] else None
+
+
+def export_rows(db: sqlite_utils.Database, couple_id: int) -> list[dict]:
+    """Every practice record of a couple, oldest first, for CSV and JSON export."""
+    rows = db.execute(
+        "SELECT p.id, p.homework_id, h.title, h.assignment_id, p.practiced_on, p.who, p.outcome,"
+        " p.helpfulness, p.reflection, p.reflection_private, p.source, p.created_at"
+        " FROM practice p JOIN homework h ON h.id = p.homework_id WHERE p.couple_id = ?"
+        " ORDER BY p.practiced_on, p.id",
+        [couple_id],
+    )
+    return [dict(r) for r in rows]
+
+
+def session_summary(db: sqlite_utils.Database, couple_id: int, since: date) -> dict:
+    """What happened since `since`: items, what each partner did, ratings, reflections."""
+    items = [
+        dict(r)
+        for r in db.execute(
+            "SELECT id, couple_id, title, start_date, due_date, per_week, weeks, who, status,"
+            " created_at FROM homework WHERE couple_id = ?"
+            " AND (status = 'active' OR created_at >= ? OR due_date >= ?)"
+            " AND status != 'revised' ORDER BY id",
+            [couple_id, since.isoformat(), since.isoformat()],
+        )
+    ]
+    log = practice_log(db, couple_id, since)
+    per_item = {}
+    for item in items:
+        records = [r for r in log if r["homework_id"] == item["id"]]
+        ratings = [r["helpfulness"] for r in records if r["helpfulness"]]
+        per_item[item["id"]] = {
+            "by_who": {
+                who: sum(OUTCOME_WEIGHT[r["outcome"]] for r in records if r["who"] == who)
+                for who in WHO
+            },
+            "records": len(records),
+            "rating": round(sum(ratings) / len(ratings), 1) if ratings else None,
+            "target": target_count(item),
+        }
+    return {
+        "since": since,
+        "homework": items,
+        "per_item": per_item,
+        "reflections": [r for r in log if r["reflection"]],
+        "records": len(log),
+    }

@@ -1,0 +1,208 @@
+"""The couple's check-in page: no account, a link from the handout's QR code."""
+
+import hashlib
+from datetime import date, datetime, time, timedelta
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+
+from .. import audit, tracking
+from ..accounts import client_ip
+from ..forms import CheckinForm
+from ..storage import get_db, write
+
+
+def register(bp: Blueprint) -> None:
+    bp.add_url_rule("/c/<token>", "checkin", checkin, methods=["GET", "POST"])
+    bp.add_url_rule("/c/<token>/practice-<int:hw_id>.ics", "checkin_ics", checkin_ics)
+
+
+def _kind_page(status: int):
+    """One answer for unknown, expired and revoked links alike: no names, no hints."""
+    if status == 429:
+        title = _("Please wait a few minutes")
+        message = _(
+            "There were many tries from here in a short time. Please try again in a few minutes."
+        )
+    else:
+        title = _("This link is not active")
+        message = _(
+            "This check-in link has ended or is not right. "
+            "Please ask your therapist for a new link."
+        )
+    body = render_template("homework/checkin_gone.html", title=title, message=message)
+    return body, status, {"Referrer-Policy": "no-referrer"}
+
+
+def _link_or_refusal(token: str):
+    """(link, None) for a live token, else (None, the kind refusal page)."""
+    db = get_db()
+    cfg = current_app.config
+    if tracking.rate_limited(db, f"ip:{client_ip()}", cfg["HOMEWORK_CHECKIN_LIMIT_PER_IP"], 600):
+        return None, _kind_page(429)
+    link = tracking.resolve_token(db, token, date.today())
+    if link is None:
+        return None, _kind_page(404)
+    return link, None
+
+
+def _names(db, couple_id: int) -> tuple[str, str]:
+    row = db.execute(
+        "SELECT partner_a, partner_b FROM couples WHERE id = ?", [couple_id]
+    ).fetchone()
+    return row["partner_a"], row["partner_b"]
+
+
+def checkin(token: str):
+    link, refusal = _link_or_refusal(token)
+    if refusal:
+        return refusal
+    db = get_db()
+    items = tracking.packet_checkin_items(db, link["packet_id"])
+    if not items:
+        return _kind_page(404)
+    partner_a, partner_b = _names(db, link["couple_id"])
+    form = CheckinForm()
+    form.item.choices = [(i["id"], i["title"]) for i in items]
+    form.who.choices = [("a", partner_a), ("b", partner_b), ("together", _("Both of us, together"))]
+    if request.method == "GET":
+        form.practiced_on.data = date.today()
+        if len(items) == 1:
+            form.item.data = items[0]["id"]
+    status = 200
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            scope_violation = form.item.raw_data and form.item.errors
+            if scope_violation:
+                _audit_scope_violation(db, link, form.item.raw_data[0])
+            status = 400
+        else:
+            item = next(i for i in items if i["id"] == form.item.data)
+            # Keyed by content: the same practice sent from two tabs, or sent again after a
+            # lost answer, is stored once.
+            fields = (
+                link["id"], item["id"], form.practiced_on.data, form.who.data, form.outcome.data,
+                form.helpfulness.data, (form.reflection.data or "").strip(),
+            )  # fmt: skip
+            key = hashlib.sha256("|".join(map(str, fields)).encode()).hexdigest()
+            try:
+                _id, created = tracking.record_practice(
+                    db,
+                    item,
+                    practiced_on=form.practiced_on.data,
+                    who=form.who.data,
+                    outcome=form.outcome.data,
+                    helpfulness=int(form.helpfulness.data) if form.helpfulness.data else None,
+                    reflection=form.reflection.data or "",
+                    private=form.private.data == "private",
+                    source="checkin",
+                    idempotency_key=key,
+                    limit=(
+                        f"token:{link['id']}",
+                        current_app.config["HOMEWORK_CHECKIN_LIMIT_PER_TOKEN"],
+                        3600,
+                    ),
+                )
+            except tracking.RateLimited:
+                return _kind_page(429)
+            except tracking.PracticeError as exc:
+                form.practiced_on.errors.append(str(exc))
+                status = 400
+            else:
+                # The thanks travels in the address, not the session: a retry storm must not
+                # grow a cookie, and the page needs no session to say it.
+                return redirect(
+                    url_for("homework.checkin", token=token, sent="new" if created else "again")
+                )
+    progress = tracking.progress(db, items)
+    body = render_template(
+        "homework/checkin.html",
+        form=form,
+        items=items,
+        progress=progress,
+        partner_a=partner_a,
+        partner_b=partner_b,
+        token=token,
+        today=date.today(),
+        sent=request.args.get("sent"),
+    )
+    return body, status, {"Referrer-Policy": "no-referrer"}
+
+
+def _audit_scope_violation(db, link: dict, item_raw: str) -> None:
+    """Someone posted an item id this link does not cover: record it, write nothing else."""
+    with write(db):
+        audit.record(
+            db,
+            "checkin.refused_item",
+            object_type="packet",
+            object_id=link["packet_id"],
+            detail={"item": item_raw[:20]},
+        )
+
+
+def checkin_ics(token: str, hw_id: int):
+    """Practice reminders for one item as a calendar file, at the target frequency."""
+    link, refusal = _link_or_refusal(token)
+    if refusal:
+        return refusal
+    items = {i["id"]: i for i in tracking.packet_checkin_items(get_db(), link["packet_id"])}
+    item = items.get(hw_id)
+    if item is None:
+        abort(404)
+    body = calendar_file(item)
+    return Response(
+        body,
+        mimetype="text/calendar",
+        headers={
+            "Content-Disposition": f'attachment; filename="practice-{item["start_date"]}.ics"',
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
+def _ics_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+
+
+def calendar_file(item: dict) -> str:
+    """An iCalendar file: `per_week` evening reminders a week, spread over the week."""
+    start = date.fromisoformat(item["start_date"])
+    per_week = item["per_week"]
+    offsets = sorted({round(i * 7 / per_week) for i in range(per_week)})
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%SZ")
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//homework//between-session practice//EN",
+        "CALSCALE:GREGORIAN",
+    ]
+    for week in range(item["weeks"]):
+        for n, offset in enumerate(offsets):
+            day = start + timedelta(weeks=week, days=offset)
+            begins = datetime.combine(day, time(19, 0))
+            lines += [
+                "BEGIN:VEVENT",
+                f"UID:homework-{item['id']}-{week}-{n}@homework",
+                f"DTSTAMP:{stamp}",
+                f"DTSTART:{begins:%Y%m%dT%H%M%S}",
+                f"DTEND:{begins + timedelta(minutes=30):%Y%m%dT%H%M%S}",
+                f"SUMMARY:{_ics_escape(_('Practice: %(title)s', title=item['title']))}",
+                "BEGIN:VALARM",
+                "TRIGGER:-PT10M",
+                "ACTION:DISPLAY",
+                f"DESCRIPTION:{_ics_escape(item['title'])}",
+                "END:VALARM",
+                "END:VEVENT",
+            ]
+    lines.append("END:VCALENDAR")
+    return "\r\n".join(lines) + "\r\n"

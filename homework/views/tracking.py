@@ -1,0 +1,207 @@
+"""Therapist-side tracking: in-session records, check-in links, summaries, exports."""
+
+import csv
+import io
+import json
+from datetime import date, timedelta
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from .. import audit, tracking
+from ..extension import checkin_config, current_brand, public_url_for
+from ..forms import ActionForm, SessionPracticeForm
+from ..storage import get_db, write
+from . import current_therapist, login_required
+from .assign import own_homework
+from .couples import own_couple
+
+
+def register(bp: Blueprint) -> None:
+    bp.add_url_rule(
+        "/homework/<int:hw_id>/practice", "record_practice", record_in_session, methods=["POST"]
+    )
+    bp.add_url_rule(
+        "/packets/<int:packet_id>/link/<any(revoke, reissue):action>",
+        "checkin_link",
+        checkin_link,
+        methods=["POST"],
+    )
+    bp.add_url_rule("/couples/<int:couple_id>/summary", "summary", summary)
+    bp.add_url_rule("/couples/<int:couple_id>/summary.pdf", "summary_pdf", summary_pdf)
+    bp.add_url_rule(
+        "/couples/<int:couple_id>/tracking.<any(csv, json):fmt>", "tracking_export", tracking_export
+    )
+
+
+def session_form(couple, hw: dict | None = None) -> SessionPracticeForm:
+    form = SessionPracticeForm(prefix=f"p{hw['id']}" if hw else "p")
+    form.who.choices = [
+        ("together", _("Together")),
+        ("a", couple.partner_a),
+        ("b", couple.partner_b),
+    ]
+    if hw and hw["who"] == "each partner":
+        form.who.choices = form.who.choices[1:] + form.who.choices[:1]
+    if form.practiced_on.data is None:
+        form.practiced_on.data = date.today()
+    return form
+
+
+@login_required
+def record_in_session(hw_id: int):
+    hw = own_homework(hw_id)
+    couple = own_couple(hw["couple_id"])
+    form = session_form(couple, hw)
+    if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            abort(400)
+        flash(" ".join(e for errors in form.errors.values() for e in errors), "error")
+    else:
+        try:
+            tracking.record_practice(
+                get_db(),
+                hw,
+                practiced_on=form.practiced_on.data,
+                who=form.who.data,
+                outcome=form.outcome.data,
+                source="session",
+                recorded_by=current_therapist().id,
+            )
+        except tracking.PracticeError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(_("Recorded."), "info")
+    return redirect(url_for("homework.couple", couple_id=couple.id) + f"#item-{hw_id}")
+
+
+@login_required
+def checkin_link(packet_id: int, action: str):
+    db = get_db()
+    row = (
+        db.execute("SELECT couple_id FROM packets WHERE id = ?", [packet_id]).fetchone()
+        if packet_id < 2**63
+        else None
+    )
+    if row is None:
+        abort(404)
+    couple = own_couple(row["couple_id"])
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    me = current_therapist().id
+    if action == "revoke":
+        tracking.revoke_links(db, packet_id, me)
+        flash(_("The check-in link is switched off."), "info")
+    else:
+        secret, weeks = checkin_config()
+        tracking.reissue_link(db, secret, packet_id, me, weeks)
+        flash(
+            _(
+                "A new check-in link is ready. Print the handout again: "
+                "the old link no longer works."
+            ),
+            "info",
+        )
+    return redirect(url_for("homework.couple", couple_id=couple.id))
+
+
+def _summary_context(couple_id: int) -> dict:
+    couple = own_couple(couple_id)
+    db = get_db()
+    since_text = request.args.get("since", "")
+    try:
+        since = date.fromisoformat(since_text) if since_text else None
+    except ValueError:
+        since = None
+    since = since or tracking.last_session(db, couple.id) or date.today() - timedelta(days=14)
+    with write(db):
+        audit.record(
+            db,
+            "summary.viewed",
+            actor_id=current_therapist().id,
+            object_type="couple",
+            object_id=couple.id,
+        )
+    return {"couple": couple, "s": tracking.session_summary(db, couple.id, since)}
+
+
+@login_required
+def summary(couple_id: int):
+    return render_template("homework/summary.html", **_summary_context(couple_id))
+
+
+@login_required
+def summary_pdf(couple_id: int):
+    from .handouts import _render_html_or_error
+
+    context = _summary_context(couple_id)
+    html = render_template("homework/pdf/summary.html", brand=current_brand(), **context)
+    pdf, error = _render_html_or_error(html, f"summary-{date.today().isoformat()}.pdf")
+    return error or pdf
+
+
+@login_required
+def tracking_export(couple_id: int, fmt: str):
+    couple = own_couple(couple_id)
+    db = get_db()
+    rows = tracking.export_rows(db, couple.id)
+    with write(db):
+        audit.record(
+            db, "tracking.exported", actor_id=current_therapist().id, object_type="couple",
+            object_id=couple.id, detail={"format": fmt, "rows": len(rows)},
+        )  # fmt: skip
+    name = f"tracking-{date.today().isoformat()}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if fmt == "json":
+        body = json.dumps(
+            {
+                "couple": {
+                    "label": couple.label,
+                    "partner_a": couple.partner_a,
+                    "partner_b": couple.partner_b,
+                },
+                "practice": rows,
+            },
+            ensure_ascii=False,
+            indent=2,
+        )
+        return Response(body, mimetype="application/json", headers=headers)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["id"])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_safe(v) for k, v in row.items()})
+    return Response(out.getvalue(), mimetype="text/csv", headers=headers)
+
+
+def _csv_safe(value):
+    """Keep spreadsheet apps from running typed text as a formula."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def checkin_url(packet_id: int) -> str | None:
+    """The live check-in URL of a packet, for the couple's page and the handout."""
+    secret, _weeks = checkin_config()
+    link = tracking.current_link(get_db(), secret, packet_id)
+    if link is None or link.revoked or link.expired(date.today()):
+        return None
+    return public_url_for("homework.checkin", token=link.token)
+
+
+def packet_links(couple_id: int) -> dict[int, dict]:
+    """For each of a couple's packets: its link state and URL."""
+    secret, _weeks = checkin_config()
+    out = {}
+    for row in get_db().execute("SELECT id FROM packets WHERE couple_id = ?", [couple_id]):
+        link = tracking.current_link(get_db(), secret, row["id"])
+        if link is None:
+            continue
+        live = not link.revoked and not link.expired(date.today())
+        out[row["id"]] = {
+            "live": live,
+            "url": public_url_for("homework.checkin", token=link.token) if live else None,
+            "expires_on": link.expires_on,
+        }
+    return out

@@ -1,0 +1,287 @@
+import re
+from datetime import date, timedelta
+
+import pytest
+from conftest import csrf_token
+from test_assign import form_for, post_assign
+from test_couples import add_couple, audit_actions, login_other
+from test_pdf import pdftext
+
+TODAY = date.today()
+
+
+@pytest.fixture
+def packet(therapist):
+    """A couple with a two-item packet; returns (couple_id, check-in path)."""
+    couple_id = add_couple(therapist, partner_a="Ana", partner_b="Ben", notes="SECRET NOTE")
+    data = form_for(therapist, couple_id, "memory-walk", "daily-appreciation")
+    assert post_assign(therapist, couple_id, data, "issue").status_code == 302
+    page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    url = re.search(r'class="link-box">(http://localhost/c/[A-Za-z0-9_-]+)<', page).group(1)
+    return couple_id, url.replace("http://localhost", "")
+
+
+def checkin_post(client, path, **fields):
+    token = csrf_token(client, path)
+    data = {
+        "csrf_token": token,
+        "item": "1",
+        "practiced_on": TODAY.isoformat(),
+        "who": "together",
+        "outcome": "done",
+        "private": "shared",
+        **fields,
+    }
+    return client.post(path, data=data)
+
+
+def test_the_link_is_printed_on_the_handout_as_text_and_qr(therapist, packet):
+    _, path = packet
+    pdf = therapist.get("/packets/1/handout.pdf").data
+    text = pdftext(pdf)
+    assert "http://localhost" + path in text.replace("\n", "")
+    assert "Tick it off on your phone" in text
+    assert b"/Subtype /Image" in pdf or b"/Subtype/Image" in pdf or b"/Type /XObject" in pdf
+
+
+def test_public_url_sets_the_printed_address(app, therapist, packet):
+    app.config["HOMEWORK_PUBLIC_URL"] = "https://practice.example"
+    text = pdftext(therapist.get("/homework/1/handout.pdf").data).replace("\n", "")
+    assert "https://practice.example/c/" in text
+
+
+def test_token_is_stored_only_as_a_hash(packet, db):
+    _, path = packet
+    token = path.rsplit("/", 1)[1]
+    assert len(token) == 43  # 256 bits, base64url
+    dump = "\n".join(str(tuple(r)) for r in db.execute("SELECT * FROM checkin_tokens"))
+    assert token not in dump
+    import hashlib
+
+    assert hashlib.sha256(token.encode()).hexdigest() in dump
+
+
+def test_checkin_page_shows_only_first_names_and_items(app, packet):
+    _, path = packet
+    couple_client = app.test_client()
+    response = couple_client.get(path)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Ana" in page and "Ben" in page and "A memory walk" in page
+    assert "SECRET NOTE" not in page and "Wed 5pm" not in page and "Dr. Tess Ward" not in page
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "<script" not in page
+
+
+def test_a_checkin_records_once_even_when_sent_twice(app, packet, db):
+    _, path = packet
+    phone = app.test_client()
+    first = checkin_post(phone, path, reflection="Lovely walk", helpfulness="4")
+    assert first.status_code == 302
+    again = checkin_post(phone, path, reflection="Lovely walk", helpfulness="4")  # a retry
+    other_tab = checkin_post(app.test_client(), path, reflection="Lovely walk", helpfulness="4")
+    assert again.status_code == 302 and other_tab.status_code == 302
+    rows = db.execute(
+        "SELECT who, outcome, helpfulness, reflection, source FROM practice"
+    ).fetchall()
+    assert [tuple(r) for r in rows] == [("together", "done", 4, "Lovely walk", "checkin")]
+    assert "already sent this one" in phone.get(again.headers["Location"]).get_data(as_text=True)
+    assert "Thank you! It is recorded." in phone.get(first.headers["Location"]).get_data(
+        as_text=True
+    )
+
+
+def test_private_reflection_is_not_shown_back(app, packet, db):
+    _, path = packet
+    phone = app.test_client()
+    checkin_post(phone, path, reflection="Only for our therapist: hard week", private="private")
+    assert db.execute("SELECT reflection_private FROM practice").fetchone()[0] == 1
+    assert "hard week" not in phone.get(path).get_data(as_text=True)
+
+
+def test_unknown_expired_and_revoked_links_all_get_the_same_kind_page(app, therapist, packet, db):
+    couple_id, path = packet
+    visitor = app.test_client()
+    unknown = visitor.get("/c/" + "x" * 43)
+    assert unknown.status_code == 404
+    kind = unknown.get_data(as_text=True)
+    assert "ask your therapist for a new link" in kind and "Ana" not in kind
+    # expired
+    db.execute(
+        "UPDATE checkin_tokens SET expires_on = ?", [(TODAY - timedelta(days=1)).isoformat()]
+    )
+    expired = visitor.get(path)
+    assert expired.status_code == 404 and expired.get_data(as_text=True) == kind
+    db.execute(
+        "UPDATE checkin_tokens SET expires_on = ?", [(TODAY + timedelta(days=30)).isoformat()]
+    )
+    assert visitor.get(path).status_code == 200
+    # revoked by the therapist
+    token = csrf_token(therapist, f"/couples/{couple_id}")
+    therapist.post("/packets/1/link/revoke", data={"csrf_token": token})
+    revoked = visitor.get(path)
+    assert revoked.status_code == 404 and revoked.get_data(as_text=True) == kind
+    assert visitor.post("/c/" + "x" * 43, data={"item": "1"}).status_code in (400, 404)
+    assert db.execute("SELECT COUNT(*) FROM practice").fetchone()[0] == 0
+
+
+def test_reissued_link_works_and_the_old_one_dies(app, therapist, packet):
+    couple_id, old_path = packet
+    token = csrf_token(therapist, f"/couples/{couple_id}")
+    therapist.post("/packets/1/link/reissue", data={"csrf_token": token})
+    page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    new_path = re.search(r'class="link-box">http://localhost(/c/[A-Za-z0-9_-]+)<', page).group(1)
+    assert new_path != old_path
+    visitor = app.test_client()
+    assert visitor.get(old_path).status_code == 404
+    assert visitor.get(new_path).status_code == 200
+    assert "checkin.link_revoked" in audit_actions_db(app)
+
+
+def audit_actions_db(app):
+    from homework.storage import connect
+
+    conn = connect(app.config["HOMEWORK_DATABASE"])
+    try:
+        return audit_actions(conn)
+    finally:
+        conn.close()
+
+
+def test_a_token_cannot_touch_another_couples_item(app, therapist, packet, db):
+    _, path = packet
+    other_couple = add_couple(therapist, label="Other", partner_a="Cy", partner_b="Di")
+    post_assign(therapist, other_couple, form_for(therapist, other_couple, "memory-walk"), "issue")
+    foreign_item = db.execute(
+        "SELECT id FROM homework WHERE couple_id = ?", [other_couple]
+    ).fetchone()[0]
+    response = checkin_post(app.test_client(), path, item=str(foreign_item))
+    assert response.status_code == 400
+    assert db.execute("SELECT COUNT(*) FROM practice").fetchone()[0] == 0
+    assert "checkin.refused_item" in audit_actions(db)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"practiced_on": (TODAY + timedelta(days=2)).isoformat()}, "in the future"),
+        (
+            {"practiced_on": (TODAY - timedelta(days=30)).isoformat()},
+            "before this practice started",
+        ),
+        ({"reflection": "x" * 100_000}, "under 2,000 characters"),
+        ({"who": "someone"}, "Not a valid choice"),
+        ({"outcome": ""}, "how far you got"),
+        ({"helpfulness": "9"}, "Not a valid choice"),
+        ({"practiced_on": "yesterday"}, "Not a valid date"),
+    ],
+)
+def test_bad_checkins_are_refused_with_a_message(app, packet, db, fields, message):
+    _, path = packet
+    response = checkin_post(app.test_client(), path, **fields)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert db.execute("SELECT COUNT(*) FROM practice").fetchone()[0] == 0
+
+
+def test_tomorrow_is_allowed_for_time_zones(app, packet, db):
+    _, path = packet
+    assert (
+        checkin_post(
+            app.test_client(), path, practiced_on=(TODAY + timedelta(days=1)).isoformat()
+        ).status_code
+        == 302
+    )
+
+
+def test_ten_thousand_random_tokens_all_get_the_same_404_then_a_limit(app, db):
+    import secrets
+
+    app.config["HOMEWORK_CHECKIN_LIMIT_PER_IP"] = 10_000
+    client = app.test_client()
+    bodies = set()
+    for _ in range(10_000):
+        response = client.get("/c/" + secrets.token_urlsafe(32))
+        assert response.status_code == 404
+        bodies.add(response.get_data())
+    assert len(bodies) == 1
+    assert client.get("/c/" + secrets.token_urlsafe(32)).status_code == 429
+
+
+def test_submissions_per_link_are_limited(app, packet, db):
+    _, path = packet
+    app.config["HOMEWORK_CHECKIN_LIMIT_PER_TOKEN"] = 3
+    phone = app.test_client()
+    for n in range(3):
+        assert checkin_post(phone, path, reflection=f"note {n}").status_code == 302
+    assert checkin_post(phone, path, reflection="one too many").status_code == 429
+    assert db.execute("SELECT COUNT(*) FROM practice").fetchone()[0] == 3
+
+
+def test_calendar_file_has_reminders_at_the_target_frequency(app, packet):
+    _, path = packet
+    response = app.test_client().get(path + "/practice-2.ics")
+    assert response.status_code == 200 and response.mimetype == "text/calendar"
+    body = response.get_data(as_text=True)
+    assert body.startswith("BEGIN:VCALENDAR") and body.rstrip().endswith("END:VCALENDAR")
+    assert body.count("BEGIN:VEVENT") == 7 * 2  # daily appreciation: 7 a week for 2 weeks
+    assert "Ana" not in body
+    assert app.test_client().get(path + "/practice-99.ics").status_code == 404
+
+
+def test_therapist_records_in_session_and_sees_progress(therapist, packet, db):
+    couple_id, _ = packet
+    token = csrf_token(therapist, f"/couples/{couple_id}")
+    response = therapist.post(
+        "/homework/2/practice",
+        data={
+            "csrf_token": token,
+            "p2-who": "a",
+            "p2-practiced_on": TODAY.isoformat(),
+            "p2-outcome": "done",
+        },
+    )
+    assert response.status_code == 302
+    row = db.execute("SELECT who, source, recorded_by FROM practice").fetchone()
+    assert tuple(row) == ("a", "session", 2)
+    page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    assert "<strong>1</strong> of 28 planned" in page  # 7 a week x 2 weeks x each partner
+    assert "(in session)" in page
+    other = login_other(therapist.application)
+    token = csrf_token(other, "/")
+    assert other.post("/homework/2/practice", data={"csrf_token": token}).status_code == 404
+
+
+def test_dashboard_summary_and_exports_reflect_the_records(app, therapist, packet, db):
+    couple_id, path = packet
+    phone = app.test_client()
+    checkin_post(phone, path, reflection="We laughed a lot", helpfulness="5")
+    checkin_post(
+        phone, path, item="2", who="a", reflection="Hard to say it out loud", private="private"
+    )
+    dashboard = therapist.get("/").get_data(as_text=True)
+    assert "Wed 5pm" in dashboard and "We laughed a lot" in dashboard
+    assert "Hard to say it out loud" in dashboard and "only for you" in dashboard
+    assert "<svg" in dashboard
+    summary = therapist.get(f"/couples/{couple_id}/summary").get_data(as_text=True)
+    assert "We laughed a lot" in summary and "private: only for the therapist" in summary
+    pdf = therapist.get(f"/couples/{couple_id}/summary.pdf")
+    assert pdf.status_code == 200 and "Hard to say it out loud" in pdftext(pdf.data)
+    as_json = therapist.get(f"/couples/{couple_id}/tracking.json").get_json()
+    assert len(as_json["practice"]) == 2
+    csv_text = therapist.get(f"/couples/{couple_id}/tracking.csv").get_data(as_text=True)
+    assert "We laughed a lot" in csv_text and csv_text.count("\n") == 3
+    assert audit_actions(db).count("tracking.exported") == 2
+
+
+def test_csv_export_neutralises_formulas(app, therapist, packet):
+    couple_id, path = packet
+    checkin_post(app.test_client(), path, reflection='=HYPERLINK("http://evil.example")')
+    csv_text = therapist.get(f"/couples/{couple_id}/tracking.csv").get_data(as_text=True)
+    assert "'=HYPERLINK" in csv_text
+
+
+def test_dashboard_sorts_and_filters(therapist, packet):
+    assert therapist.get("/?sort=label&show=attention").status_code == 200
+    assert therapist.get("/?sort=nonsense").status_code == 200
