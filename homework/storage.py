@@ -334,7 +334,8 @@ def _tracking(db: sqlite_utils.Database) -> None:
             created_at TEXT NOT NULL
         )"""
     )
-    db.execute("CREATE INDEX practice_couple_day ON practice(couple_id, practiced_on)")
+    # Covers the dashboard's weekly sums without touching the table.
+    db.execute("CREATE INDEX practice_couple_day ON practice(couple_id, practiced_on, outcome)")
     db.execute("CREATE INDEX practice_homework ON practice(homework_id, practiced_on)")
     db.execute(
         """CREATE TABLE rate_events (

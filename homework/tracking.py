@@ -344,17 +344,16 @@ def dashboard(db: sqlite_utils.Database, therapist_id: int, today: date) -> dict
     starts = week_starts(today)
     first_day = starts[0]
     done = {}  # (couple_id, week index) -> weighted practices
+    # SQLite buckets by week: a few hundred rows come back, not one per record.
     for row in db.execute(
-        "SELECT p.couple_id, p.practiced_on, p.outcome, COUNT(*) AS n FROM practice p"
-        " JOIN couples c ON c.id = p.couple_id"
+        "SELECT p.couple_id,"
+        " MIN(3, CAST((julianday(p.practiced_on) - julianday(?)) / 7 AS INTEGER)) AS week, SUM(CASE p.outcome WHEN 'done' THEN 1.0 WHEN 'partly' THEN 0.5 ELSE 0 END) AS n"
+        " FROM practice p JOIN couples c ON c.id = p.couple_id"
         " WHERE c.owner_id = ? AND c.archived = 0 AND p.practiced_on >= ?"
-        " GROUP BY p.couple_id, p.practiced_on, p.outcome",
-        [therapist_id, first_day.isoformat()],
+        " GROUP BY p.couple_id, week",
+        [first_day.isoformat(), therapist_id, first_day.isoformat()],
     ):
-        day = date.fromisoformat(row["practiced_on"])
-        week = min(3, (day - first_day).days // 7)
-        key = (row["couple_id"], week)
-        done[key] = done.get(key, 0.0) + OUTCOME_WEIGHT[row["outcome"]] * row["n"]
+        done[(row["couple_id"], row["week"])] = row["n"]
     by_couple: dict[int, list[dict]] = {}
     for item in items:
         item["start"] = date.fromisoformat(item["start_date"])

@@ -15,6 +15,9 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/healthz", "healthz", healthz)
 
 
+PAGE = 25
+
+
 @login_required
 def dashboard():
     me = current_therapist()
@@ -38,6 +41,9 @@ def dashboard():
         "due": lambda r: -r["due_this_week"],
     }
     rows = sorted(rows, key=keys.get(sort, keys["attention"]))
+    total = len(rows)
+    if request.args.get("all") != "1":
+        rows = rows[:PAGE]  # the ones that need attention come first; the rest on request
     for row in rows:
         row["trend"] = Markup(tracking.trend_svg(row["weekly"]))  # noqa: S704 (our own SVG)
     return render_template(
@@ -47,6 +53,7 @@ def dashboard():
         data=data,
         sort=sort if sort in keys else "attention",
         show=show,
+        total=total,
     )
 
 
