@@ -347,7 +347,8 @@ def dashboard(db: sqlite_utils.Database, therapist_id: int, today: date) -> dict
     # SQLite buckets by week: a few hundred rows come back, not one per record.
     for row in db.execute(
         "SELECT p.couple_id,"
-        " MIN(3, CAST((julianday(p.practiced_on) - julianday(?)) / 7 AS INTEGER)) AS week, SUM(CASE p.outcome WHEN 'done' THEN 1.0 WHEN 'partly' THEN 0.5 ELSE 0 END) AS n"
+        " MIN(3, CAST((julianday(p.practiced_on) - julianday(?)) / 7 AS INTEGER)) AS week,"
+        " SUM(CASE p.outcome WHEN 'done' THEN 1.0 WHEN 'partly' THEN 0.5 ELSE 0 END) AS n"
         " FROM practice p JOIN couples c ON c.id = p.couple_id"
         " WHERE c.owner_id = ? AND c.archived = 0 AND p.practiced_on >= ?"
         " GROUP BY p.couple_id, week",
