@@ -26,3 +26,25 @@ def brand():
     from .storage import get_db
 
     return asdict(load_brand(get_db()))
+
+
+@hookimpl(trylast=True)
+def homework_issued(packet_id, couple_id, homework_ids, therapist_id):
+    """Note the event in the app log, by ids only."""
+    current_app.logger.info(
+        "homework issued: packet %s, items %s, couple %s", packet_id, homework_ids, couple_id
+    )
+
+
+@hookimpl(trylast=True)
+def practice_recorded(practice_id, homework_id, couple_id, source):
+    """Note the event in the app log, by ids only."""
+    current_app.logger.info(
+        "practice %s recorded for item %s (%s)", practice_id, homework_id, source
+    )
+
+
+@hookimpl(trylast=True)
+def extra_handout_css():
+    """No extra handout CSS of our own."""
+    return ""

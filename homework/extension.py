@@ -220,3 +220,12 @@ def public_url_for(endpoint: str, **values) -> str:
     if not base:
         return url_for(endpoint, _external=True, **values)
     return base.rstrip("/") + url_for(endpoint, **values)
+
+
+def emit(event: str, **kwargs) -> None:
+    """Tell plugins that something happened. A failing listener is logged, never shown to
+    the person whose work was already saved."""
+    try:
+        getattr(get_state().pm.hook, event)(**kwargs)
+    except Exception:  # a plugin's bug must not undo or hide a completed action
+        current_app.logger.exception("a plugin's %s hook failed", event)

@@ -31,3 +31,15 @@ def brand():  # type: ignore[empty-body]
 @hookspec
 def extra_handout_css():  # type: ignore[empty-body]
     """Return CSS (a string) appended to the handout's stylesheet. Trusted: it is code."""
+
+
+@hookspec
+def homework_issued(packet_id, couple_id, homework_ids, therapist_id):  # type: ignore[empty-body]
+    """Homework was issued (after it is stored): `homework_ids` in `packet_id`, for
+    `couple_id`, by `therapist_id`. For syncing with an EHR or sending a message."""
+
+
+@hookspec
+def practice_recorded(practice_id, homework_id, couple_id, source):  # type: ignore[empty-body]
+    """A practice was recorded (after it is stored); `source` is "checkin" (the couple)
+    or "session" (the therapist)."""

@@ -8,7 +8,7 @@ from flask_babel import format_date
 from flask_babel import gettext as _
 
 from .. import couples, issuing
-from ..extension import checkin_config, get_state
+from ..extension import checkin_config, emit, get_state
 from ..forms import (
     ActionForm,
     AssignForm,
@@ -127,8 +127,15 @@ def assign_to_couple(couple_id: int):
             items = _build_items(zip(chosen, subforms, strict=True), couple)
             if outer.action.data == "issue":
                 flags = sorted({c["flag"] for _a, hits in matched for c in hits})
-                issuing.issue_packet(
+                packet_id, ids = issuing.issue_packet(
                     get_db(), couple, current_therapist().id, items, flags, checkin_config()
+                )
+                emit(
+                    "homework_issued",
+                    packet_id=packet_id,
+                    couple_id=couple.id,
+                    homework_ids=ids,
+                    therapist_id=current_therapist().id,
                 )
                 flash(
                     _("Given to %(a)s and %(b)s.", a=couple.partner_a, b=couple.partner_b), "info"
@@ -196,6 +203,13 @@ def revise(hw_id: int):
             if outer.action.data == "issue":
                 flags = sorted({c["flag"] for _a, hits in matched for c in hits})
                 new_id = issuing.revise_homework(get_db(), hw, item, current_therapist().id, flags)
+                emit(
+                    "homework_issued",
+                    packet_id=hw["packet_id"],
+                    couple_id=couple.id,
+                    homework_ids=[new_id],
+                    therapist_id=current_therapist().id,
+                )
                 flash(_("Revised. The earlier version stays readable."), "info")
                 return redirect(url_for("homework.homework_item", hw_id=new_id))
             previews = [issuing.as_markup(item.snapshot)]

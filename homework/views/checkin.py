@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 
 from .. import audit, tracking
 from ..accounts import client_ip
+from ..extension import emit
 from ..forms import CheckinForm
 from ..storage import get_db, write
 
@@ -95,7 +96,7 @@ def checkin(token: str):
             )  # fmt: skip
             key = hashlib.sha256("|".join(map(str, fields)).encode()).hexdigest()
             try:
-                _id, created = tracking.record_practice(
+                practice_id, created = tracking.record_practice(
                     db,
                     item,
                     practiced_on=form.practiced_on.data,
@@ -118,6 +119,14 @@ def checkin(token: str):
                 form.practiced_on.errors.append(str(exc))
                 status = 400
             else:
+                if created:
+                    emit(
+                        "practice_recorded",
+                        practice_id=practice_id,
+                        homework_id=item["id"],
+                        couple_id=item["couple_id"],
+                        source="checkin",
+                    )
                 # The thanks travels in the address, not the session: a retry storm must not
                 # grow a cookie, and the page needs no session to say it.
                 return redirect(

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import gettext as _
 
 from .. import audit, tracking
-from ..extension import checkin_config, current_brand, public_url_for
+from ..extension import checkin_config, current_brand, emit, public_url_for
 from ..forms import ActionForm, SessionPracticeForm
 from ..storage import get_db, write
 from . import current_therapist, login_required
@@ -59,7 +59,7 @@ def record_in_session(hw_id: int):
         flash(" ".join(e for errors in form.errors.values() for e in errors), "error")
     else:
         try:
-            tracking.record_practice(
+            practice_id, _created = tracking.record_practice(
                 get_db(),
                 hw,
                 practiced_on=form.practiced_on.data,
@@ -71,6 +71,13 @@ def record_in_session(hw_id: int):
         except tracking.PracticeError as exc:
             flash(str(exc), "error")
         else:
+            emit(
+                "practice_recorded",
+                practice_id=practice_id,
+                homework_id=hw["id"],
+                couple_id=couple.id,
+                source="session",
+            )
             flash(_("Recorded."), "info")
     return redirect(url_for("homework.couple", couple_id=couple.id) + f"#item-{hw_id}")
 

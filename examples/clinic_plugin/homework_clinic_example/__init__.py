@@ -1,0 +1,1 @@
+"""An example clinic plugin for homework (see plugin.py)."""
