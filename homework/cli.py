@@ -251,6 +251,101 @@ def export_command(couple_id: int, out_dir: Path) -> None:
     click.echo(f"{len(written)} handout(s) in {out_dir}")
 
 
+def _passphrase(confirm: bool) -> str:
+    """From $HOMEWORK_BACKUP_PASSPHRASE, else one line of stdin, else a prompt."""
+    from_env = os.environ.get("HOMEWORK_BACKUP_PASSPHRASE")
+    if from_env:
+        return from_env
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise click.UsageError("give the passphrase on stdin or in HOMEWORK_BACKUP_PASSPHRASE")
+        return line
+    return click.prompt("Backup passphrase", hide_input=True, confirmation_prompt=confirm)
+
+
+@commands.command("backup")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the archive (default: HOMEWORK_BACKUP_DIR).",
+)
+@click.option(
+    "--encrypt",
+    is_flag=True,
+    help="Encrypt with a passphrase ($HOMEWORK_BACKUP_PASSPHRASE or stdin).",
+)
+def backup_command(out_dir: Path | None, encrypt: bool) -> None:
+    """Back up the database (online, while the app runs) and uploads into one archive."""
+    from .backups import BackupError, take_backup
+
+    cfg = current_app.config
+    passphrase = _passphrase(confirm=True) if encrypt else None
+    try:
+        result = take_backup(
+            Path(cfg["HOMEWORK_DATABASE"]),
+            Path(cfg["HOMEWORK_UPLOADS"]),
+            out_dir or Path(cfg["HOMEWORK_BACKUP_DIR"]),
+            passphrase,
+            int(cfg["HOMEWORK_BACKUP_KEEP"]),
+        )
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"backup {result.path} ({result.size:,} bytes, {result.seconds:.1f} s), integrity ok"
+    )
+    for name in result.removed:
+        click.echo(f"removed old backup {name} (keeping the newest {cfg['HOMEWORK_BACKUP_KEEP']})")
+
+
+@commands.command("restore")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Restore even though the server seems to be running.")
+def restore_command(archive: Path, force: bool) -> None:
+    """Replace the database and uploads with a backup, after checking it whole.
+
+    Couples erased since the backup was taken are erased again."""
+    from .backups import MAGIC, BackupError, restore
+    from .erasure import replay_ledger
+    from .extension import erasure_ledger
+
+    cfg = current_app.config
+    if not force and _server_running(Path(current_app.instance_path)):
+        raise click.ClickException(
+            "homework serve is running on this instance; stop it first (or use --force)"
+        )
+    with archive.open("rb") as fh:
+        encrypted = fh.read(len(MAGIC)) == MAGIC
+    passphrase = _passphrase(confirm=False) if encrypted else None
+    storage.close_db()
+    try:
+        manifest = restore(
+            archive, Path(cfg["HOMEWORK_DATABASE"]), Path(cfg["HOMEWORK_UPLOADS"]), passphrase
+        )
+    except BackupError as exc:
+        raise click.ClickException(f"{exc}; nothing was changed") from exc
+    db = storage.open_checked(cfg["HOMEWORK_DATABASE"])
+    try:
+        storage.apply_migrations(db)
+        again = replay_ledger(db, erasure_ledger())
+    finally:
+        db.close()
+    click.echo(f"restored the backup of {manifest['created']} from {archive}")
+    if again:
+        click.echo(f"erased again {len(again)} couple(s) erased after that backup was taken")
+
+
+def _server_running(instance: Path) -> bool:
+    pid_file = instance / "serve.pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 @commands.command("plugins")
 def plugins_command() -> None:
     """List loaded plugins and the hooks each implements."""
@@ -375,7 +470,12 @@ def serve_command(
         return
     from .server import run_gunicorn
 
-    run_gunicorn(app, host=host, port=port, workers=workers, threads=threads)
+    pid_file = Path(app.instance_path) / "serve.pid"
+    pid_file.write_text(str(os.getpid()))  # tells `homework restore` the server is up
+    try:
+        run_gunicorn(app, host=host, port=port, workers=workers, threads=threads)
+    finally:
+        pid_file.unlink(missing_ok=True)
 
 
 STANDALONE_ONLY = [

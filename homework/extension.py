@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "HOMEWORK_CHECKIN_EXPIRY_WEEKS": 8,
     "HOMEWORK_CHECKIN_LIMIT_PER_TOKEN": 40,  # check-in submissions per link per hour
     "HOMEWORK_CHECKIN_LIMIT_PER_IP": 120,  # check-in requests per address per 10 minutes
+    "HOMEWORK_BACKUP_DIR": None,  # None: <instance>/backups
+    "HOMEWORK_BACKUP_KEEP": 14,
 }
 
 CSP = (
@@ -87,6 +89,8 @@ class Homework:
             app.config["HOMEWORK_DATABASE"] = str(instance / "homework.db")
         if not app.config["HOMEWORK_UPLOADS"]:
             app.config["HOMEWORK_UPLOADS"] = str(instance / "uploads")
+        if not app.config["HOMEWORK_BACKUP_DIR"]:
+            app.config["HOMEWORK_BACKUP_DIR"] = str(instance / "backups")
 
         plugins = list(self.plugins)
         if self.standalone:
@@ -229,3 +233,8 @@ def emit(event: str, **kwargs) -> None:
         getattr(get_state().pm.hook, event)(**kwargs)
     except Exception:  # a plugin's bug must not undo or hide a completed action
         current_app.logger.exception("a plugin's %s hook failed", event)
+
+
+def erasure_ledger() -> Path:
+    """The file that remembers erased couples across restores (next to the database)."""
+    return Path(current_app.config["HOMEWORK_DATABASE"]).with_name("erasures.jsonl")

@@ -68,7 +68,12 @@ def test_unreadable_database_is_reported_by_the_cli(tmp_path):
 def test_healthz_answers_without_login(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok", "migrations": "current"}
+    assert response.json == {
+        "status": "ok",
+        "database": "ok",
+        "migrations": "current",
+        "newest_backup_age_hours": None,
+    }
 
 
 def test_security_headers_on_every_page(client):

@@ -29,6 +29,12 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/admin/users/<int:user_id>", "edit_user", edit_user, methods=["GET", "POST"])
     bp.add_url_rule("/admin/couples", "admin_couples", admin_couples, methods=["GET", "POST"])
     bp.add_url_rule(
+        "/admin/couples/<int:couple_id>/erase",
+        "erase_couple",
+        erase_couple,
+        methods=["GET", "POST"],
+    )
+    bp.add_url_rule(
         "/admin/users/<int:user_id>/<any(disable, enable, reset):action>",
         "user_action",
         user_action,
@@ -231,4 +237,34 @@ def admin_couples():
         couples=couples.list_couples(db, None) + couples.list_couples(db, None, archived=True),
         names=names,
         form=form,
+    )
+
+
+@admin_required
+def erase_couple(couple_id: int):
+    """Erase a couple for good, after the admin types the couple's label."""
+    from ..erasure import erase_couple as erase
+    from ..extension import erasure_ledger
+
+    db = get_db()
+    row = (
+        db.execute("SELECT id, label FROM couples WHERE id = ?", [couple_id]).fetchone()
+        if couple_id < 2**63
+        else None
+    )
+    if row is None:
+        abort(404)
+    form = ActionForm()
+    error = None
+    if form.validate_on_submit():
+        if request.form.get("confirm", "").strip() != row["label"]:
+            error = _("Type the label exactly as shown to confirm. Nothing was erased.")
+        else:
+            erase(db, couple_id, current_therapist().id, erasure_ledger())
+            flash(_("The couple and everything of theirs are erased."), "info")
+            return redirect(url_for("homework.admin_couples"))
+    elif request.method == "POST":
+        abort(400)
+    return render_template("homework/erase.html", couple=row, form=form, error=error), (
+        400 if error else 200
     )

@@ -59,7 +59,17 @@ def dashboard():
 
 def healthz():
     """Say whether the database answers and its migrations are current; no login, no PHI."""
-    body = {"status": "ok", "database": "ok", "migrations": "current"}
+    from pathlib import Path
+
+    from ..backups import newest_backup_age_hours
+
+    age = newest_backup_age_hours(Path(current_app.config["HOMEWORK_BACKUP_DIR"]))
+    body = {
+        "status": "ok",
+        "database": "ok",
+        "migrations": "current",
+        "newest_backup_age_hours": round(age, 2) if age is not None else None,
+    }
     status = 200
     try:
         db = storage.get_db()
