@@ -247,3 +247,32 @@ def test_an_erased_couple_stays_erased_after_restoring_an_older_backup(tmp_path)
     assert conn.execute("SELECT COUNT(*) FROM homework WHERE couple_id = 2").fetchone()[0] == 0
     assert conn.execute("SELECT COUNT(*) FROM couples").fetchone()[0] == 2
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_couple_export_zip_has_documented_json_and_pdfs(app, therapist, db):
+    import io
+    import json
+    import zipfile
+
+    couple_id = add_couple(therapist, partner_a="Ana", partner_b="Ben", notes="private note")
+    post_assign(
+        therapist,
+        couple_id,
+        form_for(therapist, couple_id, "memory-walk", "daily-appreciation"),
+        "issue",
+    )
+    response = therapist.get(f"/couples/{couple_id}/export.zip")
+    assert response.status_code == 200 and response.mimetype == "application/zip"
+    assert "Ana" not in response.headers["Content-Disposition"]
+    archive = zipfile.ZipFile(io.BytesIO(response.data))
+    names = archive.namelist()
+    assert "README.txt" in names and "couple.json" in names
+    assert len([n for n in names if n.startswith("handouts/") and n.endswith(".pdf")]) == 2
+    data = json.loads(archive.read("couple.json"))
+    assert data["couple"]["partner_a"] == "Ana" and data["couple"]["notes"] == "private note"
+    assert [h["assignment_id"] for h in data["homework"]] == ["memory-walk", "daily-appreciation"]
+    assert data["homework"][0]["snapshot"]["partner_a"] == "Ana"
+    assert "couple.exported" in [r[0] for r in db.execute("SELECT action FROM audit_log")]
+    from test_couples import login_other
+
+    assert login_other(app).get(f"/couples/{couple_id}/export.zip").status_code == 404

@@ -28,6 +28,7 @@ def register(bp: Blueprint) -> None:
         methods=["POST"],
     )
     bp.add_url_rule("/couples/<int:couple_id>/summary", "summary", summary)
+    bp.add_url_rule("/couples/<int:couple_id>/export.zip", "couple_export", couple_export)
     bp.add_url_rule("/couples/<int:couple_id>/summary.pdf", "summary_pdf", summary_pdf)
     bp.add_url_rule(
         "/couples/<int:couple_id>/tracking.<any(csv, json):fmt>", "tracking_export", tracking_export
@@ -212,3 +213,87 @@ def packet_links(couple_id: int) -> dict[int, dict]:
             "expires_on": link.expires_on,
         }
     return out
+
+
+EXPORT_README = """This archive holds everything homework stored for one couple.
+
+couple.json
+  couple      label, the partners' names, pronouns and languages, safety flags, the
+              therapist's private notes, created/updated times.
+  homework    every item they were given: assignment id and version, title, dates,
+              frequency, status, the personalization values and the exact text
+              snapshot they were handed (with its sha256).
+  practice    every practice record: day, who (a, b or together), done/partly/not,
+              helpfulness 1-5, reflection, whether the reflection was private, and
+              whether it came from the couple's check-in or the therapist's session.
+handouts/     a PDF of every item that was not withdrawn or replaced by a revision.
+"""
+
+
+@login_required
+def couple_export(couple_id: int):
+    """One zip with the couple's data (documented JSON) and their handout PDFs."""
+    import zipfile
+
+    from ..handouts import render_handout
+    from ..pdf import RenderError
+    from .handouts import _render_failed
+
+    couple = own_couple(couple_id)
+    db = get_db()
+    items = [
+        dict(r)
+        for r in db.execute("SELECT * FROM homework WHERE couple_id = ? ORDER BY id", [couple.id])
+    ]
+    document = {
+        "format": "homework couple export 1",
+        "exported_on": date.today().isoformat(),
+        "couple": {k: v for k, v in couple.__dict__.items() if k not in ("owner_id",)},
+        "homework": [
+            {
+                **{
+                    k: item[k]
+                    for k in (
+                        "id",
+                        "assignment_id",
+                        "assignment_version",
+                        "title",
+                        "start_date",
+                        "due_date",
+                        "per_week",
+                        "weeks",
+                        "status",
+                        "created_at",
+                        "snapshot_sha256",
+                    )
+                },
+                "personalization": json.loads(item["personalization"]),
+                "snapshot": json.loads(item["snapshot"]),
+            }
+            for item in items
+        ],  # fmt: skip
+        "practice": tracking.export_rows(db, couple.id),
+    }
+    buffer = io.BytesIO()
+    brand = current_brand()
+    try:
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("README.txt", EXPORT_README)
+            archive.writestr("couple.json", json.dumps(document, ensure_ascii=False, indent=2))
+            for item in items:
+                if item["status"] in ("active", "done"):
+                    pdf = render_handout([json.loads(item["snapshot"])], brand)
+                    archive.writestr(f"handouts/handout-{item['start_date']}-{item['id']}.pdf", pdf)
+    except RenderError as exc:
+        return _render_failed(exc)
+    with write(db):
+        audit.record(
+            db, "couple.exported", actor_id=current_therapist().id, object_type="couple",
+            object_id=couple.id, detail={"items": len(items)},
+        )  # fmt: skip
+    name = f"couple-export-{date.today().isoformat()}.zip"
+    return Response(
+        buffer.getvalue(),
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
