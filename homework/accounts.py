@@ -42,6 +42,7 @@ class SessionUser:
     role: str
     credentials: str = ""
     contact: str = ""
+    two_factor: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -278,7 +279,8 @@ def authenticate(db: sqlite_utils.Database, email: str, password: str, ip: str) 
             )
         )
     row = db.execute(
-        "SELECT id, name, email, role, password_hash, disabled FROM users WHERE email = ?",
+        "SELECT id, name, email, role, password_hash, disabled,"
+        " totp_secret IS NOT NULL AS two_factor FROM users WHERE email = ?",
         [email],
     ).fetchone()
     # Verify against a dummy hash for unknown accounts so the answer takes the same time.
@@ -289,19 +291,56 @@ def authenticate(db: sqlite_utils.Database, email: str, password: str, ip: str) 
             "INSERT INTO login_attempts (account_key, ip, at, ok) VALUES (?, ?, ?, ?)",
             [account_key, ip, time.time(), int(ok)],
         )
-        if ok:
+        second_step = ok and row["two_factor"]
+        if ok and not second_step:
             db.execute("UPDATE users SET last_login_at = ? WHERE id = ?", [_now_iso(), row["id"]])
             db.execute("DELETE FROM login_attempts WHERE at < ?", [time.time() - 86400])
         audit.record(
             db,
-            "login.ok" if ok else "login.failed",
+            ("login.password_ok" if second_step else "login.ok") if ok else "login.failed",
             actor_id=row["id"] if ok else None,
             object_type="user" if row else None,
             object_id=row["id"] if row else None,
         )
     if not ok:
         raise LoginRefused(_("That email and password do not match an active account."))
-    return SessionUser(row["id"], row["name"], row["email"], row["role"])
+    return SessionUser(
+        row["id"], row["name"], row["email"], row["role"], two_factor=bool(row["two_factor"])
+    )
+
+
+def check_second_factor(db: sqlite_utils.Database, user_id: int, code: str, ip: str) -> str:
+    """The login's second step: throttled like passwords. Returns how it was passed
+    ("totp" or "recovery"); raises LoginRefused."""
+    from .twofactor import second_factor_ok
+
+    cfg = current_app.config
+    key = _digest(f"2fa:{user_id}")
+    if _throttle_wait(db, "account_key", key, cfg["HOMEWORK_LOGIN_MAX_FAILURES"]) > 0 or (
+        _throttle_wait(db, "ip", ip, cfg["HOMEWORK_LOGIN_IP_MAX_FAILURES"]) > 0
+    ):
+        raise LoginThrottled(
+            _("Too many wrong codes. For your clients' safety, please wait and try again later.")
+        )
+    kind = second_factor_ok(db, user_id, code)
+    with write(db):
+        db.execute(
+            "INSERT INTO login_attempts (account_key, ip, at, ok) VALUES (?, ?, ?, ?)",
+            [key, ip, time.time(), int(bool(kind))],
+        )
+        if kind:
+            db.execute("UPDATE users SET last_login_at = ? WHERE id = ?", [_now_iso(), user_id])
+        audit.record(
+            db,
+            "login.ok" if kind else "2fa.failed",
+            actor_id=user_id if kind else None,
+            object_type="user",
+            object_id=user_id,
+            detail={"second_factor": kind} if kind else None,
+        )
+    if not kind:
+        raise LoginRefused(_("That code is not right. Try the newest code from your app."))
+    return kind
 
 
 # Server-side sessions: the signed cookie carries only a random id; the row is the truth.
@@ -351,7 +390,8 @@ def load_session_user() -> SessionUser | None:
     cfg = current_app.config
     row = db.execute(
         "SELECT s.id_hash, s.created_at, s.last_seen, u.id, u.name, u.email, u.role,"
-        " u.credentials, u.contact FROM sessions s JOIN users u ON u.id = s.user_id"
+        " u.credentials, u.contact, u.totp_secret IS NOT NULL AS two_factor"
+        " FROM sessions s JOIN users u ON u.id = s.user_id"
         " WHERE s.id_hash = ? AND u.disabled = 0",
         [_digest(token)],
     ).fetchone()
@@ -380,7 +420,13 @@ def load_session_user() -> SessionUser | None:
         with write(db):
             db.execute("UPDATE sessions SET last_seen = ? WHERE id_hash = ?", [now, row["id_hash"]])
     g.homework_user = SessionUser(
-        row["id"], row["name"], row["email"], row["role"], row["credentials"], row["contact"]
+        row["id"],
+        row["name"],
+        row["email"],
+        row["role"],
+        row["credentials"],
+        row["contact"],
+        bool(row["two_factor"]),
     )
     return g.homework_user
 
@@ -414,3 +460,11 @@ def login_url(next_url):
 def client_ip() -> str:
     """Return the client address (ProxyFix, when configured, has already applied)."""
     return request.remote_addr or "unknown"
+
+
+def must_enrol_second_factor() -> bool:
+    """The clinic requires two-factor login and this account has not set it up yet."""
+    from .twofactor import required
+
+    user = load_session_user()
+    return bool(user) and not user.two_factor and required(get_db())

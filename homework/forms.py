@@ -92,6 +92,18 @@ class ProfileForm(FlaskForm):
     )
 
 
+class CodeForm(FlaskForm):
+    code = StringField(
+        _l("Code"),
+        description=_l("The 6 digits your authenticator app shows now, or a recovery code."),
+        validators=[DataRequired(), Length(max=40)],
+    )
+
+
+class DisableTwoFactorForm(FlaskForm):
+    password = PasswordField(_l("Your password"), validators=[DataRequired(), Length(max=1024)])
+
+
 class NewPasswordForm(FlaskForm):
     password = PasswordField(
         _l("New password"),

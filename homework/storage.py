@@ -348,3 +348,18 @@ def _tracking(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE homework ADD COLUMN who TEXT NOT NULL DEFAULT 'together'")
     db.execute("UPDATE homework SET who = json_extract(snapshot, '$.assignment.who')")
     db.execute("CREATE INDEX practice_reflections ON practice(created_at) WHERE reflection != ''")
+
+
+@migrations(name="0005_two_factor")
+def _two_factor(db: sqlite_utils.Database) -> None:
+    db.execute("ALTER TABLE users ADD COLUMN totp_secret TEXT")
+    db.execute("ALTER TABLE users ADD COLUMN totp_pending TEXT")
+    db.execute(
+        """CREATE TABLE recovery_codes (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            code_sha256 TEXT NOT NULL,
+            used_at TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX recovery_codes_user ON recovery_codes(user_id)")

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, g, redirect, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 
 from ..extension import get_state
@@ -62,9 +62,23 @@ def login_required(view):
             if not target:
                 abort(401)
             return redirect(target)
+        if get_state().standalone and request.endpoint not in ENROLMENT_ENDPOINTS:
+            from ..accounts import must_enrol_second_factor
+
+            if must_enrol_second_factor():
+                flash(
+                    _("Your clinic requires two-factor login. Please set it up to go on."), "info"
+                )
+                return redirect(url_for("homework.two_factor"))
         return view(*args, **kwargs)
 
     return wrapped
+
+
+# Pages a user may still reach while the clinic waits for them to set up two-factor login.
+ENROLMENT_ENDPOINTS = frozenset(
+    {"homework.two_factor", "homework.logout", "homework.change_password"}
+)
 
 
 def admin_required(view):

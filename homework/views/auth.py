@@ -1,6 +1,8 @@
 """Standalone accounts: login, logout, own password, and the admin's therapist list."""
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+import time
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from wtforms import SelectChoice
 
@@ -8,6 +10,8 @@ from .. import accounts, couples
 from ..forms import (
     ActionForm,
     ChangePasswordForm,
+    CodeForm,
+    DisableTwoFactorForm,
     LoginForm,
     ProfileForm,
     ReassignForm,
@@ -22,6 +26,9 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/login", "login", login, methods=["GET", "POST"])
     bp.add_url_rule("/logout", "logout", logout, methods=["POST"])
     bp.add_url_rule("/account", "account", account, methods=["GET", "POST"])
+    bp.add_url_rule("/login/code", "login_code", login_code, methods=["GET", "POST"])
+    bp.add_url_rule("/account/two-factor", "two_factor", two_factor, methods=["GET", "POST"])
+    bp.add_url_rule("/admin/require-two-factor", "require_2fa", require_2fa, methods=["POST"])
     bp.add_url_rule(
         "/account/password", "change_password", change_password, methods=["GET", "POST"]
     )
@@ -59,6 +66,11 @@ def login():
             flash(str(exc), "error")
             status = 429 if isinstance(exc, accounts.LoginThrottled) else 200
         else:
+            if user.two_factor:
+                # Password right; the session starts only after the second step.
+                session.clear()
+                session["2fa"] = {"uid": user.id, "at": time.time(), "next": form.next.data or ""}
+                return redirect(url_for("homework.login_code"))
             accounts.start_session(db, user)
             return redirect(safe_next(form.next.data))
     elif request.method == "POST":
@@ -150,8 +162,11 @@ def users():
 
 
 def _users_page(form: UserForm, new_password: str | None, shown_for: str | None):
+    from ..twofactor import required
+
     return render_template(
         "homework/users.html",
+        require_2fa=required(get_db()),
         users=accounts.list_users(get_db()),
         form=form,
         actions=ActionForm(),
@@ -268,3 +283,99 @@ def erase_couple(couple_id: int):
     return render_template("homework/erase.html", couple=row, form=form, error=error), (
         400 if error else 200
     )
+
+
+SECOND_STEP_SECONDS = 300
+
+
+def login_code():
+    """The login's second step: a code from the authenticator app, or a recovery code."""
+    pending = session.get("2fa")
+    if not pending or time.time() - pending.get("at", 0) > SECOND_STEP_SECONDS:
+        session.pop("2fa", None)
+        flash(_("Please sign in again."), "info")
+        return redirect(url_for("homework.login"))
+    form = CodeForm()
+    status = 200
+    if form.validate_on_submit():
+        db = get_db()
+        try:
+            kind = accounts.check_second_factor(
+                db, pending["uid"], form.code.data, accounts.client_ip()
+            )
+        except accounts.LoginRefused as exc:
+            form.code.errors.append(str(exc))
+            status = 429 if isinstance(exc, accounts.LoginThrottled) else 400
+        else:
+            user = accounts.get_user(db, pending["uid"])
+            accounts.start_session(
+                db,
+                accounts.SessionUser(
+                    user["id"], user["name"], user["email"], user["role"], two_factor=True
+                ),
+            )
+            if kind == "recovery":
+                flash(
+                    _(
+                        "You used a recovery code; each works once. "
+                        "Set up a new app if you lost yours."
+                    ),
+                    "info",
+                )
+            return redirect(safe_next(pending.get("next")))
+    elif request.method == "POST":
+        status = 400
+    return render_template("homework/login_code.html", form=form), status
+
+
+@login_required
+def two_factor():
+    """Set up or turn off two-factor login for one's own account."""
+    from .. import twofactor
+    from ..storage import clinic_name
+
+    db = get_db()
+    me = current_therapist()
+    user = accounts.get_user(db, me.id)
+    enabled = bool(user["totp_secret"])
+    code_form, off_form = CodeForm(prefix="on"), DisableTwoFactorForm(prefix="off")
+    if not enabled and code_form.validate_on_submit():
+        codes = twofactor.finish_enrolment(db, me.id, code_form.code.data)
+        if codes:
+            return render_template("homework/recovery_codes.html", codes=codes)
+        code_form.code.errors.append(
+            _("That code is not right. Try the newest code from your app.")
+        )
+    if enabled and off_form.validate_on_submit():
+        if verify_password(user["password_hash"], off_form.password.data):
+            twofactor.disable(db, me.id)
+            flash(_("Two-factor login is off."), "info")
+            return redirect(url_for("homework.account"))
+        off_form.password.errors.append(_("That is not your password."))
+    context = {"enabled": enabled, "code_form": code_form, "off_form": off_form}
+    if enabled:
+        context["codes_left"] = twofactor.recovery_codes_left(db, me.id)
+    else:
+        secret = twofactor.start_enrolment(db, me.id)
+        context.update(
+            secret=secret, qr=twofactor.qr_code(secret, user["email"], clinic_name(db) or "")
+        )
+    errors = code_form.errors or off_form.errors
+    return render_template("homework/two_factor.html", **context), 400 if errors else 200
+
+
+@admin_required
+def require_2fa():
+    from .. import twofactor
+
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    value = request.form.get("required") == "1"
+    twofactor.set_required(get_db(), value, current_therapist().id)
+    flash(
+        _("Two-factor login is now required of everyone.")
+        if value
+        else _("Two-factor login is now optional."),
+        "info",
+    )
+    return redirect(url_for("homework.users"))

@@ -1,0 +1,127 @@
+"""Two-factor login with TOTP (authenticator apps), recovery codes, a clinic-wide rule."""
+
+import hashlib
+import json
+import secrets
+from datetime import UTC, datetime
+
+import pyotp
+import segno
+import sqlite_utils
+
+from . import audit
+from .storage import write
+
+RECOVERY_CODES = 10
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(code.strip().lower().replace("-", "").encode()).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def start_enrolment(db: sqlite_utils.Database, user_id: int) -> str:
+    """Make (or keep) a pending secret for the account; return it."""
+    row = db.execute("SELECT totp_pending FROM users WHERE id = ?", [user_id]).fetchone()
+    if row and row[0]:
+        return row[0]
+    secret = pyotp.random_base32()
+    with write(db):
+        db.execute("UPDATE users SET totp_pending = ? WHERE id = ?", [secret, user_id])
+    return secret
+
+
+def qr_code(secret: str, email: str, issuer: str) -> str:
+    """The enrolment QR code, as an SVG data URI (allowed by the page's CSP)."""
+    uri = pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=issuer or "homework")
+    return segno.make(uri, error="m").svg_data_uri(scale=5, border=2)
+
+
+def code_matches(secret: str | None, code: str) -> bool:
+    """Check a six-digit code (the current step or either neighbour, for clock drift)."""
+    code = (code or "").strip().replace(" ", "")
+    return (
+        bool(secret)
+        and code.isdigit()
+        and len(code) == 6
+        and pyotp.TOTP(secret).verify(code, valid_window=1)
+    )
+
+
+def finish_enrolment(db: sqlite_utils.Database, user_id: int, code: str) -> list[str] | None:
+    """Turn two-factor on when `code` matches the pending secret; return the recovery codes
+    (shown once, stored hashed), or None when the code is wrong."""
+    row = db.execute("SELECT totp_pending FROM users WHERE id = ?", [user_id]).fetchone()
+    if not row or not code_matches(row[0], code):
+        return None
+    codes = [f"{secrets.token_hex(3)}-{secrets.token_hex(3)}" for _ in range(RECOVERY_CODES)]
+    with write(db):
+        db.execute(
+            "UPDATE users SET totp_secret = totp_pending, totp_pending = NULL WHERE id = ?",
+            [user_id],
+        )
+        db.execute("DELETE FROM recovery_codes WHERE user_id = ?", [user_id])
+        db.conn.executemany(
+            "INSERT INTO recovery_codes (user_id, code_sha256) VALUES (?, ?)",
+            [(user_id, _digest(c)) for c in codes],
+        )
+        audit.record(db, "2fa.enabled", actor_id=user_id, object_type="user", object_id=user_id)
+    return codes
+
+
+def disable(db: sqlite_utils.Database, user_id: int) -> None:
+    """Turn two-factor off (the caller has checked the password again)."""
+    with write(db):
+        db.execute(
+            "UPDATE users SET totp_secret = NULL, totp_pending = NULL WHERE id = ?", [user_id]
+        )
+        db.execute("DELETE FROM recovery_codes WHERE user_id = ?", [user_id])
+        audit.record(db, "2fa.disabled", actor_id=user_id, object_type="user", object_id=user_id)
+
+
+def second_factor_ok(db: sqlite_utils.Database, user_id: int, code: str) -> str | None:
+    """ "totp" or "recovery" when `code` is right (a recovery code is used up), else None."""
+    row = db.execute("SELECT totp_secret FROM users WHERE id = ?", [user_id]).fetchone()
+    if row is None or not row[0]:
+        return None
+    if code_matches(row[0], code):
+        return "totp"
+    with write(db):
+        used = db.execute(
+            "UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_sha256 = ?"
+            " AND used_at IS NULL",
+            [_now(), user_id, _digest(code)],
+        ).rowcount
+    return "recovery" if used else None
+
+
+def recovery_codes_left(db: sqlite_utils.Database, user_id: int) -> int:
+    return db.execute(
+        "SELECT COUNT(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL", [user_id]
+    ).fetchone()[0]
+
+
+def required(db: sqlite_utils.Database) -> bool:
+    """Whether the clinic requires two-factor login of everyone."""
+    row = db.execute("SELECT settings FROM clinic WHERE id = 1").fetchone()
+    return bool(row and json.loads(row[0] or "{}").get("require_2fa"))
+
+
+def set_required(db: sqlite_utils.Database, value: bool, actor_id: int) -> None:
+    with write(db):
+        row = db.execute("SELECT settings FROM clinic WHERE id = 1").fetchone()
+        settings = json.loads(row[0]) if row else {}
+        settings["require_2fa"] = bool(value)
+        if row:
+            db.execute("UPDATE clinic SET settings = ? WHERE id = 1", [json.dumps(settings)])
+        else:
+            db.execute(
+                "INSERT INTO clinic (id, name, settings) VALUES (1, '', ?)", [json.dumps(settings)]
+            )
+        audit.record(
+            db, "clinic.require_2fa", actor_id=actor_id, object_type="clinic", object_id=1,
+            detail={"required": bool(value)},
+        )  # fmt: skip

@@ -1,0 +1,132 @@
+import re
+import time
+
+import pyotp
+from conftest import ADMIN_PASSWORD, THERAPIST_PASSWORD, csrf_token
+
+
+def secret_on_page(html: str) -> str:
+    return re.search(r'<code class="secret">([A-Z2-7]+)</code>', html).group(1)
+
+
+def enrol(client) -> tuple[str, list[str]]:
+    page = client.get("/account/two-factor").get_data(as_text=True)
+    assert "data:image/svg+xml" in page  # the QR code
+    secret = secret_on_page(page)
+    response = client.post(
+        "/account/two-factor",
+        data={
+            "csrf_token": csrf_token(client, "/account/two-factor"),
+            "on-code": pyotp.TOTP(secret).now(),
+        },
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200, html[-1500:]
+    codes = re.findall(r"<li><code>([0-9a-f]{6}-[0-9a-f]{6})</code></li>", html)
+    return secret, codes
+
+
+def sign_in(client, email="therapist@example.org", password=THERAPIST_PASSWORD):
+    token = csrf_token(client, "/login")
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+def send_code(client, code):
+    token = csrf_token(client, "/login/code")
+    return client.post("/login/code", data={"csrf_token": token, "code": code})
+
+
+def test_enrolment_gives_ten_recovery_codes_stored_hashed(therapist, db):
+    _secret, codes = enrol(therapist)
+    assert len(codes) == 10 and len(set(codes)) == 10
+    stored = [r[0] for r in db.execute("SELECT code_sha256 FROM recovery_codes")]
+    assert len(stored) == 10 and not set(codes) & set(stored)
+    assert "2fa.enabled" in [r[0] for r in db.execute("SELECT action FROM audit_log")]
+
+
+def test_a_wrong_enrolment_code_changes_nothing(therapist, db):
+    token = csrf_token(therapist, "/account/two-factor")
+    response = therapist.post(
+        "/account/two-factor", data={"csrf_token": token, "on-code": "000000"}
+    )
+    assert response.status_code == 400 and "not right" in response.get_data(as_text=True)
+    assert db.execute("SELECT totp_secret FROM users WHERE id = 2").fetchone()[0] is None
+
+
+def test_login_needs_the_code_after_the_password(app, therapist, auth):
+    secret, _ = enrol(therapist)
+    fresh = app.test_client()
+    response = sign_in(fresh)
+    assert response.headers["Location"] == "/login/code"
+    assert fresh.get("/").status_code == 302  # not signed in yet
+    wrong = send_code(fresh, "123456")
+    assert wrong.status_code == 400 and "not right" in wrong.get_data(as_text=True)
+    assert send_code(fresh, pyotp.TOTP(secret).now()).status_code == 302
+    assert fresh.get("/").status_code == 200
+
+
+def test_wrong_codes_are_throttled_like_passwords(app, therapist):
+    secret, _ = enrol(therapist)
+    fresh = app.test_client()
+    sign_in(fresh)
+    for _ in range(5):
+        send_code(fresh, "000000")
+    response = send_code(fresh, pyotp.TOTP(secret).now())
+    assert response.status_code == 429 and "Too many wrong codes" in response.get_data(as_text=True)
+    assert fresh.get("/").status_code == 302
+
+
+def test_a_recovery_code_works_once(app, therapist):
+    _, codes = enrol(therapist)
+    first = app.test_client()
+    sign_in(first)
+    assert send_code(first, codes[0]).status_code == 302
+    again = app.test_client()
+    sign_in(again)
+    assert send_code(again, codes[0]).status_code == 400
+
+
+def test_the_second_step_expires(app, therapist, monkeypatch):
+    secret, _ = enrol(therapist)
+    fresh = app.test_client()
+    sign_in(fresh)
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 600)
+    response = fresh.get("/login/code")
+    assert response.status_code == 302 and response.headers["Location"] == "/login"
+
+
+def test_turning_it_off_needs_the_password(therapist, db):
+    enrol(therapist)
+    token = csrf_token(therapist, "/account/two-factor")
+    wrong = therapist.post(
+        "/account/two-factor", data={"csrf_token": token, "off-password": "guess guess"}
+    )
+    assert wrong.status_code == 400
+    assert db.execute("SELECT totp_secret FROM users WHERE id = 2").fetchone()[0] is not None
+    right = therapist.post(
+        "/account/two-factor", data={"csrf_token": token, "off-password": THERAPIST_PASSWORD}
+    )
+    assert right.status_code == 302
+    assert db.execute("SELECT totp_secret FROM users WHERE id = 2").fetchone()[0] is None
+    assert "2fa.disabled" in [r[0] for r in db.execute("SELECT action FROM audit_log")]
+
+
+def test_clinic_wide_requirement_sends_people_to_set_it_up(app, therapist, db):
+    admin = app.test_client()
+    sign_in(admin, "admin@example.org", ADMIN_PASSWORD)
+    token = csrf_token(admin, "/admin/users")
+    assert (
+        admin.post(
+            "/admin/require-two-factor", data={"csrf_token": token, "required": "1"}
+        ).status_code
+        == 302
+    )
+    response = therapist.get("/couples")
+    assert response.status_code == 302 and response.headers["Location"] == "/account/two-factor"
+    enrol(therapist)
+    assert therapist.get("/couples").status_code == 200
+    own_token = csrf_token(therapist, "/")
+    response = therapist.post("/admin/require-two-factor", data={"csrf_token": own_token})
+    assert response.status_code == 404
+    assert "clinic.require_2fa" in [r[0] for r in db.execute("SELECT action FROM audit_log")]
