@@ -43,6 +43,22 @@ def record(
     )
 
 
+def record_denied(
+    db: sqlite_utils.Database, object_type: str, object_id: int, actor_id: int
+) -> None:
+    """Audit an attempt to reach someone else's record (the answer to it is a plain 404)."""
+    from .storage import write
+
+    with write(db):
+        record(
+            db,
+            f"{object_type}.denied",
+            actor_id=actor_id,
+            object_type=object_type,
+            object_id=object_id,
+        )
+
+
 @dataclass
 class VerifyResult:
     ok: bool

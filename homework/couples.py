@@ -159,14 +159,7 @@ def get_owned_couple(db: sqlite_utils.Database, couple_id: int, therapist_id: in
     if row is None:
         return None
     if row["owner_id"] != therapist_id:
-        with write(db):
-            audit.record(
-                db,
-                "couple.denied",
-                actor_id=therapist_id,
-                object_type="couple",
-                object_id=couple_id,
-            )
+        audit.record_denied(db, "couple", couple_id, therapist_id)
         return None
     return Couple.from_row(row)
 

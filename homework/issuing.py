@@ -356,14 +356,7 @@ def get_homework(db: sqlite_utils.Database, hw_id: int, therapist_id: int) -> di
     if row is None:
         return None
     if row["owner_id"] != therapist_id:
-        with write(db):
-            audit.record(
-                db,
-                "homework.denied",
-                actor_id=therapist_id,
-                object_type="homework",
-                object_id=hw_id,
-            )
+        audit.record_denied(db, "homework", hw_id, therapist_id)
         return None
     return dict(row)
 

@@ -57,6 +57,17 @@ def csrf_token(client, path: str) -> str:
     return match.group(1)
 
 
+def signed_in(app, email: str, password: str):
+    """A new client of `app`, signed in as `email`."""
+    client = app.test_client()
+    token = csrf_token(client, "/login")
+    response = client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": token}
+    )
+    assert response.status_code == 302, response.status_code
+    return client
+
+
 class Auth:
     def __init__(self, client):
         self.client = client

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN_PASSWORD, csrf_token, homework_cli
+from conftest import ADMIN_PASSWORD, csrf_token, homework_cli, signed_in
 from test_assign import form_for, post_assign
 from test_couples import add_couple
 
@@ -188,13 +188,7 @@ def test_healthz_reports_the_newest_backup_age(tmp_path):
 
 
 def admin_client(app):
-    admin = app.test_client()
-    token = csrf_token(admin, "/login")
-    admin.post(
-        "/login",
-        data={"email": "admin@example.org", "password": ADMIN_PASSWORD, "csrf_token": token},
-    )
-    return admin
+    return signed_in(app, "admin@example.org", ADMIN_PASSWORD)
 
 
 def test_erasure_needs_the_typed_label_and_removes_every_row(app, therapist, db):

@@ -9,7 +9,7 @@ import time
 import zlib
 
 import pytest
-from conftest import ADMIN_PASSWORD, csrf_token, homework_cli
+from conftest import ADMIN_PASSWORD, csrf_token, homework_cli, signed_in
 from PIL import Image
 from test_assign import form_for, post_assign
 from test_couples import add_couple, audit_actions, login_other
@@ -251,13 +251,7 @@ def test_concurrent_renders_are_capped_at_the_slot_count(tmp_path):
 
 
 def admin_client(app):
-    admin = app.test_client()
-    token = csrf_token(admin, "/login")
-    admin.post(
-        "/login",
-        data={"email": "admin@example.org", "password": ADMIN_PASSWORD, "csrf_token": token},
-    )
-    return admin
+    return signed_in(app, "admin@example.org", ADMIN_PASSWORD)
 
 
 BRAND = {
