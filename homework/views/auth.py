@@ -339,6 +339,7 @@ def two_factor():
     user = accounts.get_user(db, me.id)
     enabled = bool(user["totp_secret"])
     code_form, off_form = CodeForm(prefix="on"), DisableTwoFactorForm(prefix="off")
+    code_form.code.description = _("The 6 digits your authenticator app shows now.")
     if not enabled and code_form.validate_on_submit():
         codes = twofactor.finish_enrolment(db, me.id, code_form.code.data)
         if codes:
