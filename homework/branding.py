@@ -17,7 +17,6 @@ from .storage import write
 LOGO_MAX_BYTES = 2 * 1024 * 1024
 LOGO_MAX_PIXELS = 4096 * 4096
 LOGO_MAX_SIDE = 1200  # stored size; plenty for a letterhead at print resolution
-PAPER_SIZES = ("letter", "a4")
 WORDS = ("homework", "practice", "between-session activity")
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 

@@ -233,7 +233,9 @@ def _long_date(value: date) -> str:
 
 
 @commands.command("export")
-@click.option("--couple", "couple_id", required=True, type=click.IntRange(1), help="Couple id.")
+@click.option(
+    "--couple", "couple_id", required=True, type=click.IntRange(1, 2**63 - 1), help="Couple id."
+)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 def export_command(couple_id: int, out_dir: Path) -> None:
     """Write every active handout of a couple as PDFs, rendering in parallel on all cores."""

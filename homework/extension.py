@@ -110,7 +110,11 @@ class Homework:
         storage.init_app(app)
         app.jinja_env.add_extension("jinja2.ext.do")
 
-        from .views import make_blueprint
+        from .views import RowIdConverter, make_blueprint
+
+        # <id:...> matches 1 .. 2**63-1 only: 0, -1 and numbers SQLite cannot hold are a
+        # plain 404 at routing, before any view or query sees them.
+        app.url_map.converters.setdefault("id", RowIdConverter)
 
         bp = make_blueprint(
             templates=resource_dir("templates"),

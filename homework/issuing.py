@@ -412,3 +412,9 @@ def packet_items(db: sqlite_utils.Database, packet_id: int) -> list[dict]:
         [packet_id],
     )
     return [dict(r) for r in rows]
+
+
+def packet_couple(db: sqlite_utils.Database, packet_id: int) -> int | None:
+    """The id of the couple a packet was given to, or None."""
+    row = db.execute("SELECT couple_id FROM packets WHERE id = ?", [packet_id]).fetchone()
+    return row[0] if row else None

@@ -183,6 +183,13 @@ class RateLimited(Exception):
 # Practice records
 
 
+def checkin_key(*fields: object) -> str:
+    """An idempotency key from what a check-in says: the same practice sent from two tabs,
+    or sent again after a lost answer, is stored once."""
+    parts = [str(f).strip() if isinstance(f, str) else str(f) for f in fields]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
 def check_practice(item: dict, practiced_on: date, today: date) -> None:
     """Refuse dates a person could not have practised on."""
     if practiced_on > today + timedelta(days=1):
@@ -430,6 +437,25 @@ def dashboard(db: sqlite_utils.Database, therapist_id: int, today: date) -> dict
         "reflections": reflections,
         "names": couples,
     }
+
+
+DASHBOARD_SORTS = {
+    "label": lambda r: r["label"].lower(),
+    "completion": lambda r: (r["completion"] is None, -(r["completion"] or 0)),
+    "attention": lambda r: (-r["overdue"], r["completion"] if r["completion"] is not None else 2),
+    "due": lambda r: -r["due_this_week"],
+}
+
+
+def arrange_dashboard(rows: list[dict], sort: str, attention_only: bool) -> list[dict]:
+    """Filter to couples needing attention (past due, or under half the plan) and sort."""
+    if attention_only:
+        rows = [
+            r
+            for r in rows
+            if r["overdue"] or (r["completion"] is not None and r["completion"] < 0.5)
+        ]
+    return sorted(rows, key=DASHBOARD_SORTS.get(sort, DASHBOARD_SORTS["attention"]))
 
 
 def trend_svg(weekly: list[dict], width: int = 96, height: int = 28) -> str:

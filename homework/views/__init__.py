@@ -7,8 +7,16 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
+from werkzeug.routing import IntegerConverter
 
 from ..extension import get_state
+
+
+class RowIdConverter(IntegerConverter):
+    """A positive integer that fits an SQLite rowid."""
+
+    def __init__(self, url_map) -> None:
+        super().__init__(url_map, min=1, max=2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,11 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
             "homework_endpoints": _endpoints(),
             "homework_library_problems": _library_problems,
         }
+
+    @bp.app_template_filter("practice_count")
+    def practice_count(value: float) -> str:
+        """A weighted practice count as people say it: 3, 2.5 (a "partly" counts half)."""
+        return f"{value:.1f}".removesuffix(".0")
 
     @bp.errorhandler(404)
     def not_found(exc):

@@ -28,15 +28,15 @@ MAX_PER_PACKET = 8
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/library/<assignment_id>/assign", "assign", choose_couple)
     bp.add_url_rule(
-        "/couples/<int:couple_id>/assign",
+        "/couples/<id:couple_id>/assign",
         "assign_to_couple",
         assign_to_couple,
         methods=["GET", "POST"],
     )
-    bp.add_url_rule("/homework/<int:hw_id>", "homework_item", homework_item)
-    bp.add_url_rule("/homework/<int:hw_id>/revise", "revise", revise, methods=["GET", "POST"])
+    bp.add_url_rule("/homework/<id:hw_id>", "homework_item", homework_item)
+    bp.add_url_rule("/homework/<id:hw_id>/revise", "revise", revise, methods=["GET", "POST"])
     bp.add_url_rule(
-        "/homework/<int:hw_id>/<any(withdraw, done, reactivate):action>",
+        "/homework/<id:hw_id>/<any(withdraw, done, reactivate):action>",
         "homework_status",
         homework_status,
         methods=["POST"],
@@ -98,6 +98,20 @@ def _validate_all(outer: AssignForm, subforms: list, matched: list) -> bool:
     return ok
 
 
+def _personalize_page(couple, pairs, outer, matched, previews, revising, status: int):
+    """The personalize page, for a new packet or for a revision of one item."""
+    return render_template(
+        "homework/assign.html",
+        couple=couple,
+        pairs=pairs,
+        outer=outer,
+        matched=matched,
+        previews=previews,
+        revising=revising,
+        flags=couples.FLAGS,
+    ), status
+
+
 @login_required
 def assign_to_couple(couple_id: int):
     couple = own_couple(couple_id)
@@ -144,16 +158,8 @@ def assign_to_couple(couple_id: int):
             previews = [issuing.as_markup(item.snapshot) for item in items]
         else:
             status = 400
-    return render_template(
-        "homework/assign.html",
-        couple=couple,
-        pairs=list(zip(chosen, subforms, strict=True)),
-        outer=outer,
-        matched=matched,
-        previews=previews,
-        revising=None,
-        flags=couples.FLAGS,
-    ), status
+    pairs = list(zip(chosen, subforms, strict=True))
+    return _personalize_page(couple, pairs, outer, matched, previews, None, status)
 
 
 @login_required
@@ -215,16 +221,7 @@ def revise(hw_id: int):
             previews = [issuing.as_markup(item.snapshot)]
         else:
             status = 400
-    return render_template(
-        "homework/assign.html",
-        couple=couple,
-        pairs=[(assignment, form)],
-        outer=outer,
-        matched=matched,
-        previews=previews,
-        revising=hw,
-        flags=couples.FLAGS,
-    ), status
+    return _personalize_page(couple, [(assignment, form)], outer, matched, previews, hw, status)
 
 
 @login_required

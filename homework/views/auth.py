@@ -33,16 +33,16 @@ def register(bp: Blueprint) -> None:
         "/account/password", "change_password", change_password, methods=["GET", "POST"]
     )
     bp.add_url_rule("/admin/users", "users", users, methods=["GET", "POST"])
-    bp.add_url_rule("/admin/users/<int:user_id>", "edit_user", edit_user, methods=["GET", "POST"])
+    bp.add_url_rule("/admin/users/<id:user_id>", "edit_user", edit_user, methods=["GET", "POST"])
     bp.add_url_rule("/admin/couples", "admin_couples", admin_couples, methods=["GET", "POST"])
     bp.add_url_rule(
-        "/admin/couples/<int:couple_id>/erase",
+        "/admin/couples/<id:couple_id>/erase",
         "erase_couple",
         erase_couple,
         methods=["GET", "POST"],
     )
     bp.add_url_rule(
-        "/admin/users/<int:user_id>/<any(disable, enable, reset):action>",
+        "/admin/users/<id:user_id>/<any(disable, enable, reset):action>",
         "user_action",
         user_action,
         methods=["POST"],
@@ -262,11 +262,7 @@ def erase_couple(couple_id: int):
     from ..extension import erasure_ledger
 
     db = get_db()
-    row = (
-        db.execute("SELECT id, label FROM couples WHERE id = ?", [couple_id]).fetchone()
-        if couple_id < 2**63
-        else None
-    )
+    row = db.execute("SELECT id, label FROM couples WHERE id = ?", [couple_id]).fetchone()
     if row is None:
         abort(404)
     form = ActionForm()

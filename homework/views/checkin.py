@@ -1,6 +1,5 @@
 """The couple's check-in page: no account, a link from the handout's QR code."""
 
-import hashlib
 from datetime import date, datetime, time, timedelta
 
 from flask import (
@@ -24,7 +23,7 @@ from ..storage import get_db, write
 
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/c/<token>", "checkin", checkin, methods=["GET", "POST"])
-    bp.add_url_rule("/c/<token>/practice-<int:hw_id>.ics", "checkin_ics", checkin_ics)
+    bp.add_url_rule("/c/<token>/practice-<id:hw_id>.ics", "checkin_ics", checkin_ics)
 
 
 def _kind_page(status: int):
@@ -88,13 +87,10 @@ def checkin(token: str):
             status = 400
         else:
             item = next(i for i in items if i["id"] == form.item.data)
-            # Keyed by content: the same practice sent from two tabs, or sent again after a
-            # lost answer, is stored once.
-            fields = (
+            key = tracking.checkin_key(
                 link["id"], item["id"], form.practiced_on.data, form.who.data, form.outcome.data,
-                form.helpfulness.data, (form.reflection.data or "").strip(),
+                form.helpfulness.data, form.reflection.data or "",
             )  # fmt: skip
-            key = hashlib.sha256("|".join(map(str, fields)).encode()).hexdigest()
             try:
                 practice_id, created = tracking.record_practice(
                     db,

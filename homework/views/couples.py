@@ -16,12 +16,12 @@ from . import current_therapist, login_required
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/couples", "couples", couple_list)
     bp.add_url_rule("/couples/new", "new_couple", new_couple, methods=["GET", "POST"])
-    bp.add_url_rule("/couples/<int:couple_id>", "couple", couple_page)
+    bp.add_url_rule("/couples/<id:couple_id>", "couple", couple_page)
     bp.add_url_rule(
-        "/couples/<int:couple_id>/edit", "edit_couple", edit_couple, methods=["GET", "POST"]
+        "/couples/<id:couple_id>/edit", "edit_couple", edit_couple, methods=["GET", "POST"]
     )
     bp.add_url_rule(
-        "/couples/<int:couple_id>/<any(archive, unarchive):action>",
+        "/couples/<id:couple_id>/<any(archive, unarchive):action>",
         "archive_couple",
         archive_couple,
         methods=["POST"],
@@ -34,6 +34,14 @@ def own_couple(couple_id: int) -> couples.Couple:
     if found is None:
         abort(404)
     return found
+
+
+def own_packet(packet_id: int) -> couples.Couple:
+    """The couple of a packet, if it is the current therapist's; 404 (audited) otherwise."""
+    couple_id = issuing.packet_couple(get_db(), packet_id)
+    if couple_id is None:
+        abort(404)
+    return own_couple(couple_id)
 
 
 @login_required

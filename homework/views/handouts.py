@@ -14,12 +14,12 @@ from ..pdf import RenderError
 from ..storage import get_db, write
 from . import current_therapist, login_required
 from .assign import own_homework
-from .couples import own_couple
+from .couples import own_packet
 
 
 def register(bp: Blueprint) -> None:
-    bp.add_url_rule("/homework/<int:hw_id>/handout.pdf", "handout_pdf", handout_pdf)
-    bp.add_url_rule("/packets/<int:packet_id>/handout.pdf", "packet_pdf", packet_pdf)
+    bp.add_url_rule("/homework/<id:hw_id>/handout.pdf", "handout_pdf", handout_pdf)
+    bp.add_url_rule("/packets/<id:packet_id>/handout.pdf", "packet_pdf", packet_pdf)
 
 
 def _render_or_error(snapshots: list[dict], brand, extra_css: str, checkin_url=None):
@@ -101,16 +101,10 @@ def handout_pdf(hw_id: int):
 
 @login_required
 def packet_pdf(packet_id: int):
-    db = get_db()
-    if not 0 < packet_id <= 2**63 - 1:
-        abort(404)
-    row = db.execute("SELECT couple_id FROM packets WHERE id = ?", [packet_id]).fetchone()
-    if row is None:
-        abort(404)
-    own_couple(row["couple_id"])  # 404 (audited) unless it is this therapist's couple
-    items = issuing.packet_items(db, packet_id)
+    couple = own_packet(packet_id)
+    items = issuing.packet_items(get_db(), packet_id)
     if not items:
         abort(404)
     return _pdf_response(
-        [json.loads(i["snapshot"]) for i in items], "packet", packet_id, row["couple_id"], packet_id
+        [json.loads(i["snapshot"]) for i in items], "packet", packet_id, couple.id, packet_id
     )

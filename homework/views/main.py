@@ -24,23 +24,7 @@ def dashboard():
     data = tracking.dashboard(get_db(), me.id, date.today())
     sort = request.args.get("sort", "attention")
     show = request.args.get("show", "all")
-    rows = data["couples"]
-    if show == "attention":
-        rows = [
-            r
-            for r in rows
-            if r["overdue"] or (r["completion"] is not None and r["completion"] < 0.5)
-        ]
-    keys = {
-        "label": lambda r: r["label"].lower(),
-        "completion": lambda r: (r["completion"] is None, -(r["completion"] or 0)),
-        "attention": lambda r: (
-            -r["overdue"],
-            r["completion"] if r["completion"] is not None else 2,
-        ),
-        "due": lambda r: -r["due_this_week"],
-    }
-    rows = sorted(rows, key=keys.get(sort, keys["attention"]))
+    rows = tracking.arrange_dashboard(data["couples"], sort, show == "attention")
     total = len(rows)
     if request.args.get("all") != "1":
         rows = rows[:PAGE]  # the ones that need attention come first; the rest on request
@@ -51,7 +35,7 @@ def dashboard():
         therapist=me,
         rows=rows,
         data=data,
-        sort=sort if sort in keys else "attention",
+        sort=sort if sort in tracking.DASHBOARD_SORTS else "attention",
         show=show,
         total=total,
     )

@@ -1,37 +1,34 @@
 """Therapist-side tracking: in-session records, check-in links, summaries, exports."""
 
-import csv
-import io
-import json
 from datetime import date, timedelta
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .. import audit, tracking
+from .. import audit, exports, tracking
 from ..extension import checkin_config, current_brand, emit, public_url_for
 from ..forms import ActionForm, SessionPracticeForm
 from ..storage import get_db, write
 from . import current_therapist, login_required
 from .assign import own_homework
-from .couples import own_couple
+from .couples import own_couple, own_packet
 
 
 def register(bp: Blueprint) -> None:
     bp.add_url_rule(
-        "/homework/<int:hw_id>/practice", "record_practice", record_in_session, methods=["POST"]
+        "/homework/<id:hw_id>/practice", "record_practice", record_in_session, methods=["POST"]
     )
     bp.add_url_rule(
-        "/packets/<int:packet_id>/link/<any(revoke, reissue):action>",
+        "/packets/<id:packet_id>/link/<any(revoke, reissue):action>",
         "checkin_link",
         checkin_link,
         methods=["POST"],
     )
-    bp.add_url_rule("/couples/<int:couple_id>/summary", "summary", summary)
-    bp.add_url_rule("/couples/<int:couple_id>/export.zip", "couple_export", couple_export)
-    bp.add_url_rule("/couples/<int:couple_id>/summary.pdf", "summary_pdf", summary_pdf)
+    bp.add_url_rule("/couples/<id:couple_id>/summary", "summary", summary)
+    bp.add_url_rule("/couples/<id:couple_id>/export.zip", "couple_export", couple_export)
+    bp.add_url_rule("/couples/<id:couple_id>/summary.pdf", "summary_pdf", summary_pdf)
     bp.add_url_rule(
-        "/couples/<int:couple_id>/tracking.<any(csv, json):fmt>", "tracking_export", tracking_export
+        "/couples/<id:couple_id>/tracking.<any(csv, json):fmt>", "tracking_export", tracking_export
     )
 
 
@@ -86,14 +83,7 @@ def record_in_session(hw_id: int):
 @login_required
 def checkin_link(packet_id: int, action: str):
     db = get_db()
-    row = (
-        db.execute("SELECT couple_id FROM packets WHERE id = ?", [packet_id]).fetchone()
-        if packet_id < 2**63
-        else None
-    )
-    if row is None:
-        abort(404)
-    couple = own_couple(row["couple_id"])
+    couple = own_packet(packet_id)
     if not ActionForm().validate_on_submit():
         abort(400)
     me = current_therapist().id
@@ -161,32 +151,10 @@ def tracking_export(couple_id: int, fmt: str):
     name = f"tracking-{date.today().isoformat()}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if fmt == "json":
-        body = json.dumps(
-            {
-                "couple": {
-                    "label": couple.label,
-                    "partner_a": couple.partner_a,
-                    "partner_b": couple.partner_b,
-                },
-                "practice": rows,
-            },
-            ensure_ascii=False,
-            indent=2,
+        return Response(
+            exports.tracking_json(couple, rows), mimetype="application/json", headers=headers
         )
-        return Response(body, mimetype="application/json", headers=headers)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["id"])
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _csv_safe(v) for k, v in row.items()})
-    return Response(out.getvalue(), mimetype="text/csv", headers=headers)
-
-
-def _csv_safe(value):
-    """Keep spreadsheet apps from running typed text as a formula."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    return Response(exports.tracking_csv(rows), mimetype="text/csv", headers=headers)
 
 
 def checkin_url(packet_id: int) -> str | None:
@@ -215,85 +183,28 @@ def packet_links(couple_id: int) -> dict[int, dict]:
     return out
 
 
-EXPORT_README = """This archive holds everything homework stored for one couple.
-
-couple.json
-  couple      label, the partners' names, pronouns and languages, safety flags, the
-              therapist's private notes, created/updated times.
-  homework    every item they were given: assignment id and version, title, dates,
-              frequency, status, the personalization values and the exact text
-              snapshot they were handed (with its sha256).
-  practice    every practice record: day, who (a, b or together), done/partly/not,
-              helpfulness 1-5, reflection, whether the reflection was private, and
-              whether it came from the couple's check-in or the therapist's session.
-handouts/     a PDF of every item that was not withdrawn or replaced by a revision.
-"""
-
-
 @login_required
 def couple_export(couple_id: int):
     """One zip with the couple's data (documented JSON) and their handout PDFs."""
-    import zipfile
-
     from ..handouts import render_handout
     from ..pdf import RenderError
     from .handouts import _render_failed
 
     couple = own_couple(couple_id)
     db = get_db()
-    items = [
-        dict(r)
-        for r in db.execute("SELECT * FROM homework WHERE couple_id = ? ORDER BY id", [couple.id])
-    ]
-    document = {
-        "format": "homework couple export 1",
-        "exported_on": date.today().isoformat(),
-        "couple": {k: v for k, v in couple.__dict__.items() if k not in ("owner_id",)},
-        "homework": [
-            {
-                **{
-                    k: item[k]
-                    for k in (
-                        "id",
-                        "assignment_id",
-                        "assignment_version",
-                        "title",
-                        "start_date",
-                        "due_date",
-                        "per_week",
-                        "weeks",
-                        "status",
-                        "created_at",
-                        "snapshot_sha256",
-                    )
-                },
-                "personalization": json.loads(item["personalization"]),
-                "snapshot": json.loads(item["snapshot"]),
-            }
-            for item in items
-        ],  # fmt: skip
-        "practice": tracking.export_rows(db, couple.id),
-    }
-    buffer = io.BytesIO()
     brand = current_brand()
     try:
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("README.txt", EXPORT_README)
-            archive.writestr("couple.json", json.dumps(document, ensure_ascii=False, indent=2))
-            for item in items:
-                if item["status"] in ("active", "done"):
-                    pdf = render_handout([json.loads(item["snapshot"])], brand)
-                    archive.writestr(f"handouts/handout-{item['start_date']}-{item['id']}.pdf", pdf)
+        body, count = exports.couple_archive(db, couple, lambda s: render_handout([s], brand))
     except RenderError as exc:
         return _render_failed(exc)
     with write(db):
         audit.record(
             db, "couple.exported", actor_id=current_therapist().id, object_type="couple",
-            object_id=couple.id, detail={"items": len(items)},
+            object_id=couple.id, detail={"items": count},
         )  # fmt: skip
     name = f"couple-export-{date.today().isoformat()}.zip"
     return Response(
-        buffer.getvalue(),
+        body,
         mimetype="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

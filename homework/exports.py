@@ -1,0 +1,88 @@
+"""A couple's data on the way out: tracking as CSV or JSON, everything as one zip."""
+
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from datetime import date
+
+import sqlite_utils
+
+from .couples import Couple
+from .tracking import export_rows
+
+ARCHIVE_README = """This archive holds everything homework stored for one couple.
+
+couple.json
+  couple      label, the partners' names, pronouns and languages, safety flags, the
+              therapist's private notes, created/updated times.
+  homework    every item they were given: assignment id and version, title, dates,
+              frequency, status, the personalization values and the exact text
+              snapshot they were handed (with its sha256).
+  practice    every practice record: day, who (a, b or together), done/partly/not,
+              helpfulness 1-5, reflection, whether the reflection was private, and
+              whether it came from the couple's check-in or the therapist's session.
+handouts/     a PDF of every item that was not withdrawn or replaced by a revision.
+"""
+ITEM_KEYS = (
+    "id", "assignment_id", "assignment_version", "title", "start_date", "due_date",
+    "per_week", "weeks", "status", "created_at", "snapshot_sha256",
+)  # fmt: skip
+
+
+def _csv_safe(value):
+    """Keep spreadsheet apps from running typed text as a formula."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def tracking_csv(rows: list[dict]) -> str:
+    """Practice records as CSV, formula-safe."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["id"])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_safe(v) for k, v in row.items()})
+    return out.getvalue()
+
+
+def tracking_json(couple: Couple, rows: list[dict]) -> str:
+    """Practice records as JSON, with the couple's names."""
+    names = {"label": couple.label, "partner_a": couple.partner_a, "partner_b": couple.partner_b}
+    return json.dumps({"couple": names, "practice": rows}, ensure_ascii=False, indent=2)
+
+
+def couple_archive(
+    db: sqlite_utils.Database, couple: Couple, render_pdf: Callable[[dict], bytes]
+) -> tuple[bytes, int]:
+    """One zip: README.txt, couple.json and a PDF of every current handout (rendered by
+    `render_pdf(snapshot)`). Returns the zip and how many items it describes."""
+    items = [
+        dict(r)
+        for r in db.execute("SELECT * FROM homework WHERE couple_id = ? ORDER BY id", [couple.id])
+    ]
+    document = {
+        "format": "homework couple export 1",
+        "exported_on": date.today().isoformat(),
+        "couple": {k: v for k, v in couple.__dict__.items() if k != "owner_id"},
+        "homework": [
+            {
+                **{k: item[k] for k in ITEM_KEYS},
+                "personalization": json.loads(item["personalization"]),
+                "snapshot": json.loads(item["snapshot"]),
+            }
+            for item in items
+        ],
+        "practice": export_rows(db, couple.id),
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("README.txt", ARCHIVE_README)
+        archive.writestr("couple.json", json.dumps(document, ensure_ascii=False, indent=2))
+        for item in items:
+            if item["status"] in ("active", "done"):
+                pdf = render_pdf(json.loads(item["snapshot"]))
+                archive.writestr(f"handouts/handout-{item['start_date']}-{item['id']}.pdf", pdf)
+    return buffer.getvalue(), len(items)
