@@ -23,6 +23,8 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from .storage import release_connections
+
 MAGIC = b"HWBKENC1"
 FORMAT = 1
 PREFIX = "homework-backup-"
@@ -187,6 +189,7 @@ def restore(
     with tempfile.TemporaryDirectory(dir=db_path.parent, prefix=".restore-") as tmp:
         work = Path(tmp)
         manifest = unpack(archive, passphrase, work)
+        release_connections(db_path)  # this process's idle ones still point at the old file
         for suffix in ("-wal", "-shm"):
             stale = db_path.with_name(db_path.name + suffix)
             if stale.exists():

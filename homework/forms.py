@@ -1,8 +1,12 @@
 """Flask-WTF forms. Every POST in homework goes through one, so every POST carries CSRF."""
 
+import functools
 import unicodedata
 from datetime import date, timedelta
 
+from babel import support
+from flask import current_app
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -21,6 +25,8 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.i18n import messages_path
+from wtforms.meta import DefaultMeta
 from wtforms.validators import (
     DataRequired,
     EqualTo,
@@ -42,17 +48,46 @@ from .library import Field as LibraryField
 from .passwords import MAX_LENGTH, MIN_LENGTH
 
 
-class LoginForm(FlaskForm):
+@functools.lru_cache(maxsize=32)
+def _wtforms_catalog(locale: str) -> support.Translations:
+    return support.Translations.load(messages_path(), [locale], domain="wtforms")
+
+
+class _WTFormsTranslations:
+    """WTForms' own messages in the request's language. Each catalog is read once per
+    process; Flask-WTF's own translations read it from disk again on every request."""
+
+    def gettext(self, string: str) -> str:
+        return _wtforms_catalog(str(get_locale())).ugettext(string)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return _wtforms_catalog(str(get_locale())).ungettext(singular, plural, n)
+
+
+_translations = _WTFormsTranslations()
+
+
+class HomeworkForm(FlaskForm):
+    """The base of every homework form: Flask-WTF's CSRF, with cached translations."""
+
+    class Meta(FlaskForm.Meta):
+        def get_translations(self, form: Form) -> object:
+            if not current_app.config.get("WTF_I18N_ENABLED", True):
+                return DefaultMeta.get_translations(self, form)
+            return _translations
+
+
+class LoginForm(HomeworkForm):
     email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
     next = HiddenField()
 
 
-class ActionForm(FlaskForm):
+class ActionForm(HomeworkForm):
     """A button-only POST (logout, disable, enable): nothing but the CSRF token."""
 
 
-class UserForm(FlaskForm):
+class UserForm(HomeworkForm):
     email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
     name = StringField(
         _l("Display name"),
@@ -76,7 +111,7 @@ class UserForm(FlaskForm):
     )
 
 
-class ProfileForm(FlaskForm):
+class ProfileForm(HomeworkForm):
     name = StringField(
         _l("Display name"),
         description=_l("As printed on handouts, e.g. Dr. Ana Ruiz."),
@@ -92,7 +127,7 @@ class ProfileForm(FlaskForm):
     )
 
 
-class CodeForm(FlaskForm):
+class CodeForm(HomeworkForm):
     code = StringField(
         _l("Code"),
         description=_l("The 6 digits your authenticator app shows now, or a recovery code."),
@@ -100,11 +135,11 @@ class CodeForm(FlaskForm):
     )
 
 
-class DisableTwoFactorForm(FlaskForm):
+class DisableTwoFactorForm(HomeworkForm):
     password = PasswordField(_l("Your password"), validators=[DataRequired(), Length(max=1024)])
 
 
-class NewPasswordForm(FlaskForm):
+class NewPasswordForm(HomeworkForm):
     password = PasswordField(
         _l("New password"),
         description=_l(
@@ -139,7 +174,7 @@ def _no_control_chars(form, field) -> None:
 NAME_LIMIT = 100
 
 
-class CoupleForm(FlaskForm):
+class CoupleForm(HomeworkForm):
     label = StringField(
         _l("Label for your list"),
         description=_l("Only you see this, e.g. 'Tuesday 5pm couple' or initials."),
@@ -176,7 +211,7 @@ class CoupleForm(FlaskForm):
     )
 
 
-class ReassignForm(FlaskForm):
+class ReassignForm(HomeworkForm):
     owner_id = SelectField(_l("Therapist"), coerce=int)
 
 
@@ -363,7 +398,7 @@ def personalization_form_data(p: Personalization, assignment: Assignment) -> dic
     return data
 
 
-class AssignForm(FlaskForm):
+class AssignForm(HomeworkForm):
     """The outer form of the assign page: CSRF, what to do, and the caution confirmation."""
 
     action = HiddenField(default="preview")
@@ -372,7 +407,7 @@ class AssignForm(FlaskForm):
     )
 
 
-class BrandForm(FlaskForm):
+class BrandForm(HomeworkForm):
     name = StringField(_l("Clinic name"), validators=[DataRequired(), Length(max=120)])
     logo = FileField(
         _l("Logo"),
@@ -414,7 +449,7 @@ class BrandForm(FlaskForm):
     )
 
 
-class CheckinForm(FlaskForm):
+class CheckinForm(HomeworkForm):
     """A couple's check-in: one practice of one item."""
 
     item = SelectField(_l("Which practice"), coerce=int, validate_choice=True)
@@ -448,7 +483,7 @@ class CheckinForm(FlaskForm):
     )
 
 
-class SessionPracticeForm(FlaskForm):
+class SessionPracticeForm(HomeworkForm):
     """The therapist records a practice in session, in a couple of clicks."""
 
     who = SelectField(_l("Who"), validate_choice=True)

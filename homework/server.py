@@ -60,6 +60,12 @@ def run_gunicorn(app: Flask, host: str, port: int, workers: int, threads: int) -
             "workers": workers,
             "threads": threads,
             "worker_class": "gthread",
+            # A kept-alive connection stays with the worker that accepted it, and the
+            # worker awake first accepts most of them: one process ends up serving most
+            # clients while the other idles. Closing after each answer lets every request
+            # go to whichever worker is free. (Behind a proxy, which keeps its own
+            # connections to browsers, this costs nothing they notice.)
+            "keepalive": 0,
             "timeout": 60,
             "graceful_timeout": 20,
             "accesslog": "-",

@@ -4,14 +4,17 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import sqlite_utils
 
 from . import audit
-from .storage import write
+from .storage import write, write_together
 
 WHO = ("a", "b", "together")
 OUTCOMES = ("done", "partly", "not")
@@ -166,14 +169,37 @@ def rate_limited(db: sqlite_utils.Database, bucket: str, limit: int, window_s: i
 
 
 def over_limit(db: sqlite_utils.Database, bucket: str, limit: int, window_s: int) -> bool:
-    """`rate_limited` inside a caller's write block."""
+    """`rate_limited` inside a caller's write block.
+
+    A sliding window, estimated from two fixed ones: this window's count plus the last
+    window's, weighted by how much of it still falls within `window_s` of now. Each check
+    reads two rows and writes one, however busy the bucket is."""
     now = time.time()
-    db.execute("DELETE FROM rate_events WHERE bucket = ? AND at < ?", [bucket, now - window_s])
-    count = db.execute("SELECT COUNT(*) FROM rate_events WHERE bucket = ?", [bucket]).fetchone()[0]
-    if count >= limit:
+    started = int(now // window_s) * window_s
+    counts = dict(
+        db.execute(
+            "SELECT started, n FROM rate_counts WHERE bucket = ? AND started >= ?",
+            [bucket, started - window_s],
+        ).fetchall()
+    )
+    overlap = 1 - (now - started) / window_s
+    if counts.get(started, 0) + counts.get(started - window_s, 0) * overlap >= limit:
         return True
-    db.execute("INSERT INTO rate_events (bucket, at) VALUES (?, ?)", [bucket, now])
+    db.execute(
+        "INSERT INTO rate_counts (bucket, started, n) VALUES (?, ?, 1)"
+        " ON CONFLICT (bucket, started) DO UPDATE SET n = n + 1",
+        [bucket, started],
+    )
+    if started not in counts:  # a new window: forget windows nobody can count any more
+        db.execute("DELETE FROM rate_counts WHERE started < ?", [now - RATE_MEMORY_S])
+        db.execute(
+            "DELETE FROM rate_counts WHERE bucket = ? AND started < ?",
+            [bucket, started - window_s],
+        )
     return False
+
+
+RATE_MEMORY_S = 86_400  # longer than any window a limit uses
 
 
 class RateLimited(Exception):
@@ -215,11 +241,11 @@ def record_practice(
     recorded_by: int | None = None,
     idempotency_key: str | None = None,
     today: date | None = None,
-    limit: tuple[str, int, int] | None = None,
+    limits: tuple[tuple[str, int, int], ...] = (),
 ) -> tuple[int, bool]:
     """Store one practice; a repeated idempotency key records nothing and returns the
-    first record's id. Returns (id, created). With `limit` (bucket, count, seconds), the
-    rate limit is counted in the same transaction and RateLimited raised when over it."""
+    first record's id. Returns (id, created). Each of `limits` (bucket, count, seconds) is
+    counted in the same transaction, and RateLimited raised when one is over."""
     today = today or date.today()
     check_practice(item, practiced_on, today)
     if who not in WHO or outcome not in OUTCOMES or source not in ("checkin", "session"):
@@ -228,43 +254,49 @@ def record_practice(
         raise PracticeError("Rate from 1 to 5, or leave it empty.")
     if len(reflection) > MAX_REFLECTION:
         raise PracticeError(f"Keep the reflection under {MAX_REFLECTION} characters.")
-    with write(db):
-        if limit and over_limit(db, *limit):
-            raise RateLimited(limit[0])
+    values = [
+        item["id"],
+        item["couple_id"],
+        practiced_on.isoformat(),
+        who,
+        outcome,
+        helpfulness,
+        reflection.strip(),
+        int(private),
+        source,
+        recorded_by,
+        idempotency_key,
+        _now(),
+    ]
+
+    def store(db: sqlite_utils.Database) -> tuple[int, bool]:
+        for limit in limits:
+            if over_limit(db, *limit):
+                raise RateLimited(limit[0])
         if idempotency_key:
             found = db.execute(
                 "SELECT id FROM practice WHERE idempotency_key = ?", [idempotency_key]
             ).fetchone()
             if found:
                 return found[0], False
-        cur = db.execute(
+        practice_id = db.execute(
             "INSERT INTO practice (homework_id, couple_id, practiced_on, who, outcome, helpfulness,"
             " reflection, reflection_private, source, recorded_by, idempotency_key, created_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            [
-                item["id"],
-                item["couple_id"],
-                practiced_on.isoformat(),
-                who,
-                outcome,
-                helpfulness,
-                reflection.strip(),
-                int(private),
-                source,
-                recorded_by,
-                idempotency_key,
-                _now(),
-            ],
-        )
+            values,
+        ).lastrowid
         audit.record(
             db,
             "practice.recorded",
             actor_id=recorded_by,
             object_type="practice",
-            object_id=cur.lastrowid,
+            object_id=practice_id,
             detail={"homework": item["id"], "couple": item["couple_id"], "source": source},
         )
-    return cur.lastrowid, True
+        return practice_id, True
+
+    # Check-ins arrive in bursts from many phones: they share commits (see write_together).
+    return write_together(db, store)
 
 
 def packet_checkin_items(db: sqlite_utils.Database, packet_id: int) -> list[dict]:
@@ -437,6 +469,40 @@ def dashboard(db: sqlite_utils.Database, therapist_id: int, today: date) -> dict
         "reflections": reflections,
         "names": couples,
     }
+
+
+def dashboard_version(db: sqlite_utils.Database, therapist_id: int) -> int:
+    """A number that changes whenever anything on this therapist's dashboard may have
+    (kept by triggers on couples, homework and practice; see migration 0007)."""
+    row = db.execute("SELECT n FROM owner_changes WHERE owner_id = ?", [therapist_id]).fetchone()
+    return row[0] if row else 0
+
+
+class RenderedCache:
+    """The newest rendered page per therapist, reused while its key stands still.
+
+    Bounded: the least recently used therapist's page goes first. Pages hold PHI, so they
+    live in this process's memory only, keyed by the therapist they were rendered for."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self.lock = threading.Lock()
+        self.pages: OrderedDict[int, tuple[tuple, Any]] = OrderedDict()
+
+    def get(self, therapist_id: int, key: tuple) -> Any:
+        with self.lock:
+            found = self.pages.get(therapist_id)
+            if found is None or found[0] != key:
+                return None
+            self.pages.move_to_end(therapist_id)
+            return found[1]
+
+    def put(self, therapist_id: int, key: tuple, page: Any) -> None:
+        with self.lock:
+            self.pages[therapist_id] = (key, page)
+            self.pages.move_to_end(therapist_id)
+            while len(self.pages) > self.size:
+                self.pages.popitem(last=False)
 
 
 DASHBOARD_SORTS = {

@@ -1,5 +1,6 @@
 import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 import sqlite_utils
@@ -110,3 +111,65 @@ def test_concurrent_writers_all_land(app):
         t.join()
     check = connect(path)
     assert check.execute("SELECT COUNT(*) FROM counter").fetchone()[0] == 100
+
+
+def test_shared_commits_keep_each_writers_work_apart(app):
+    """Check-ins share commits under load: a failing one undoes only its own rows and
+    gets its own error; every other one is stored, once."""
+    from homework.storage import write_together
+
+    path = app.config["HOMEWORK_DATABASE"]
+    setup = sqlite_utils.Database(path)
+    setup.execute("CREATE TABLE marks (who INTEGER, n INTEGER)")
+    setup.close()
+    errors: list[tuple[int, int]] = []
+
+    def writer(who: int) -> None:
+        conn = connect(path)
+        for n in range(20):
+
+            def work(db, n=n):
+                db.execute("INSERT INTO marks VALUES (?, ?)", [who, n])
+                if n % 5 == 4:
+                    raise ValueError(n)
+                return n
+
+            try:
+                assert write_together(conn, work) == n
+            except ValueError:
+                errors.append((who, n))
+        conn.close()
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check = connect(path)
+    rows = {tuple(r) for r in check.execute("SELECT who, n FROM marks")}
+    assert len(errors) == 8 * 4
+    assert rows == {(w, n) for w in range(8) for n in range(20) if n % 5 != 4}
+    assert check.execute("SELECT COUNT(*) FROM marks").fetchone()[0] == 8 * 16
+
+
+def test_a_replaced_database_file_is_never_read_through_an_old_connection(app, tmp_path):
+    from homework.storage import get_db
+
+    path = app.config["HOMEWORK_DATABASE"]
+    with app.app_context():
+        with write(get_db()) as db:
+            db.execute("INSERT INTO clinic (id, name) VALUES (1, 'Before')")
+    copy = tmp_path / "copy.db"
+    source = sqlite3.connect(path)
+    target = sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    target.execute("UPDATE clinic SET name = 'After'")
+    target.commit()
+    target.close()
+    # What `homework restore` does from another process: drop the old WAL, swap the file.
+    for suffix in ("-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    copy.replace(path)
+    with app.app_context():
+        assert get_db().execute("SELECT name FROM clinic").fetchone()[0] == "After"

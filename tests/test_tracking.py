@@ -285,3 +285,77 @@ def test_csv_export_neutralises_formulas(app, therapist, packet):
 def test_dashboard_sorts_and_filters(therapist, packet):
     assert therapist.get("/?sort=label&show=attention").status_code == 200
     assert therapist.get("/?sort=nonsense").status_code == 200
+
+
+def test_page_views_and_check_ins_share_the_per_address_limit(app, packet, db):
+    _, path = packet
+    app.config["HOMEWORK_CHECKIN_LIMIT_PER_IP"] = 4
+    phone = app.test_client()
+    token = csrf_token(phone, path)  # one page view
+
+    def post(**fields):
+        return phone.post(
+            path,
+            data={"csrf_token": token, "item": "1", "practiced_on": TODAY.isoformat(),
+                  "who": "together", "outcome": "done", "private": "shared", **fields},
+        )  # fmt: skip
+
+    assert post(reflection="first").status_code == 302
+    assert post(practiced_on="2001-01-01").status_code == 400  # refused, but it counts
+    assert post(reflection="second").status_code == 302
+    refused = post(reflection="one too many")
+    assert refused.status_code == 429
+    assert "Ana" not in refused.get_data(as_text=True)
+    assert phone.get(path).status_code == 429
+    stored = {r[0] for r in db.execute("SELECT reflection FROM practice")}
+    assert stored == {"first", "second"}
+
+
+def test_a_limit_remembers_the_window_before(app, db, monkeypatch):
+    from homework import tracking
+
+    clock = [1_000_000 * 600.0]  # the start of a 10-minute window
+    monkeypatch.setattr(tracking.time, "time", lambda: clock[0])
+    assert not any(tracking.rate_limited(db, "ip:test", 5, 600) for _ in range(5))
+    assert tracking.rate_limited(db, "ip:test", 5, 600)
+    clock[0] += 660  # a minute into the next window: nine tenths of the old five still count
+    assert not tracking.rate_limited(db, "ip:test", 5, 600)  # 0 + 4.5
+    assert tracking.rate_limited(db, "ip:test", 5, 600)  # 1 + 4.5
+    clock[0] += 480  # 9 minutes in: a tenth of the old five remains
+    assert not tracking.rate_limited(db, "ip:test", 5, 600)  # 1 + 0.5
+    clock[0] += 1200  # long quiet: the count starts over
+    assert not any(tracking.rate_limited(db, "ip:test", 5, 600) for _ in range(5))
+    assert tracking.rate_limited(db, "ip:test", 5, 600)
+    assert db.execute("SELECT COUNT(*) FROM rate_counts").fetchone()[0] <= 2
+
+
+def test_the_dashboard_follows_every_change_even_from_outside_the_app(app, therapist, packet):
+    """Dashboards are reused between requests; any change to what they show, by any
+    writer (here the sqlite3 module, as a script or the shell would), shows at once."""
+    import sqlite3
+
+    couple_id, path = packet
+    checkin_post(app.test_client(), path, reflection="Through the app")
+    assert "Through the app" in therapist.get("/").get_data(as_text=True)
+    assert therapist.get("/").get_data() == therapist.get("/").get_data()
+
+    outside = sqlite3.connect(app.config["HOMEWORK_DATABASE"], isolation_level=None)
+    outside.execute(
+        "INSERT INTO practice (homework_id, couple_id, practiced_on, who, outcome,"
+        " reflection, source, created_at) VALUES (1, ?, ?, 'a', 'done', 'From the shell',"
+        " 'session', '2026-01-01T00:00:00+00:00')",
+        [couple_id, TODAY.isoformat()],
+    )
+    assert "From the shell" in therapist.get("/").get_data(as_text=True)
+
+    outside.execute("UPDATE couples SET label = 'Renamed outside' WHERE id = ?", [couple_id])
+    assert "Renamed outside" in therapist.get("/").get_data(as_text=True)
+
+    other = login_other(app)
+    assert "Renamed outside" not in other.get("/").get_data(as_text=True)
+    outside.execute(
+        "UPDATE couples SET owner_id = (SELECT id FROM users WHERE email = 'other@example.org')"
+    )
+    assert "Renamed outside" not in therapist.get("/").get_data(as_text=True)
+    assert "Renamed outside" in other.get("/").get_data(as_text=True)
+    outside.close()

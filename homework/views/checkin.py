@@ -43,13 +43,19 @@ def _kind_page(status: int):
     return body, status, {"Referrer-Policy": "no-referrer"}
 
 
-def _link_or_refusal(token: str):
-    """(link, None) for a live token, else (None, the kind refusal page)."""
+def _ip_limit() -> tuple[str, int, int]:
+    return (f"ip:{client_ip()}", current_app.config["HOMEWORK_CHECKIN_LIMIT_PER_IP"], 600)
+
+
+def _link_or_refusal(token: str, count: bool = True):
+    """(link, None) for a live token, else (None, the kind refusal page).
+
+    Every request counts once against its address's limit. With count=False a live link
+    is returned uncounted: the caller counts it in its own write (see `checkin`)."""
     db = get_db()
-    cfg = current_app.config
-    if tracking.rate_limited(db, f"ip:{client_ip()}", cfg["HOMEWORK_CHECKIN_LIMIT_PER_IP"], 600):
-        return None, _kind_page(429)
     link = tracking.resolve_token(db, token, date.today())
+    if (link is None or count) and tracking.rate_limited(db, *_ip_limit()):
+        return None, _kind_page(429)
     if link is None:
         return None, _kind_page(404)
     return link, None
@@ -63,7 +69,9 @@ def _names(db, couple_id: int) -> tuple[str, str]:
 
 
 def checkin(token: str):
-    link, refusal = _link_or_refusal(token)
+    # A valid post counts its address in the same transaction as the practice it stores.
+    posting = request.method == "POST"
+    link, refusal = _link_or_refusal(token, count=not posting)
     if refusal:
         return refusal
     db = get_db()
@@ -79,8 +87,10 @@ def checkin(token: str):
         if len(items) == 1:
             form.item.data = items[0]["id"]
     status = 200
-    if request.method == "POST":
+    if posting:
         if not form.validate_on_submit():
+            if tracking.rate_limited(db, *_ip_limit()):
+                return _kind_page(429)
             scope_violation = form.item.raw_data and form.item.errors
             if scope_violation:
                 _audit_scope_violation(db, link, form.item.raw_data[0])
@@ -103,15 +113,20 @@ def checkin(token: str):
                     private=form.private.data == "private",
                     source="checkin",
                     idempotency_key=key,
-                    limit=(
-                        f"token:{link['id']}",
-                        current_app.config["HOMEWORK_CHECKIN_LIMIT_PER_TOKEN"],
-                        3600,
+                    limits=(
+                        _ip_limit(),
+                        (
+                            f"token:{link['id']}",
+                            current_app.config["HOMEWORK_CHECKIN_LIMIT_PER_TOKEN"],
+                            3600,
+                        ),
                     ),
                 )
             except tracking.RateLimited:
                 return _kind_page(429)
-            except tracking.PracticeError as exc:
+            except tracking.PracticeError as exc:  # refused before anything was counted
+                if tracking.rate_limited(db, *_ip_limit()):
+                    return _kind_page(429)
                 form.practiced_on.errors.append(str(exc))
                 status = 400
             else:

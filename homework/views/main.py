@@ -3,6 +3,7 @@
 from datetime import date
 
 from flask import Blueprint, current_app, jsonify, render_template, request
+from flask_babel import get_locale
 from markupsafe import Markup
 
 from .. import storage, tracking
@@ -21,24 +22,56 @@ PAGE = 25
 @login_required
 def dashboard():
     me = current_therapist()
-    data = tracking.dashboard(get_db(), me.id, date.today())
+    db = get_db()
     sort = request.args.get("sort", "attention")
-    show = request.args.get("show", "all")
+    sort = sort if sort in tracking.DASHBOARD_SORTS else "attention"
+    show = "attention" if request.args.get("show") == "attention" else "all"
+    everyone = request.args.get("all") == "1"
+    # The version is read before the data: a change landing in between makes the next
+    # request render again, never serves an old page as new.
+    key = (
+        tracking.dashboard_version(db, me.id),
+        date.today(),
+        sort,
+        show,
+        everyone,
+        str(get_locale()),
+        me.is_admin,
+    )
+    cache = dashboard_cache()
+    body = cache.get(me.id, key)
+    if body is None:
+        body = _dashboard_body(db, me, sort, show, everyone)
+        cache.put(me.id, key, body)
+    return render_template("homework/dashboard.html", therapist=me, body=body)
+
+
+def _dashboard_body(db, me, sort: str, show: str, everyone: bool) -> Markup:
+    data = tracking.dashboard(db, me.id, date.today())
     rows = tracking.arrange_dashboard(data["couples"], sort, show == "attention")
     total = len(rows)
-    if request.args.get("all") != "1":
+    if not everyone:
         rows = rows[:PAGE]  # the ones that need attention come first; the rest on request
     for row in rows:
         row["trend"] = Markup(tracking.trend_svg(row["weekly"]))  # noqa: S704 (our own SVG)
-    return render_template(
-        "homework/dashboard.html",
-        therapist=me,
-        rows=rows,
-        data=data,
-        sort=sort if sort in tracking.DASHBOARD_SORTS else "attention",
-        show=show,
-        total=total,
+    return Markup(  # noqa: S704 (a template we render, autoescaped)
+        render_template(
+            "homework/_dashboard.html",
+            is_admin=me.is_admin,
+            rows=rows,
+            data=data,
+            sort=sort,
+            show=show,
+            everyone=everyone,
+            total=total,
+        )
     )
+
+
+def dashboard_cache() -> tracking.RenderedCache:
+    """This app's rendered dashboards (one app's cache is not another's)."""
+    state = current_app.extensions["homework"]
+    return state.extra.setdefault("dashboards", tracking.RenderedCache())
 
 
 def healthz():
