@@ -156,9 +156,8 @@ def test_a_replaced_database_file_is_never_read_through_an_old_connection(app, t
     from homework.storage import get_db
 
     path = app.config["HOMEWORK_DATABASE"]
-    with app.app_context():
-        with write(get_db()) as db:
-            db.execute("INSERT INTO clinic (id, name) VALUES (1, 'Before')")
+    with app.app_context(), write(get_db()) as db:
+        db.execute("INSERT INTO clinic (id, name) VALUES (1, 'Before')")
     copy = tmp_path / "copy.db"
     source = sqlite3.connect(path)
     target = sqlite3.connect(copy)
