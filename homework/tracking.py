@@ -381,17 +381,19 @@ def dashboard(db: sqlite_utils.Database, therapist_id: int, today: date) -> dict
         )
     ]
     starts = week_starts(today)
-    first_day = starts[0]
     done = {}  # (couple_id, week index) -> weighted practices
-    # SQLite buckets by week: a few hundred rows come back, not one per record.
+    # SQLite buckets by week: a few hundred rows come back, not one per record. The week
+    # is found by comparing ISO dates as text, which costs far less per row than julianday.
+    bounds = [d.isoformat() for d in starts]
     for row in db.execute(
         "SELECT p.couple_id,"
-        " MIN(3, CAST((julianday(p.practiced_on) - julianday(?)) / 7 AS INTEGER)) AS week,"
+        " CASE WHEN p.practiced_on >= ? THEN 3 WHEN p.practiced_on >= ? THEN 2"
+        " WHEN p.practiced_on >= ? THEN 1 ELSE 0 END AS week,"
         " SUM(CASE p.outcome WHEN 'done' THEN 1.0 WHEN 'partly' THEN 0.5 ELSE 0 END) AS n"
         " FROM practice p JOIN couples c ON c.id = p.couple_id"
         " WHERE c.owner_id = ? AND c.archived = 0 AND p.practiced_on >= ?"
         " GROUP BY p.couple_id, week",
-        [first_day.isoformat(), therapist_id, first_day.isoformat()],
+        [bounds[3], bounds[2], bounds[1], therapist_id, bounds[0]],
     ):
         done[(row["couple_id"], row["week"])] = row["n"]
     by_couple: dict[int, list[dict]] = {}
@@ -399,17 +401,17 @@ def dashboard(db: sqlite_utils.Database, therapist_id: int, today: date) -> dict
         item["start"] = date.fromisoformat(item["start_date"])
         item["due"] = date.fromisoformat(item["due_date"])
         by_couple.setdefault(item["couple_id"], []).append(item)
+    week_ends = [start + timedelta(days=6) for start in starts]
+    soon = today + timedelta(days=7)
     rows = []
     for couple_id, couple in couples.items():
         mine = by_couple.get(couple_id, [])
         weekly = []
-        for n, start in enumerate(starts):
-            end = start + timedelta(days=6)
+        for n, (start, end) in enumerate(zip(starts, week_ends, strict=True)):
             target = sum(
                 i["per_week"] * (2 if i["who"] == "each partner" else 1)
                 for i in mine
-                if date.fromisoformat(i["start_date"]) <= end
-                and date.fromisoformat(i["due_date"]) >= start
+                if i["start"] <= end and i["due"] >= start
             )
             got = done.get((couple_id, n), 0.0)
             weekly.append(
@@ -430,27 +432,14 @@ def dashboard(db: sqlite_utils.Database, therapist_id: int, today: date) -> dict
             {
                 **couple,
                 "active": len(mine),
-                "due_this_week": sum(
-                    1
-                    for i in mine
-                    if today <= date.fromisoformat(i["due_date"]) < today + timedelta(days=7)
-                ),
-                "overdue": sum(1 for i in mine if date.fromisoformat(i["due_date"]) < today),
+                "due_this_week": sum(1 for i in mine if today <= i["due"] < soon),
+                "overdue": sum(1 for i in mine if i["due"] < today),
                 "weekly": weekly,
                 "completion": overall,
             }
         )
-    due = sorted(
-        (
-            i
-            for i in items
-            if today <= date.fromisoformat(i["due_date"]) < today + timedelta(days=7)
-        ),
-        key=lambda i: i["due_date"],
-    )
-    overdue = sorted(
-        (i for i in items if date.fromisoformat(i["due_date"]) < today), key=lambda i: i["due_date"]
-    )
+    due = sorted((i for i in items if today <= i["due"] < soon), key=lambda i: i["due_date"])
+    overdue = sorted((i for i in items if i["due"] < today), key=lambda i: i["due_date"])
     reflections = [
         dict(r)
         for r in db.execute(
