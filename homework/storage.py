@@ -150,18 +150,31 @@ release_connections = _pool.release
 # Writers queue here rather than in SQLite's busy handler, which sleeps in growing steps
 # (up to 100 ms) and so leaves the database idle while writers wait. Threads of one process
 # take a Python lock, which wakes the next thread at once; processes then take an flock on
-# a file beside the database, polled in steps of 0.2 to 2 ms until the busy timeout.
+# a file beside the database, polled in steps of 0.1 to 0.5 ms until the busy timeout
+# (each process opens that file itself: see `_after_fork_in_child`).
 # Programs that do not take it (a backup, the sqlite3 shell) still meet SQLite's own lock
 # and its busy timeout.
 class _WriterLock:
     def __init__(self, name: str):
-        self.threads = threading.Lock()
+        self.name = name
         self.fd = -1
-        if name != ":memory:" and name:
+        self.open()
+
+    def open(self) -> None:
+        self.threads = threading.Lock()
+        if self.name != ":memory:" and self.name:
             try:
-                self.fd = os.open(name + "-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+                self.fd = os.open(self.name + "-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
             except OSError:
                 self.fd = -1  # a read-only directory: SQLite's lock alone still serialises
+
+    def reopen_after_fork(self) -> None:
+        # An flock belongs to the open file, and a forked child shares its parent's: two
+        # processes locking the inherited descriptor would not exclude each other.
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self.open()
 
     def acquire(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -169,7 +182,7 @@ class _WriterLock:
             return False
         if self.fd < 0:
             return True
-        pause = 0.0002
+        pause = 0.0001
         while True:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -179,7 +192,7 @@ class _WriterLock:
                     self.threads.release()
                     return False
                 time.sleep(pause)
-                pause = min(pause * 2, 0.002)
+                pause = min(pause * 2, 0.0005)
 
     def release(self) -> None:
         if self.fd >= 0:
@@ -197,6 +210,18 @@ def _writer_lock(name: str) -> _WriterLock:
         if lock is None:
             lock = _writer_locks[name] = _WriterLock(name)
         return lock
+
+
+def _after_fork_in_child() -> None:
+    # Locks a parent thread held at the fork would stay held forever in the child.
+    global _writer_locks_guard, _group
+    _writer_locks_guard = threading.Lock()
+    _group = _GroupCommit()
+    for lock in _writer_locks.values():
+        lock.reopen_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextmanager
@@ -245,11 +270,12 @@ def _transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
 
 
 class _Job:
-    __slots__ = ("work", "done", "result", "error")
+    __slots__ = ("work", "wake", "lead", "result", "error")
 
     def __init__(self, work: Callable[[sqlite_utils.Database], T]):
         self.work = work
-        self.done = threading.Event()
+        self.wake = threading.Event()  # set once: to lead a batch, or when committed
+        self.lead = False
         self.result: object = None
         self.error: BaseException | None = None
 
@@ -258,55 +284,60 @@ class _GroupCommit:
     """Small writes from many threads, committed together.
 
     The first thread to arrive leads: it takes the write lock, runs every job queued by
-    then (each in its own savepoint, so one job's failure undoes only that job), commits
-    once and wakes the others, then leads again while jobs keep arriving. Each job is
+    then (each in its own savepoint, so one job's failure undoes only that job) and
+    commits once. If more jobs queued meanwhile, it hands the lead to the first of them,
+    wakes the others of its batch and answers its own request at once. Each job is
     acknowledged only after the COMMIT that made it durable. Under load this replaces a
     lock hand-off, a BEGIN and an fsync per write with one per batch."""
 
     def __init__(self) -> None:
         self.mutex = threading.Lock()
         self.queues: dict[str, list[_Job]] = {}
-        self.leading: set[str] = set()
+        self.leading: set[str] = set()  # files with a leader, running or designated
 
     def run(self, db: sqlite_utils.Database, work: Callable[[sqlite_utils.Database], T]) -> T:
         key = getattr(db, "_homework_key", (":memory:",))[0]
         job = _Job(work)
         with self.mutex:
             self.queues.setdefault(key, []).append(job)
-            lead = key not in self.leading
-            if lead:
+            job.lead = key not in self.leading  # else a leader will run or wake this job
+            if job.lead:
                 self.leading.add(key)
-        if lead:
-            self._lead(db, key)
-        job.done.wait()
+        if not job.lead:
+            job.wake.wait()
+        if job.lead:  # this job is still queued: the batch below includes it
+            self._batch(db, key)
         if job.error is not None:
             raise job.error
         return job.result  # type: ignore[return-value]
 
-    def _lead(self, db: sqlite_utils.Database, key: str) -> None:
-        while True:
+    def _batch(self, db: sqlite_utils.Database, key: str) -> None:
+        with self.mutex:
+            batch = self.queues.pop(key)
+        try:
+            with write(db):
+                for n, job in enumerate(batch):
+                    db.conn.execute(f"SAVEPOINT job{n}")
+                    try:
+                        job.result = job.work(db)
+                    except Exception as exc:  # that job's answer; the batch goes on
+                        db.conn.execute(f"ROLLBACK TO job{n}")
+                        job.error = exc
+                    db.conn.execute(f"RELEASE job{n}")
+        except BaseException as exc:  # nothing in the batch was committed
+            for job in batch:
+                job.error = job.error or exc
+                job.result = None
+        finally:
             with self.mutex:
-                batch = self.queues.pop(key, [])
-                if not batch:
+                waiting = self.queues.get(key)
+                if waiting:
+                    waiting[0].lead = True
+                    waiting[0].wake.set()
+                else:
                     self.leading.discard(key)
-                    return
-            try:
-                with write(db):
-                    for n, job in enumerate(batch):
-                        db.conn.execute(f"SAVEPOINT job{n}")
-                        try:
-                            job.result = job.work(db)
-                        except Exception as exc:  # that job's answer; the batch goes on
-                            db.conn.execute(f"ROLLBACK TO job{n}")
-                            job.error = exc
-                        db.conn.execute(f"RELEASE job{n}")
-            except BaseException as exc:  # nothing in the batch was committed
-                for job in batch:
-                    job.error = job.error or exc
-                    job.result = None
-            finally:
-                for job in batch:
-                    job.done.set()
+            for job in batch:
+                job.wake.set()
 
 
 _group = _GroupCommit()

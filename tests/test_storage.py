@@ -113,6 +113,33 @@ def test_concurrent_writers_all_land(app):
     assert check.execute("SELECT COUNT(*) FROM counter").fetchone()[0] == 100
 
 
+def test_writers_in_forked_server_processes_exclude_each_other(app):
+    """`homework serve` opens the database before forking its workers; one worker must
+    still wait for a write that another has started."""
+    import os
+
+    from homework.storage import _writer_lock
+
+    path = app.config["HOMEWORK_DATABASE"]
+    mine = connect(path, busy_timeout_ms=200)  # opened before the fork, as the server does
+    held, done = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the other worker: takes the write lock, as `write` does first
+        lock = _writer_lock(mine.execute("PRAGMA database_list").fetchone()[2])
+        ok = lock.acquire(1)
+        os.write(held[1], b"1" if ok else b"0")
+        os.read(done[0], 1)
+        os._exit(0)
+    try:
+        assert os.read(held[0], 1) == b"1"
+        with pytest.raises(DatabaseLocked), write(mine) as db:
+            db.execute("CREATE TABLE written_while_locked (n INTEGER)")
+    finally:
+        os.write(done[1], b"x")
+        os.waitpid(pid, 0)
+    assert "written_while_locked" not in mine.table_names()
+
+
 def test_shared_commits_keep_each_writers_work_apart(app):
     """Check-ins share commits under load: a failing one undoes only its own rows and
     gets its own error; every other one is stored, once."""
