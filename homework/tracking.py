@@ -361,8 +361,10 @@ def week_starts(today: date, weeks: int = 4) -> list[date]:
     return [today - timedelta(days=7 * (weeks - n) - 1) for n in range(weeks)]
 
 
-def dashboard(db: sqlite_utils.Database, therapist_id: int, today: date) -> dict:
-    """Everything the dashboard shows, in a handful of indexed queries."""
+def dashboard(db: sqlite_utils.Database, therapist_id: int, today: date, listed: int = 10) -> dict:
+    """Everything the dashboard shows, in a handful of indexed queries that each return
+    a row per couple or week, never one per item or record. The due and past-due lists
+    hold their first `listed` items; `due_count` and `overdue_count` count them all."""
     couples = {
         r["id"]: dict(r)
         for r in db.execute(
@@ -371,20 +373,34 @@ def dashboard(db: sqlite_utils.Database, therapist_id: int, today: date) -> dict
             [therapist_id],
         )
     }
-    items = [
-        dict(r)
-        for r in db.execute(
-            "SELECT h.id, h.couple_id, h.title, h.start_date, h.due_date, h.per_week, h.weeks,"
-            " h.who FROM homework h JOIN couples c ON c.id = h.couple_id"
-            " WHERE c.owner_id = ? AND c.archived = 0 AND h.status = 'active'",
-            [therapist_id],
-        )
-    ]
     starts = week_starts(today)
-    done = {}  # (couple_id, week index) -> weighted practices
-    # SQLite buckets by week: a few hundred rows come back, not one per record. The week
-    # is found by comparing ISO dates as text, which costs far less per row than julianday.
+    # ISO dates compare as text, which costs far less per row than julianday().
     bounds = [d.isoformat() for d in starts]
+    ends = [(d + timedelta(days=6)).isoformat() for d in starts]
+    day, soon = today.isoformat(), (today + timedelta(days=7)).isoformat()
+    mine = " FROM homework h JOIN couples c ON c.id = h.couple_id"
+    mine += " WHERE c.owner_id = :me AND c.archived = 0 AND h.status = 'active'"
+    # A week's target: what each item active during it asks for per week.
+    targets = ", ".join(
+        f"SUM(CASE WHEN h.start_date <= :end{n} AND h.due_date >= :start{n}"
+        f" THEN h.per_week * (CASE h.who WHEN 'each partner' THEN 2 ELSE 1 END)"
+        f" ELSE 0 END) AS target{n}"
+        for n in range(len(starts))
+    )
+    params = {"me": therapist_id, "today": day, "soon": soon}
+    params |= {f"start{n}": b for n, b in enumerate(bounds)}
+    params |= {f"end{n}": e for n, e in enumerate(ends)}
+    plans = {
+        row["couple_id"]: row
+        for row in db.execute(
+            "SELECT h.couple_id, COUNT(*) AS active,"
+            " SUM(h.due_date >= :today AND h.due_date < :soon) AS due_this_week,"
+            f" SUM(h.due_date < :today) AS overdue, {targets}{mine}"  # noqa: S608 (our SQL)
+            " GROUP BY h.couple_id",
+            params,
+        )
+    }
+    done = {}  # (couple_id, week index) -> weighted practices
     for row in db.execute(
         "SELECT p.couple_id,"
         " CASE WHEN p.practiced_on >= ? THEN 3 WHEN p.practiced_on >= ? THEN 2"
@@ -396,23 +412,12 @@ def dashboard(db: sqlite_utils.Database, therapist_id: int, today: date) -> dict
         [bounds[3], bounds[2], bounds[1], therapist_id, bounds[0]],
     ):
         done[(row["couple_id"], row["week"])] = row["n"]
-    by_couple: dict[int, list[dict]] = {}
-    for item in items:
-        item["start"] = date.fromisoformat(item["start_date"])
-        item["due"] = date.fromisoformat(item["due_date"])
-        by_couple.setdefault(item["couple_id"], []).append(item)
-    week_ends = [start + timedelta(days=6) for start in starts]
-    soon = today + timedelta(days=7)
     rows = []
     for couple_id, couple in couples.items():
-        mine = by_couple.get(couple_id, [])
+        plan = plans.get(couple_id)
         weekly = []
-        for n, (start, end) in enumerate(zip(starts, week_ends, strict=True)):
-            target = sum(
-                i["per_week"] * (2 if i["who"] == "each partner" else 1)
-                for i in mine
-                if i["start"] <= end and i["due"] >= start
-            )
+        for n, start in enumerate(starts):
+            target = plan[f"target{n}"] if plan else 0
             got = done.get((couple_id, n), 0.0)
             weekly.append(
                 {
@@ -431,15 +436,24 @@ def dashboard(db: sqlite_utils.Database, therapist_id: int, today: date) -> dict
         rows.append(
             {
                 **couple,
-                "active": len(mine),
-                "due_this_week": sum(1 for i in mine if today <= i["due"] < soon),
-                "overdue": sum(1 for i in mine if i["due"] < today),
+                "active": plan["active"] if plan else 0,
+                "due_this_week": plan["due_this_week"] if plan else 0,
+                "overdue": plan["overdue"] if plan else 0,
                 "weekly": weekly,
                 "completion": overall,
             }
         )
-    due = sorted((i for i in items if today <= i["due"] < soon), key=lambda i: i["due_date"])
-    overdue = sorted((i for i in items if i["due"] < today), key=lambda i: i["due_date"])
+
+    def first_items(when: str) -> list[dict]:
+        return [
+            dict(r)
+            for r in db.execute(
+                f"SELECT h.id, h.couple_id, h.title, h.due_date{mine} AND {when}"  # noqa: S608
+                " ORDER BY h.due_date, h.id LIMIT :listed",
+                params | {"listed": listed},
+            )
+        ]
+
     reflections = [
         dict(r)
         for r in db.execute(
@@ -453,8 +467,10 @@ def dashboard(db: sqlite_utils.Database, therapist_id: int, today: date) -> dict
     ]
     return {
         "couples": rows,
-        "due": due,
-        "overdue": overdue,
+        "due": first_items("h.due_date >= :today AND h.due_date < :soon"),
+        "due_count": sum(r["due_this_week"] for r in rows),
+        "overdue": first_items("h.due_date < :today"),
+        "overdue_count": sum(r["overdue"] for r in rows),
         "reflections": reflections,
         "names": couples,
     }

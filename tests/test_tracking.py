@@ -7,6 +7,8 @@ from test_assign import form_for, post_assign
 from test_couples import add_couple, audit_actions, login_other
 from test_pdf import pdftext
 
+from homework.storage import write
+
 TODAY = date.today()
 
 
@@ -285,6 +287,29 @@ def test_csv_export_neutralises_formulas(app, therapist, packet):
 def test_dashboard_sorts_and_filters(therapist, packet):
     assert therapist.get("/?sort=label&show=attention").status_code == 200
     assert therapist.get("/?sort=nonsense").status_code == 200
+
+
+def test_dashboard_lists_the_first_ten_due_items_and_counts_the_rest(therapist, packet, db):
+    """A busy week does not bury the page: ten items are listed, the rest are a link."""
+    couple_id, _ = packet
+    columns = (
+        "couple_id, packet_id, assignment_id, assignment_version, pack_id, title,"
+        " personalization, snapshot, snapshot_sha256, start_date, per_week, weeks, who,"
+        " created_by, created_at"
+    )
+    with write(db):
+        for n in range(12):
+            db.execute(
+                f"INSERT INTO homework ({columns}, due_date) SELECT {columns}, ?"  # noqa: S608
+                " FROM homework WHERE id = 1",
+                [(TODAY + timedelta(days=1 + n % 5)).isoformat()],
+            )
+    page = therapist.get("/").get_data(as_text=True)
+    due = page.split("<h2>Due this week</h2>", 1)[1].split("</section>", 1)[0]
+    assert due.count("<li>") == 10
+    assert "and 2 more" in due and "sort=due" in due
+    assert '<span class="num">12</span> due this week' in page
+    assert page.count(f'href="/couples/{couple_id}"') == 1  # the couple, once, in the table
 
 
 def test_page_views_and_check_ins_share_the_per_address_limit(app, packet, db):
