@@ -9,7 +9,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import storage
+from . import schema, storage
 from .extension import Homework, get_state
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
@@ -75,7 +75,7 @@ def prepare_database(app: Flask) -> list[str]:
         app.config["HOMEWORK_DATABASE"], app.config["HOMEWORK_BUSY_TIMEOUT_MS"]
     )
     try:
-        applied = storage.apply_migrations(db)
+        applied = schema.apply_migrations(db)
     finally:
         db.close()
     get_state(app).migrations_current = True

@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
 
-from . import accounts, audit, storage
+from . import accounts, audit, schema, storage
 from .app import ConfigurationError, create_app, prepare_database
 from .couples import clean_name
 from .extension import assignment_pack_folders, get_state
@@ -50,8 +50,8 @@ def migrate_command(list_only: bool) -> None:
         current_app.config["HOMEWORK_DATABASE"], current_app.config["HOMEWORK_BUSY_TIMEOUT_MS"]
     )
     try:
-        done = [] if list_only else storage.apply_migrations(db)
-        applied, pending = storage.migration_status(db)
+        done = [] if list_only else schema.apply_migrations(db)
+        applied, pending = schema.migration_status(db)
     finally:
         db.close()
     for name in applied:
@@ -329,7 +329,7 @@ def restore_command(archive: Path, force: bool) -> None:
         raise click.ClickException(f"{exc}; nothing was changed") from exc
     db = storage.open_checked(cfg["HOMEWORK_DATABASE"])
     try:
-        storage.apply_migrations(db)
+        schema.apply_migrations(db)
         again = replay_ledger(db, erasure_ledger())
     finally:
         db.close()

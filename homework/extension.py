@@ -10,7 +10,7 @@ from flask import Flask, current_app, render_template, request
 from flask_babel import Babel
 from flask_babel import gettext as _
 
-from . import storage
+from . import schema, storage
 from .library import Library, load_library
 from .plugins import make_plugin_manager
 from .resources import resource_dir
@@ -155,7 +155,7 @@ def _require_current_migrations():
     state = get_state()
     if state.migrations_current or request.endpoint == "homework.healthz":
         return None
-    pending = storage.migration_status(storage.get_db())[1]
+    pending = schema.migration_status(storage.get_db())[1]
     if not pending:
         state.migrations_current = True
         return None

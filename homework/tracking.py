@@ -4,16 +4,13 @@ import base64
 import hashlib
 import hmac
 import secrets
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import sqlite_utils
 
 from . import audit
+from .ratelimits import RateLimited, over_limit
 from .storage import write, write_together
 
 WHO = ("a", "b", "together")
@@ -157,53 +154,6 @@ def resolve_token(db: sqlite_utils.Database, token: str, today: date) -> dict | 
     if row is None or row["revoked_at"] or date.fromisoformat(row["expires_on"]) < today:
         return None
     return dict(row)
-
-
-# Rate limits, shared by every server process
-
-
-def rate_limited(db: sqlite_utils.Database, bucket: str, limit: int, window_s: int) -> bool:
-    """Count one event in `bucket`; say whether the bucket was already over its limit."""
-    with write(db):
-        return over_limit(db, bucket, limit, window_s)
-
-
-def over_limit(db: sqlite_utils.Database, bucket: str, limit: int, window_s: int) -> bool:
-    """`rate_limited` inside a caller's write block.
-
-    A sliding window, estimated from two fixed ones: this window's count plus the last
-    window's, weighted by how much of it still falls within `window_s` of now. Each check
-    reads two rows and writes one, however busy the bucket is."""
-    now = time.time()
-    started = int(now // window_s) * window_s
-    counts = dict(
-        db.execute(
-            "SELECT started, n FROM rate_counts WHERE bucket = ? AND started >= ?",
-            [bucket, started - window_s],
-        ).fetchall()
-    )
-    overlap = 1 - (now - started) / window_s
-    if counts.get(started, 0) + counts.get(started - window_s, 0) * overlap >= limit:
-        return True
-    db.execute(
-        "INSERT INTO rate_counts (bucket, started, n) VALUES (?, ?, 1)"
-        " ON CONFLICT (bucket, started) DO UPDATE SET n = n + 1",
-        [bucket, started],
-    )
-    if started not in counts:  # a new window: forget windows nobody can count any more
-        db.execute("DELETE FROM rate_counts WHERE started < ?", [now - RATE_MEMORY_S])
-        db.execute(
-            "DELETE FROM rate_counts WHERE bucket = ? AND started < ?",
-            [bucket, started - window_s],
-        )
-    return False
-
-
-RATE_MEMORY_S = 86_400  # longer than any window a limit uses
-
-
-class RateLimited(Exception):
-    """Too many requests for this bucket; nothing was written."""
 
 
 # Practice records
@@ -353,203 +303,7 @@ def practice_log(
     return [dict(r) for r in rows]
 
 
-# The therapist's views of it all
-
-
-def week_starts(today: date, weeks: int = 4) -> list[date]:
-    """The first days of the last `weeks` seven-day windows, oldest first, ending today."""
-    return [today - timedelta(days=7 * (weeks - n) - 1) for n in range(weeks)]
-
-
-def dashboard(db: sqlite_utils.Database, therapist_id: int, today: date, listed: int = 10) -> dict:
-    """Everything the dashboard shows, in a handful of indexed queries that each return
-    a row per couple or week, never one per item or record. The due and past-due lists
-    hold their first `listed` items; `due_count` and `overdue_count` count them all."""
-    couples = {
-        r["id"]: dict(r)
-        for r in db.execute(
-            "SELECT id, label, partner_a, partner_b FROM couples"
-            " WHERE owner_id = ? AND archived = 0",
-            [therapist_id],
-        )
-    }
-    starts = week_starts(today)
-    # ISO dates compare as text, which costs far less per row than julianday().
-    bounds = [d.isoformat() for d in starts]
-    ends = [(d + timedelta(days=6)).isoformat() for d in starts]
-    day, soon = today.isoformat(), (today + timedelta(days=7)).isoformat()
-    mine = " FROM homework h JOIN couples c ON c.id = h.couple_id"
-    mine += " WHERE c.owner_id = :me AND c.archived = 0 AND h.status = 'active'"
-    # A week's target: what each item active during it asks for per week.
-    targets = ", ".join(
-        f"SUM(CASE WHEN h.start_date <= :end{n} AND h.due_date >= :start{n}"
-        f" THEN h.per_week * (CASE h.who WHEN 'each partner' THEN 2 ELSE 1 END)"
-        f" ELSE 0 END) AS target{n}"
-        for n in range(len(starts))
-    )
-    params = {"me": therapist_id, "today": day, "soon": soon}
-    params |= {f"start{n}": b for n, b in enumerate(bounds)}
-    params |= {f"end{n}": e for n, e in enumerate(ends)}
-    plans = {
-        row["couple_id"]: row
-        for row in db.execute(
-            "SELECT h.couple_id, COUNT(*) AS active,"
-            " SUM(h.due_date >= :today AND h.due_date < :soon) AS due_this_week,"
-            f" SUM(h.due_date < :today) AS overdue, {targets}{mine}"  # noqa: S608 (our SQL)
-            " GROUP BY h.couple_id",
-            params,
-        )
-    }
-    done = {}  # (couple_id, week index) -> weighted practices
-    for row in db.execute(
-        "SELECT p.couple_id,"
-        " CASE WHEN p.practiced_on >= ? THEN 3 WHEN p.practiced_on >= ? THEN 2"
-        " WHEN p.practiced_on >= ? THEN 1 ELSE 0 END AS week,"
-        " SUM(CASE p.outcome WHEN 'done' THEN 1.0 WHEN 'partly' THEN 0.5 ELSE 0 END) AS n"
-        " FROM practice p JOIN couples c ON c.id = p.couple_id"
-        " WHERE c.owner_id = ? AND c.archived = 0 AND p.practiced_on >= ?"
-        " GROUP BY p.couple_id, week",
-        [bounds[3], bounds[2], bounds[1], therapist_id, bounds[0]],
-    ):
-        done[(row["couple_id"], row["week"])] = row["n"]
-    rows = []
-    for couple_id, couple in couples.items():
-        plan = plans.get(couple_id)
-        weekly = []
-        for n, start in enumerate(starts):
-            target = plan[f"target{n}"] if plan else 0
-            got = done.get((couple_id, n), 0.0)
-            weekly.append(
-                {
-                    "start": start,
-                    "target": target,
-                    "done": got,
-                    "ratio": min(1.0, got / target) if target else None,
-                }
-            )
-        measured = [w for w in weekly if w["ratio"] is not None]
-        overall = (
-            min(1.0, sum(w["done"] for w in measured) / sum(w["target"] for w in measured))
-            if measured
-            else None
-        )
-        rows.append(
-            {
-                **couple,
-                "active": plan["active"] if plan else 0,
-                "due_this_week": plan["due_this_week"] if plan else 0,
-                "overdue": plan["overdue"] if plan else 0,
-                "weekly": weekly,
-                "completion": overall,
-            }
-        )
-
-    def first_items(when: str) -> list[dict]:
-        return [
-            dict(r)
-            for r in db.execute(
-                f"SELECT h.id, h.couple_id, h.title, h.due_date{mine} AND {when}"  # noqa: S608
-                " ORDER BY h.due_date, h.id LIMIT :listed",
-                params | {"listed": listed},
-            )
-        ]
-
-    reflections = [
-        dict(r)
-        for r in db.execute(
-            "SELECT p.id, p.couple_id, p.practiced_on, p.who, p.reflection, p.reflection_private,"
-            " p.helpfulness, h.title FROM practice p"
-            " JOIN couples c ON c.id = p.couple_id JOIN homework h ON h.id = p.homework_id"
-            " WHERE c.owner_id = ? AND c.archived = 0 AND p.reflection != ''"
-            " ORDER BY p.created_at DESC LIMIT 8",
-            [therapist_id],
-        )
-    ]
-    return {
-        "couples": rows,
-        "due": first_items("h.due_date >= :today AND h.due_date < :soon"),
-        "due_count": sum(r["due_this_week"] for r in rows),
-        "overdue": first_items("h.due_date < :today"),
-        "overdue_count": sum(r["overdue"] for r in rows),
-        "reflections": reflections,
-        "names": couples,
-    }
-
-
-def dashboard_version(db: sqlite_utils.Database, therapist_id: int) -> int:
-    """A number that changes whenever anything on this therapist's dashboard may have
-    (kept by triggers on couples, homework and practice; see migration 0007)."""
-    row = db.execute("SELECT n FROM owner_changes WHERE owner_id = ?", [therapist_id]).fetchone()
-    return row[0] if row else 0
-
-
-class RenderedCache:
-    """The newest rendered page per therapist, reused while its key stands still.
-
-    Bounded: the least recently used therapist's page goes first. Pages hold PHI, so they
-    live in this process's memory only, keyed by the therapist they were rendered for."""
-
-    def __init__(self, size: int = 256):
-        self.size = size
-        self.lock = threading.Lock()
-        self.pages: OrderedDict[int, tuple[tuple, Any]] = OrderedDict()
-
-    def get(self, therapist_id: int, key: tuple) -> Any:
-        with self.lock:
-            found = self.pages.get(therapist_id)
-            if found is None or found[0] != key:
-                return None
-            self.pages.move_to_end(therapist_id)
-            return found[1]
-
-    def put(self, therapist_id: int, key: tuple, page: Any) -> None:
-        with self.lock:
-            self.pages[therapist_id] = (key, page)
-            self.pages.move_to_end(therapist_id)
-            while len(self.pages) > self.size:
-                self.pages.popitem(last=False)
-
-
-DASHBOARD_SORTS = {
-    "label": lambda r: r["label"].lower(),
-    "completion": lambda r: (r["completion"] is None, -(r["completion"] or 0)),
-    "attention": lambda r: (-r["overdue"], r["completion"] if r["completion"] is not None else 2),
-    "due": lambda r: -r["due_this_week"],
-}
-
-
-def arrange_dashboard(rows: list[dict], sort: str, attention_only: bool) -> list[dict]:
-    """Filter to couples needing attention (past due, or under half the plan) and sort."""
-    if attention_only:
-        rows = [
-            r
-            for r in rows
-            if r["overdue"] or (r["completion"] is not None and r["completion"] < 0.5)
-        ]
-    return sorted(rows, key=DASHBOARD_SORTS.get(sort, DASHBOARD_SORTS["attention"]))
-
-
-def trend_svg(weekly: list[dict], width: int = 96, height: int = 28) -> str:
-    """A small server-rendered line chart of weekly completion (no script, no fetch)."""
-    points = []
-    pad = 3
-    step = (width - 2 * pad) / max(1, len(weekly) - 1)
-    for n, week in enumerate(weekly):
-        if week["ratio"] is None:
-            continue
-        x = round(pad + n * step, 1)
-        y = round(height - 3 - week["ratio"] * (height - 6), 1)
-        points.append((x, y))
-    if not points:
-        return ""
-    line = " ".join(f"{x},{y}" for x, y in points)
-    dots = "".join(f'<circle cx="{x}" cy="{y}" r="2.2"/>' for x, y in points)
-    return (
-        f'<svg class="trend" viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
-        ' aria-hidden="true" focusable="false">'
-        f'<line x1="0" y1="{height - 3}" x2="{width}" y2="{height - 3}" class="base"/>'
-        f'<polyline points="{line}"/>{dots}</svg>'
-    )
+# Per couple: timeline, sessions, summaries, exports
 
 
 def couple_timeline(db: sqlite_utils.Database, couple_id: int) -> list[dict]:

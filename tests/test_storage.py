@@ -6,14 +6,8 @@ import pytest
 import sqlite_utils
 
 from homework import create_app
-from homework.storage import (
-    DatabaseLocked,
-    apply_migrations,
-    connect,
-    migration_status,
-    migrations,
-    write,
-)
+from homework.schema import apply_migrations, migration_status, migrations
+from homework.storage import DatabaseLocked, connect, write
 
 
 def test_pragmas(db):

@@ -337,20 +337,20 @@ def test_page_views_and_check_ins_share_the_per_address_limit(app, packet, db):
 
 
 def test_a_limit_remembers_the_window_before(app, db, monkeypatch):
-    from homework import tracking
+    from homework import ratelimits
 
     clock = [1_000_000 * 600.0]  # the start of a 10-minute window
-    monkeypatch.setattr(tracking.time, "time", lambda: clock[0])
-    assert not any(tracking.rate_limited(db, "ip:test", 5, 600) for _ in range(5))
-    assert tracking.rate_limited(db, "ip:test", 5, 600)
+    monkeypatch.setattr(ratelimits.time, "time", lambda: clock[0])
+    assert not any(ratelimits.rate_limited(db, "ip:test", 5, 600) for _ in range(5))
+    assert ratelimits.rate_limited(db, "ip:test", 5, 600)
     clock[0] += 660  # a minute into the next window: nine tenths of the old five still count
-    assert not tracking.rate_limited(db, "ip:test", 5, 600)  # 0 + 4.5
-    assert tracking.rate_limited(db, "ip:test", 5, 600)  # 1 + 4.5
+    assert not ratelimits.rate_limited(db, "ip:test", 5, 600)  # 0 + 4.5
+    assert ratelimits.rate_limited(db, "ip:test", 5, 600)  # 1 + 4.5
     clock[0] += 480  # 9 minutes in: a tenth of the old five remains
-    assert not tracking.rate_limited(db, "ip:test", 5, 600)  # 1 + 0.5
+    assert not ratelimits.rate_limited(db, "ip:test", 5, 600)  # 1 + 0.5
     clock[0] += 1200  # long quiet: the count starts over
-    assert not any(tracking.rate_limited(db, "ip:test", 5, 600) for _ in range(5))
-    assert tracking.rate_limited(db, "ip:test", 5, 600)
+    assert not any(ratelimits.rate_limited(db, "ip:test", 5, 600) for _ in range(5))
+    assert ratelimits.rate_limited(db, "ip:test", 5, 600)
     assert db.execute("SELECT COUNT(*) FROM rate_counts").fetchone()[0] <= 2
 
 

@@ -14,7 +14,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from .. import audit, tracking
+from .. import audit, ratelimits, tracking
 from ..accounts import client_ip
 from ..extension import emit
 from ..forms import CheckinForm
@@ -54,7 +54,7 @@ def _link_or_refusal(token: str, count: bool = True):
     is returned uncounted: the caller counts it in its own write (see `checkin`)."""
     db = get_db()
     link = tracking.resolve_token(db, token, date.today())
-    if (link is None or count) and tracking.rate_limited(db, *_ip_limit()):
+    if (link is None or count) and ratelimits.rate_limited(db, *_ip_limit()):
         return None, _kind_page(429)
     if link is None:
         return None, _kind_page(404)
@@ -89,7 +89,7 @@ def checkin(token: str):
     status = 200
     if posting:
         if not form.validate_on_submit():
-            if tracking.rate_limited(db, *_ip_limit()):
+            if ratelimits.rate_limited(db, *_ip_limit()):
                 return _kind_page(429)
             scope_violation = form.item.raw_data and form.item.errors
             if scope_violation:
@@ -122,10 +122,10 @@ def checkin(token: str):
                         ),
                     ),
                 )
-            except tracking.RateLimited:
+            except ratelimits.RateLimited:
                 return _kind_page(429)
             except tracking.PracticeError as exc:  # refused before anything was counted
-                if tracking.rate_limited(db, *_ip_limit()):
+                if ratelimits.rate_limited(db, *_ip_limit()):
                     return _kind_page(429)
                 form.practiced_on.errors.append(str(exc))
                 status = 400

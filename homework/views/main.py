@@ -6,7 +6,15 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_babel import get_locale
 from markupsafe import Markup
 
-from .. import storage, tracking
+from .. import schema, storage
+from ..dashboard import (
+    DASHBOARD_SORTS,
+    RenderedCache,
+    arrange_dashboard,
+    dashboard_version,
+    gather,
+    trend_svg,
+)
 from ..storage import get_db
 from . import current_therapist, login_required
 
@@ -24,13 +32,13 @@ def dashboard():
     me = current_therapist()
     db = get_db()
     sort = request.args.get("sort", "attention")
-    sort = sort if sort in tracking.DASHBOARD_SORTS else "attention"
+    sort = sort if sort in DASHBOARD_SORTS else "attention"
     show = "attention" if request.args.get("show") == "attention" else "all"
     everyone = request.args.get("all") == "1"
     # The version is read before the data: a change landing in between makes the next
     # request render again, never serves an old page as new.
     key = (
-        tracking.dashboard_version(db, me.id),
+        dashboard_version(db, me.id),
         date.today(),
         sort,
         show,
@@ -47,13 +55,13 @@ def dashboard():
 
 
 def _dashboard_body(db, me, sort: str, show: str, everyone: bool) -> Markup:
-    data = tracking.dashboard(db, me.id, date.today())
-    rows = tracking.arrange_dashboard(data["couples"], sort, show == "attention")
+    data = gather(db, me.id, date.today())
+    rows = arrange_dashboard(data["couples"], sort, show == "attention")
     total = len(rows)
     if not everyone:
         rows = rows[:PAGE]  # the ones that need attention come first; the rest on request
     for row in rows:
-        row["trend"] = Markup(tracking.trend_svg(row["weekly"]))  # noqa: S704 (our own SVG)
+        row["trend"] = Markup(trend_svg(row["weekly"]))  # noqa: S704 (our own SVG)
     return Markup(  # noqa: S704 (a template we render, autoescaped)
         render_template(
             "homework/_dashboard.html",
@@ -68,10 +76,10 @@ def _dashboard_body(db, me, sort: str, show: str, everyone: bool) -> Markup:
     )
 
 
-def dashboard_cache() -> tracking.RenderedCache:
+def dashboard_cache() -> RenderedCache:
     """This app's rendered dashboards (one app's cache is not another's)."""
     state = current_app.extensions["homework"]
-    return state.extra.setdefault("dashboards", tracking.RenderedCache())
+    return state.extra.setdefault("dashboards", RenderedCache())
 
 
 def healthz():
@@ -91,7 +99,7 @@ def healthz():
     try:
         db = storage.get_db()
         db.execute("SELECT 1").fetchone()
-        _, pending = storage.migration_status(db)
+        _, pending = schema.migration_status(db)
         if pending:
             body.update(status="degraded", migrations="pending", pending=pending)
             status = 503

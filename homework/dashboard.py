@@ -1,0 +1,205 @@
+"""The therapist's dashboard: its figures, their order, the trend charts, and the
+rendered pages kept between requests."""
+
+import threading
+from collections import OrderedDict
+from datetime import date, timedelta
+from typing import Any
+
+import sqlite_utils
+
+
+def week_starts(today: date, weeks: int = 4) -> list[date]:
+    """The first days of the last `weeks` seven-day windows, oldest first, ending today."""
+    return [today - timedelta(days=7 * (weeks - n) - 1) for n in range(weeks)]
+
+
+def gather(db: sqlite_utils.Database, therapist_id: int, today: date, listed: int = 10) -> dict:
+    """Everything the dashboard shows, in a handful of indexed queries that each return
+    a row per couple or week, never one per item or record. The due and past-due lists
+    hold their first `listed` items; `due_count` and `overdue_count` count them all."""
+    couples = {
+        r["id"]: dict(r)
+        for r in db.execute(
+            "SELECT id, label, partner_a, partner_b FROM couples"
+            " WHERE owner_id = ? AND archived = 0",
+            [therapist_id],
+        )
+    }
+    starts = week_starts(today)
+    # ISO dates compare as text, which costs far less per row than julianday().
+    bounds = [d.isoformat() for d in starts]
+    ends = [(d + timedelta(days=6)).isoformat() for d in starts]
+    day, soon = today.isoformat(), (today + timedelta(days=7)).isoformat()
+    mine = " FROM homework h JOIN couples c ON c.id = h.couple_id"
+    mine += " WHERE c.owner_id = :me AND c.archived = 0 AND h.status = 'active'"
+    # A week's target: what each item active during it asks for per week.
+    targets = ", ".join(
+        f"SUM(CASE WHEN h.start_date <= :end{n} AND h.due_date >= :start{n}"
+        f" THEN h.per_week * (CASE h.who WHEN 'each partner' THEN 2 ELSE 1 END)"
+        f" ELSE 0 END) AS target{n}"
+        for n in range(len(starts))
+    )
+    params = {"me": therapist_id, "today": day, "soon": soon}
+    params |= {f"start{n}": b for n, b in enumerate(bounds)}
+    params |= {f"end{n}": e for n, e in enumerate(ends)}
+    plans = {
+        row["couple_id"]: row
+        for row in db.execute(
+            "SELECT h.couple_id, COUNT(*) AS active,"
+            " SUM(h.due_date >= :today AND h.due_date < :soon) AS due_this_week,"
+            f" SUM(h.due_date < :today) AS overdue, {targets}{mine}"  # noqa: S608 (our SQL)
+            " GROUP BY h.couple_id",
+            params,
+        )
+    }
+    done = {}  # (couple_id, week index) -> weighted practices
+    for row in db.execute(
+        "SELECT p.couple_id,"
+        " CASE WHEN p.practiced_on >= ? THEN 3 WHEN p.practiced_on >= ? THEN 2"
+        " WHEN p.practiced_on >= ? THEN 1 ELSE 0 END AS week,"
+        " SUM(CASE p.outcome WHEN 'done' THEN 1.0 WHEN 'partly' THEN 0.5 ELSE 0 END) AS n"
+        " FROM practice p JOIN couples c ON c.id = p.couple_id"
+        " WHERE c.owner_id = ? AND c.archived = 0 AND p.practiced_on >= ?"
+        " GROUP BY p.couple_id, week",
+        [bounds[3], bounds[2], bounds[1], therapist_id, bounds[0]],
+    ):
+        done[(row["couple_id"], row["week"])] = row["n"]
+    rows = []
+    for couple_id, couple in couples.items():
+        plan = plans.get(couple_id)
+        weekly = []
+        for n, start in enumerate(starts):
+            target = plan[f"target{n}"] if plan else 0
+            got = done.get((couple_id, n), 0.0)
+            weekly.append(
+                {
+                    "start": start,
+                    "target": target,
+                    "done": got,
+                    "ratio": min(1.0, got / target) if target else None,
+                }
+            )
+        measured = [w for w in weekly if w["ratio"] is not None]
+        overall = (
+            min(1.0, sum(w["done"] for w in measured) / sum(w["target"] for w in measured))
+            if measured
+            else None
+        )
+        rows.append(
+            {
+                **couple,
+                "active": plan["active"] if plan else 0,
+                "due_this_week": plan["due_this_week"] if plan else 0,
+                "overdue": plan["overdue"] if plan else 0,
+                "weekly": weekly,
+                "completion": overall,
+            }
+        )
+
+    def first_items(when: str) -> list[dict]:
+        return [
+            dict(r)
+            for r in db.execute(
+                f"SELECT h.id, h.couple_id, h.title, h.due_date{mine} AND {when}"  # noqa: S608
+                " ORDER BY h.due_date, h.id LIMIT :listed",
+                params | {"listed": listed},
+            )
+        ]
+
+    reflections = [
+        dict(r)
+        for r in db.execute(
+            "SELECT p.id, p.couple_id, p.practiced_on, p.who, p.reflection, p.reflection_private,"
+            " p.helpfulness, h.title FROM practice p"
+            " JOIN couples c ON c.id = p.couple_id JOIN homework h ON h.id = p.homework_id"
+            " WHERE c.owner_id = ? AND c.archived = 0 AND p.reflection != ''"
+            " ORDER BY p.created_at DESC LIMIT 8",
+            [therapist_id],
+        )
+    ]
+    return {
+        "couples": rows,
+        "due": first_items("h.due_date >= :today AND h.due_date < :soon"),
+        "due_count": sum(r["due_this_week"] for r in rows),
+        "overdue": first_items("h.due_date < :today"),
+        "overdue_count": sum(r["overdue"] for r in rows),
+        "reflections": reflections,
+        "names": couples,
+    }
+
+
+def dashboard_version(db: sqlite_utils.Database, therapist_id: int) -> int:
+    """A number that changes whenever anything on this therapist's dashboard may have
+    (kept by triggers on couples, homework and practice; see migration 0007)."""
+    row = db.execute("SELECT n FROM owner_changes WHERE owner_id = ?", [therapist_id]).fetchone()
+    return row[0] if row else 0
+
+
+class RenderedCache:
+    """The newest rendered page per therapist, reused while its key stands still.
+
+    Bounded: the least recently used therapist's page goes first. Pages hold PHI, so they
+    live in this process's memory only, keyed by the therapist they were rendered for."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self.lock = threading.Lock()
+        self.pages: OrderedDict[int, tuple[tuple, Any]] = OrderedDict()
+
+    def get(self, therapist_id: int, key: tuple) -> Any:
+        with self.lock:
+            found = self.pages.get(therapist_id)
+            if found is None or found[0] != key:
+                return None
+            self.pages.move_to_end(therapist_id)
+            return found[1]
+
+    def put(self, therapist_id: int, key: tuple, page: Any) -> None:
+        with self.lock:
+            self.pages[therapist_id] = (key, page)
+            self.pages.move_to_end(therapist_id)
+            while len(self.pages) > self.size:
+                self.pages.popitem(last=False)
+
+
+DASHBOARD_SORTS = {
+    "label": lambda r: r["label"].lower(),
+    "completion": lambda r: (r["completion"] is None, -(r["completion"] or 0)),
+    "attention": lambda r: (-r["overdue"], r["completion"] if r["completion"] is not None else 2),
+    "due": lambda r: -r["due_this_week"],
+}
+
+
+def arrange_dashboard(rows: list[dict], sort: str, attention_only: bool) -> list[dict]:
+    """Filter to couples needing attention (past due, or under half the plan) and sort."""
+    if attention_only:
+        rows = [
+            r
+            for r in rows
+            if r["overdue"] or (r["completion"] is not None and r["completion"] < 0.5)
+        ]
+    return sorted(rows, key=DASHBOARD_SORTS.get(sort, DASHBOARD_SORTS["attention"]))
+
+
+def trend_svg(weekly: list[dict], width: int = 96, height: int = 28) -> str:
+    """A small server-rendered line chart of weekly completion (no script, no fetch)."""
+    points = []
+    pad = 3
+    step = (width - 2 * pad) / max(1, len(weekly) - 1)
+    for n, week in enumerate(weekly):
+        if week["ratio"] is None:
+            continue
+        x = round(pad + n * step, 1)
+        y = round(height - 3 - week["ratio"] * (height - 6), 1)
+        points.append((x, y))
+    if not points:
+        return ""
+    line = " ".join(f"{x},{y}" for x, y in points)
+    dots = "".join(f'<circle cx="{x}" cy="{y}" r="2.2"/>' for x, y in points)
+    return (
+        f'<svg class="trend" viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
+        ' aria-hidden="true" focusable="false">'
+        f'<line x1="0" y1="{height - 3}" x2="{width}" y2="{height - 3}" class="base"/>'
+        f'<polyline points="{line}"/>{dots}</svg>'
+    )
