@@ -2,8 +2,10 @@
 
 Seeds 20 therapists, 2,000 couples, 40,000 items and 400,000 practice records (a tenth
 of that with --quick), starts `homework serve` with its default workers, then measures
-the dashboard and check-in POSTs at 16 concurrent clients. Prints one JSON object as its
-last line: latencies, throughput, errors and lost writes.
+the dashboard and check-in POSTs at 16 concurrent clients, each alone, then both at once
+(8 clients each: the check-ins keep changing the dashboards being read), then GET /healthz,
+the lightest request that reaches the database, as the floor this server and machine set.
+Prints one JSON object as its last line: latencies, throughput, errors and lost writes.
 """
 
 import argparse
@@ -275,8 +277,27 @@ def main() -> None:
                     outcomes.append((status, note))
                     n += 1
 
+            def floor_work(i, deadline, latencies, outcomes):
+                client = Client(port)
+                while time.monotonic() < deadline:
+                    status, _, elapsed = client.request("GET", "/healthz")
+                    latencies.append(elapsed)
+                    outcomes.append(status)
+
+            mixed_dash, mixed_check, mixed_posts = [], [], []
+
+            def mixed_work(i, deadline, _latencies, outcomes):
+                # Half the clients check in (for other couples than the check-in phase),
+                # half read dashboards that those check-ins keep changing.
+                if i % 2:
+                    checkin_work(i + clients, deadline, mixed_check, mixed_posts)
+                else:
+                    dashboard_work(i, deadline, mixed_dash, outcomes)
+
             dash_lat, dash_out, dash_s = run_clients(clients, seconds, dashboard_work)
             check_lat, check_out, check_s = run_clients(clients, seconds, checkin_work)
+            _, mixed_out, mixed_s = run_clients(clients, seconds, mixed_work)
+            floor_lat, floor_out, floor_s = run_clients(clients, seconds / 2, floor_work)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -287,7 +308,8 @@ def main() -> None:
                 "SELECT reflection FROM practice WHERE reflection LIKE 'load client %'"
             )
         }
-        acknowledged = {note for status, note in check_out if status == 302}
+        posts = check_out + mixed_posts
+        acknowledged = {note for status, note in posts if status == 302}
         conn.close()
 
     result = {
@@ -308,6 +330,16 @@ def main() -> None:
         "checkin_ms_p95": round(p95(check_lat) * 1000, 1),
         "checkin_rps": round(len(check_lat) / check_s, 1),
         "checkin_errors": sum(1 for s, _ in check_out if s != 302),
+        "mixed_dashboard_ms_median": round(statistics.median(mixed_dash) * 1000, 1),
+        "mixed_dashboard_ms_p95": round(p95(mixed_dash) * 1000, 1),
+        "mixed_checkin_ms_median": round(statistics.median(mixed_check) * 1000, 1),
+        "mixed_checkin_ms_p95": round(p95(mixed_check) * 1000, 1),
+        "mixed_rps": round((len(mixed_dash) + len(mixed_check)) / mixed_s, 1),
+        "mixed_errors": sum(1 for s in mixed_out if s != 200)
+        + sum(1 for s, _ in mixed_posts if s != 302),
+        "healthz_ms_median": round(statistics.median(floor_lat) * 1000, 1),
+        "healthz_ms_p95": round(p95(floor_lat) * 1000, 1),
+        "healthz_rps": round(len(floor_lat) / floor_s, 1),
         "lost_writes": len(acknowledged - stored),
         "extra_writes": len(stored - acknowledged),
     }
