@@ -285,8 +285,18 @@ def test_csv_export_neutralises_formulas(app, therapist, packet):
 
 
 def test_dashboard_sorts_and_filters(therapist, packet):
-    assert therapist.get("/?sort=label&show=attention").status_code == 200
-    assert therapist.get("/?sort=nonsense").status_code == 200
+    behind, _ = packet  # items given, nothing practised yet: needs attention
+    calm = add_couple(therapist, label="Apple Mon 9am", partner_a="Cy", partner_b="Dee")
+
+    def order(query: str) -> list[int]:
+        page = therapist.get("/" + query).get_data(as_text=True)
+        table = page.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+        return [int(n) for n in re.findall(r'href="/couples/(\d+)"', table)]
+
+    assert order("?sort=label") == [calm, behind]
+    assert order("?sort=attention") == [behind, calm]
+    assert order("?sort=label&show=attention") == [behind]
+    assert order("?sort=nonsense") == order("?sort=attention")  # unknown sorts fall back
 
 
 def test_dashboard_lists_the_first_ten_due_items_and_counts_the_rest(therapist, packet, db):
