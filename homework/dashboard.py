@@ -8,6 +8,8 @@ from typing import Any
 
 import sqlite_utils
 
+from .tracking import people_sql, weight_sql
+
 
 def week_starts(today: date, weeks: int = 4) -> list[date]:
     """The first days of the last `weeks` seven-day windows, oldest first, ending today."""
@@ -28,23 +30,21 @@ def gather(db: sqlite_utils.Database, therapist_id: int, today: date, listed: in
     }
     starts = week_starts(today)
     # ISO dates compare as text, which costs far less per row than julianday().
-    bounds = [d.isoformat() for d in starts]
-    ends = [(d + timedelta(days=6)).isoformat() for d in starts]
-    day, soon = today.isoformat(), (today + timedelta(days=7)).isoformat()
+    params = {"me": therapist_id, "today": today.isoformat()}
+    params["soon"] = (today + timedelta(days=7)).isoformat()
+    for n, start in enumerate(starts):
+        params[f"start{n}"] = start.isoformat()
+        params[f"end{n}"] = (start + timedelta(days=6)).isoformat()
     mine = " FROM homework h JOIN couples c ON c.id = h.couple_id"
     mine += " WHERE c.owner_id = :me AND c.archived = 0 AND h.status = 'active'"
     # A week's target: what each item active during it asks for per week.
     targets = ", ".join(
         f"SUM(CASE WHEN h.start_date <= :end{n} AND h.due_date >= :start{n}"
-        f" THEN h.per_week * (CASE h.who WHEN 'each partner' THEN 2 ELSE 1 END)"
-        f" ELSE 0 END) AS target{n}"
+        f" THEN h.per_week * {people_sql('h.who')} ELSE 0 END) AS target{n}"
         for n in range(len(starts))
     )
-    params = {"me": therapist_id, "today": day, "soon": soon}
-    params |= {f"start{n}": b for n, b in enumerate(bounds)}
-    params |= {f"end{n}": e for n, e in enumerate(ends)}
     plans = {
-        row["couple_id"]: row
+        row["couple_id"]: dict(row)
         for row in db.execute(
             "SELECT h.couple_id, COUNT(*) AS active,"
             " SUM(h.due_date >= :today AND h.due_date < :soon) AS due_this_week,"
@@ -53,24 +53,27 @@ def gather(db: sqlite_utils.Database, therapist_id: int, today: date, listed: in
             params,
         )
     }
-    done = {}  # (couple_id, week index) -> weighted practices
-    for row in db.execute(
-        "SELECT p.couple_id,"
-        " CASE WHEN p.practiced_on >= ? THEN 3 WHEN p.practiced_on >= ? THEN 2"
-        " WHEN p.practiced_on >= ? THEN 1 ELSE 0 END AS week,"
-        " SUM(CASE p.outcome WHEN 'done' THEN 1.0 WHEN 'partly' THEN 0.5 ELSE 0 END) AS n"
-        " FROM practice p JOIN couples c ON c.id = p.couple_id"
-        " WHERE c.owner_id = ? AND c.archived = 0 AND p.practiced_on >= ?"
-        " GROUP BY p.couple_id, week",
-        [bounds[3], bounds[2], bounds[1], therapist_id, bounds[0]],
-    ):
-        done[(row["couple_id"], row["week"])] = row["n"]
+    # SQLite buckets practice by week: a row per couple and week, not one per record.
+    week = " ".join(
+        f"WHEN p.practiced_on >= :start{n} THEN {n}" for n in reversed(range(1, len(starts)))
+    )
+    done = {
+        (row["couple_id"], row["week"]): row["n"]
+        for row in db.execute(
+            f"SELECT p.couple_id, CASE {week} ELSE 0 END AS week,"  # noqa: S608 (our SQL)
+            f" SUM({weight_sql('p.outcome')}) AS n"
+            " FROM practice p JOIN couples c ON c.id = p.couple_id"
+            " WHERE c.owner_id = :me AND c.archived = 0 AND p.practiced_on >= :start0"
+            " GROUP BY p.couple_id, week",
+            params,
+        )
+    }
     rows = []
     for couple_id, couple in couples.items():
-        plan = plans.get(couple_id)
+        plan = plans.get(couple_id, {})
         weekly = []
         for n, start in enumerate(starts):
-            target = plan[f"target{n}"] if plan else 0
+            target = plan.get(f"target{n}", 0)
             got = done.get((couple_id, n), 0.0)
             weekly.append(
                 {
@@ -89,9 +92,9 @@ def gather(db: sqlite_utils.Database, therapist_id: int, today: date, listed: in
         rows.append(
             {
                 **couple,
-                "active": plan["active"] if plan else 0,
-                "due_this_week": plan["due_this_week"] if plan else 0,
-                "overdue": plan["overdue"] if plan else 0,
+                "active": plan.get("active", 0),
+                "due_this_week": plan.get("due_this_week", 0),
+                "overdue": plan.get("overdue", 0),
                 "weekly": weekly,
                 "completion": overall,
             }

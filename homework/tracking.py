@@ -16,7 +16,23 @@ from .storage import write, write_together
 WHO = ("a", "b", "together")
 OUTCOMES = ("done", "partly", "not")
 OUTCOME_WEIGHT = {"done": 1.0, "partly": 0.5, "not": 0.0}
+PEOPLE = {"each partner": 2}  # how many practise an item of this `who`; any other: one
 MAX_REFLECTION = 2000
+
+
+def _case_sql(column: str, values: dict, default: float) -> str:
+    whens = " ".join(f"WHEN '{key}' THEN {value}" for key, value in values.items())
+    return f"(CASE {column} {whens} ELSE {default} END)"
+
+
+def weight_sql(outcome_column: str) -> str:
+    """OUTCOME_WEIGHT as an SQL expression, for sums SQLite does itself."""
+    return _case_sql(outcome_column, OUTCOME_WEIGHT, 0)
+
+
+def people_sql(who_column: str) -> str:
+    """PEOPLE as an SQL expression: how many practise an item."""
+    return _case_sql(who_column, PEOPLE, 1)
 
 
 class PracticeError(ValueError):
@@ -261,8 +277,7 @@ def packet_checkin_items(db: sqlite_utils.Database, packet_id: int) -> list[dict
 
 def target_count(item: dict) -> int:
     """How many practices the plan asks for in all (per partner when each practises)."""
-    per_person = 2 if item["who"] == "each partner" else 1
-    return item["per_week"] * item["weeks"] * per_person
+    return item["per_week"] * item["weeks"] * PEOPLE.get(item["who"], 1)
 
 
 def progress(db: sqlite_utils.Database, items: list[dict]) -> dict[int, dict]:
