@@ -211,9 +211,11 @@ def _writer_lock(name: str) -> _WriterLock:
 
 
 def _after_fork_in_child() -> None:
-    # Locks a parent thread held at the fork would stay held forever in the child.
+    # Every lock of this module starts free in the child (one a parent thread held at the
+    # fork would stay held forever), and each writer lock file is opened afresh.
     global _writer_locks_guard, _group
     _writer_locks_guard = threading.Lock()
+    _pool.lock = threading.Lock()
     _group = _GroupCommit()
     for lock in _writer_locks.values():
         lock.reopen_after_fork()
