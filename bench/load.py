@@ -340,6 +340,7 @@ def main() -> None:
         "healthz_ms_median": round(statistics.median(floor_lat) * 1000, 1),
         "healthz_ms_p95": round(p95(floor_lat) * 1000, 1),
         "healthz_rps": round(len(floor_lat) / floor_s, 1),
+        "healthz_errors": sum(1 for s in floor_out if s != 200),
         "lost_writes": len(acknowledged - stored),
         "extra_writes": len(stored - acknowledged),
     }
