@@ -14,6 +14,9 @@ def test_log_in_see_dashboard_and_log_out(live_server, page):
     page.get_by_role("heading", name="Hello, Dr. Noor Halvorsen").wait_for()
     assert page.get_by_role("link", name="Willow Lane Couples Practice").is_visible()
     assert not page.get_by_role("link", name="Settings").count()  # therapists are not admins
+    # On a phone the page fits its width: the couples table scrolls inside its card.
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.get_by_role("button", name="Sign out").click()
     page.get_by_text("You are signed out.").wait_for()
     page.goto(url + "/")
