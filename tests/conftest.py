@@ -18,9 +18,16 @@ THERAPIST_PASSWORD = "correct horse battery"
 ADMIN_PASSWORD = "another long passphrase"
 
 
+# Wall-clock limits sized for production would fire on a loaded CI machine (a cold render
+# worker alone can take seconds to start there); tests that check a limit set their own.
+PATIENT_CONFIG = {"HOMEWORK_RENDER_TIMEOUT_SECONDS": 600, "HOMEWORK_BUSY_TIMEOUT_MS": 300_000}
+
+
 @pytest.fixture
 def app(tmp_path):
-    app = create_app(instance_path=tmp_path / "instance", config={"TESTING": True})
+    app = create_app(
+        instance_path=tmp_path / "instance", config={"TESTING": True, **PATIENT_CONFIG}
+    )
     with app.app_context():
         from homework.storage import get_db
 
@@ -109,8 +116,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 300.0) -> None:
     """Block until the server accepts connections (polling a socket, not sleeping blind)."""
+    # The limit only stops a server that never comes up; a loaded machine must not reach it.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -131,7 +139,7 @@ def homework_cli(*args: str, instance: Path, stdin: str | None = None, env=None)
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # only stops a command that hangs
         env={**os.environ, **(env or {})},
     )
 
@@ -144,8 +152,8 @@ class LiveServer:
         demo = homework_cli("demo", instance=instance)
         assert demo.returncode == 0, demo.stderr
         self.passwords = dict(re.findall(r"(\S+@\S+)\s+password: (\S+)", demo.stdout))
-        if config:
-            (instance / "config.py").write_text(config)
+        patience = "".join(f"{key} = {value!r}\n" for key, value in PATIENT_CONFIG.items())
+        (instance / "config.py").write_text(patience + config)
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         exe = Path(sys.executable).with_name("homework")
@@ -190,9 +198,16 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Playwright gives up on an `expect` after 5 s and on an action after 30 s; on a loaded
+# CI machine a page can take longer than that, so only a page that never comes fails.
+BROWSER_PATIENCE_MS = 120_000
+
+
 @pytest.fixture(scope="session")
 def browser():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=BROWSER_PATIENCE_MS)
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
@@ -205,6 +220,7 @@ def browser():
 @pytest.fixture
 def page(browser):
     context = browser.new_context()
+    context.set_default_timeout(BROWSER_PATIENCE_MS)
     page = context.new_page()
     yield page
     context.close()

@@ -70,6 +70,7 @@ def test_backup_while_two_processes_write(tmp_path):
     try:
         probe = sqlite3.connect(db_path, timeout=30)
         while probe.execute("SELECT COUNT(*) FROM stress").fetchone()[0] < 200:
+            assert all(w.poll() is None for w in writers), "a writer process died"
             time.sleep(0.05)  # wait until both writers are busy (a poll, not a timing test)
         committed = probe.execute("SELECT writer, MAX(n) FROM stress GROUP BY writer").fetchall()
         probe.close()
