@@ -10,6 +10,7 @@ from conftest import ADMIN_PASSWORD, csrf_token, homework_cli, signed_in
 from test_assign import form_for, post_assign
 from test_couples import add_couple
 
+from homework.backups import restore
 from homework.storage import connect
 
 PASS = {"HOMEWORK_BACKUP_PASSPHRASE": "correct horse battery staple"}
@@ -170,11 +171,31 @@ def test_stale_wal_files_are_removed_on_restore(tmp_path):
     instance = tmp_path / "inst"
     homework_cli("demo", instance=instance)
     archive = backup(instance)
-    (instance / "homework.db-wal").write_bytes(b"stale wal from the old database" * 100)
-    result = homework_cli("restore", str(archive), instance=instance)
-    assert result.returncode == 0, result.stderr
-    conn = sqlite3.connect(instance / "homework.db")
+    db_path = instance / "homework.db"
+    wal = db_path.with_name("homework.db-wal")
+    # A real WAL of the old database: changes made after the backup that were never
+    # checkpointed into the file, as a crashed server would leave them.
+    old = sqlite3.connect(db_path, isolation_level=None)
+    old.execute("PRAGMA wal_autocheckpoint = 0")
+    backed_up = old.execute(
+        "SELECT (SELECT name FROM clinic), (SELECT COUNT(*) FROM practice)"
+    ).fetchone()
+    assert backed_up[1] > 0
+    old.execute("UPDATE clinic SET name = 'Changed After The Backup'")
+    old.execute("DELETE FROM practice")
+    stale_wal = wal.read_bytes()
+    old.close()  # checkpoints and deletes the WAL; put it back as the crash left it
+    wal.write_bytes(stale_wal)
+    assert len(stale_wal) > 32  # header and frames, not an empty file
+    # Called directly: `homework restore` opens the database first, which would replay and
+    # checkpoint this WAL itself before the swap, hiding whether restore removes it.
+    restore(archive, db_path, instance / "uploads")
+    conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    restored = conn.execute(
+        "SELECT (SELECT name FROM clinic), (SELECT COUNT(*) FROM practice)"
+    ).fetchone()
+    assert restored == backed_up
 
 
 def test_healthz_reports_the_newest_backup_age(tmp_path):
