@@ -51,6 +51,22 @@ def test_write_rolls_back_everything_on_error(db):
 def test_write_takes_the_write_lock_up_front(app):
     path = app.config["HOMEWORK_DATABASE"]
     holder = connect(path)
+    # A plain sqlite3 connection shares none of homework's own locks: only SQLite's write
+    # lock can stop it, and before the block's first statement only BEGIN IMMEDIATE holds it.
+    outsider = sqlite3.connect(path, timeout=0, isolation_level=None)
+    with write(holder):
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            outsider.execute("BEGIN IMMEDIATE")
+        assert outsider.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 3  # reads go on
+    outsider.execute("BEGIN IMMEDIATE")  # and the lock is released with the block
+    outsider.execute("ROLLBACK")
+    outsider.close()
+    holder.close()
+
+
+def test_a_second_writer_gives_up_with_database_locked(app):
+    path = app.config["HOMEWORK_DATABASE"]
+    holder = connect(path)
     waiter = connect(path, busy_timeout_ms=100)
     with write(holder), pytest.raises(DatabaseLocked), write(waiter):
         pass
