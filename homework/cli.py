@@ -496,9 +496,21 @@ class StandaloneCLI(click.Group):
     def make_context(self, info_name, args, parent=None, **extra):  # noqa: ANN001
         info = ScriptInfo(set_debug_flag=False)
         info.data[_STANDALONE] = True
-        info.create_app = lambda: create_app(instance_path=info.data.get("instance"))
+        info.create_app = lambda: create_app(
+            instance_path=info.data.get("instance"), config=_start_up_config()
+        )
         extra.setdefault("obj", info)
         return super().make_context(info_name, args, parent=parent, **extra)
+
+
+def _start_up_config() -> dict:
+    """Config for the app the running command starts."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.command is migrate_command:
+        # `migrate` applies migrations itself, and `migrate --list` must show what is
+        # pending rather than find it applied by the app's start-up.
+        return {"HOMEWORK_AUTO_MIGRATE": False}
+    return {}
 
 
 def _with_instance_option(cmd: click.Command) -> click.Command:

@@ -1,8 +1,11 @@
 import sqlite3
 
+import sqlite_utils
 from conftest import homework_cli
 
 from homework.cli import main
+from homework.schema import migration_status, migrations
+from homework.storage import connect
 
 
 def test_init_with_flags_creates_everything_and_the_admin(tmp_path):
@@ -82,11 +85,29 @@ def test_every_command_has_help(capsys):
 
 
 def test_migrate_lists_applied_and_pending(tmp_path):
-    result = homework_cli("migrate", instance=tmp_path)
-    assert result.returncode == 0
-    assert "applied  0001_initial" in result.stdout
+    every = migration_status(sqlite_utils.Database(memory=True))[1]
+    first, rest = every[0], every[1:]
+    old = connect(tmp_path / "homework.db")
+    migrations.apply(old, stop_before=rest[0])  # a database from the first release
+    old.close()
+
     listed = homework_cli("migrate", "--list", instance=tmp_path)
-    assert "pending" not in listed.stdout
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [f"applied  {first}"] + [f"pending  {n}" for n in rest]
+    still = connect(tmp_path / "homework.db")
+    assert migration_status(still) == ([first], rest)  # listing applied nothing
+    still.close()
+
+    applied = homework_cli("migrate", instance=tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.splitlines() == [
+        f"applied  {first}",
+        *[f"applied  {n}  (just now)" for n in rest],
+        f"{len(rest)} migration(s) applied; the database is current.",
+    ]
+    listed = homework_cli("migrate", "--list", instance=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [f"applied  {n}" for n in every]
 
 
 def test_demo_prints_passwords_once_and_second_run_keeps_them(tmp_path):
