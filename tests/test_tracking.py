@@ -1,4 +1,5 @@
 import re
+import subprocess
 from datetime import date, timedelta
 
 import pytest
@@ -37,13 +38,33 @@ def checkin_post(client, path, **fields):
     return client.post(path, data=data)
 
 
-def test_the_link_is_printed_on_the_handout_as_text_and_qr(therapist, packet):
+def test_the_link_is_printed_on_the_handout_as_text_and_qr(therapist, packet, tmp_path):
     _, path = packet
     pdf = therapist.get("/packets/1/handout.pdf").data
     text = pdftext(pdf)
     assert "http://localhost" + path in text.replace("\n", "")
     assert "Tick it off on your phone" in text
-    assert b"/Subtype /Image" in pdf or b"/Subtype/Image" in pdf or b"/Type /XObject" in pdf
+    codes = qr_codes(pdf, tmp_path)
+    assert len(codes) >= 1 and set(codes) == {"http://localhost" + path}
+
+
+def qr_codes(pdf: bytes, tmp_path) -> list[str]:
+    """Every QR code on the PDF's pages, decoded from the rendered pixels."""
+    (tmp_path / "handout.pdf").write_bytes(pdf)
+    subprocess.run(
+        ["pdftoppm", "-r", "150", "-png", tmp_path / "handout.pdf", tmp_path / "page"], check=True
+    )
+    found = []
+    for page in sorted(tmp_path.glob("page*.png")):
+        # zbarimg exits 4 when a page has no barcode at all
+        result = subprocess.run(
+            ["zbarimg", "--quiet", "--raw", "-Sdisable", "-Sqrcode.enable", page],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode in (0, 4), result.stderr
+        found += result.stdout.splitlines()
+    return found
 
 
 def test_public_url_sets_the_printed_address(app, therapist, packet):
