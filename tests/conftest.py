@@ -9,13 +9,27 @@ import time
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
-from homework import create_app
+from homework import create_app, passwords
 from homework.accounts import create_user
 from homework.storage import connect
 
 THERAPIST_PASSWORD = "correct horse battery"
 ADMIN_PASSWORD = "another long passphrase"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashing():
+    """Hash passwords with argon2id at its lowest cost inside the test process.
+
+    Every `app` fixture creates three accounts, and the production cost (64 MiB, three
+    passes) made them most of the suite's time. Commands the suite runs as processes
+    keep the production cost, and a test of `homework init` checks that they do."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    yield
+    patch.undo()
 
 
 # Wall-clock limits sized for production would fire on a loaded CI machine (a cold render

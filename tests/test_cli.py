@@ -1,5 +1,6 @@
 import sqlite3
 
+import argon2
 import sqlite_utils
 from conftest import homework_cli
 
@@ -27,6 +28,20 @@ def test_init_with_flags_creates_everything_and_the_admin(tmp_path):
     ]
     again = homework_cli("init", instance=instance)
     assert again.returncode == 0 and "nothing else to do" in again.stdout
+
+
+def test_the_homework_command_hashes_at_full_cost(tmp_path):
+    """The suite hashes cheaply in its own process (see conftest); a real command does not."""
+    result = homework_cli(
+        "init", "--email", "a@example.org", "--password-stdin", instance=tmp_path,
+        stdin="a long admin passphrase\n",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    conn = sqlite3.connect(tmp_path / "homework.db")
+    stored = conn.execute("SELECT password_hash FROM users").fetchone()[0]
+    recommended = argon2.PasswordHasher()  # argon2-cffi's recommended argon2id parameters
+    assert argon2.extract_parameters(stored) == argon2.extract_parameters(recommended.hash("x"))
+    assert recommended.verify(stored, "a long admin passphrase")
 
 
 def test_init_refuses_a_weak_password_in_one_line(tmp_path):
