@@ -1,6 +1,6 @@
 """The couple's check-in page: no account, a link from the handout's QR code."""
 
-from datetime import date, datetime, time, timedelta
+from datetime import date
 
 from flask import (
     Blueprint,
@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 
 from .. import audit, ratelimits, tracking
 from ..accounts import client_ip
+from ..calendar import practice_reminders
 from ..extension import emit
 from ..forms import CheckinForm
 from ..storage import get_db, write
@@ -179,50 +180,11 @@ def checkin_ics(token: str, hw_id: int):
     item = items.get(hw_id)
     if item is None:
         abort(404)
-    body = calendar_file(item)
     return Response(
-        body,
-        mimetype="text/calendar",
+        practice_reminders(item),
+        content_type="text/calendar; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="practice-{item["start_date"]}.ics"',
             "Referrer-Policy": "no-referrer",
         },
     )
-
-
-def _ics_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
-
-
-def calendar_file(item: dict) -> str:
-    """An iCalendar file: `per_week` evening reminders a week, spread over the week."""
-    start = date.fromisoformat(item["start_date"])
-    per_week = item["per_week"]
-    offsets = sorted({round(i * 7 / per_week) for i in range(per_week)})
-    stamp = datetime.now().strftime("%Y%m%dT%H%M%SZ")
-    lines = [
-        "BEGIN:VCALENDAR",
-        "VERSION:2.0",
-        "PRODID:-//homework//between-session practice//EN",
-        "CALSCALE:GREGORIAN",
-    ]
-    for week in range(item["weeks"]):
-        for n, offset in enumerate(offsets):
-            day = start + timedelta(weeks=week, days=offset)
-            begins = datetime.combine(day, time(19, 0))
-            lines += [
-                "BEGIN:VEVENT",
-                f"UID:homework-{item['id']}-{week}-{n}@homework",
-                f"DTSTAMP:{stamp}",
-                f"DTSTART:{begins:%Y%m%dT%H%M%S}",
-                f"DTEND:{begins + timedelta(minutes=30):%Y%m%dT%H%M%S}",
-                f"SUMMARY:{_ics_escape(_('Practice: %(title)s', title=item['title']))}",
-                "BEGIN:VALARM",
-                "TRIGGER:-PT10M",
-                "ACTION:DISPLAY",
-                f"DESCRIPTION:{_ics_escape(item['title'])}",
-                "END:VALARM",
-                "END:VEVENT",
-            ]
-    lines.append("END:VCALENDAR")
-    return "\r\n".join(lines) + "\r\n"
