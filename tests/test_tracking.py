@@ -1,13 +1,18 @@
 import re
 import subprocess
-from datetime import date, timedelta
+import time
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 
 import pytest
+import vobject
 from conftest import csrf_token
 from test_assign import form_for, post_assign
 from test_couples import add_couple, audit_actions, login_other
 from test_pdf import pdftext
 
+from homework import ratelimits
+from homework.calendar import practice_days, practice_reminders
 from homework.storage import write
 
 TODAY = date.today()
@@ -218,17 +223,23 @@ def test_tomorrow_is_allowed_for_time_zones(app, packet, db):
     )
 
 
-def test_ten_thousand_random_tokens_all_get_the_same_404_then_a_limit(app, db):
+def test_random_tokens_all_get_the_same_404_then_the_shipped_limit(app, monkeypatch):
     import secrets
+    import types
 
-    app.config["HOMEWORK_CHECKIN_LIMIT_PER_IP"] = 10_000
+    # The clock stands still: a 10-minute window that rolled over mid-test would discount
+    # the earlier guesses, and whether it does would depend on how fast the machine is.
+    now = time.time()
+    monkeypatch.setattr(ratelimits, "time", types.SimpleNamespace(time=lambda: now))
+    limit = app.config["HOMEWORK_CHECKIN_LIMIT_PER_IP"]
+    assert limit == 120  # the shipped default, not one raised for the test
     client = app.test_client()
     bodies = set()
-    for _ in range(10_000):
+    for _ in range(limit):
         response = client.get("/c/" + secrets.token_urlsafe(32))
         assert response.status_code == 404
         bodies.add(response.get_data())
-    assert len(bodies) == 1
+    assert len(bodies) == 1  # nothing in a refusal tells one wrong token from another
     assert client.get("/c/" + secrets.token_urlsafe(32)).status_code == 429
 
 
@@ -242,15 +253,63 @@ def test_submissions_per_link_are_limited(app, packet, db):
     assert db.execute("SELECT COUNT(*) FROM practice").fetchone()[0] == 3
 
 
-def test_calendar_file_has_reminders_at_the_target_frequency(app, packet):
+@pytest.fixture
+def away_from_utc(monkeypatch):
+    """The server's local time is 3 h 30 min behind UTC (a POSIX TZ string: no tzdata)."""
+    monkeypatch.setenv("TZ", "NST+3:30")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def strict_calendar(body: bytes):
+    """Parse an iCalendar file strictly; check its CRLF line ends and 75-octet lines."""
+    lines = body.split(b"\r\n")
+    assert lines[-1] == b"" and all(b"\n" not in line for line in lines)  # CRLF only
+    assert max(len(line) for line in lines) <= 75  # octets, not characters
+    return vobject.readOne(body.decode("utf-8"), validate=True)  # raises on a bad file
+
+
+def test_calendar_file_is_rfc_5545_with_reminders_at_the_target_frequency(
+    app, packet, away_from_utc
+):
     _, path = packet
+    before = datetime.now(UTC).replace(microsecond=0)
     response = app.test_client().get(path + "/practice-2.ics")
-    assert response.status_code == 200 and response.mimetype == "text/calendar"
-    body = response.get_data(as_text=True)
-    assert body.startswith("BEGIN:VCALENDAR") and body.rstrip().endswith("END:VCALENDAR")
-    assert body.count("BEGIN:VEVENT") == 7 * 2  # daily appreciation: 7 a week for 2 weeks
-    assert "Ana" not in body
+    after = datetime.now(UTC)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/calendar; charset=utf-8"
+    events = strict_calendar(response.data).vevent_list
+    assert len(events) == 7 * 2  # daily appreciation: 7 a week for 2 weeks
+    assert len({e.uid.value for e in events}) == len(events)
+    for event in events:
+        assert event.summary.value == "Practice: One specific appreciation a day"
+        stamp = event.dtstamp.value  # in UTC, though the server's clock is not
+        assert stamp.utcoffset() == timedelta(0) and before <= stamp <= after
+        assert (event.dtstart.value.tzinfo, event.dtstart.value.time()) == (None, dt_time(19))
+    assert "Ana" not in response.get_data(as_text=True)
     assert app.test_client().get(path + "/practice-99.ics").status_code == 404
+
+
+def test_long_titles_are_folded_at_75_octets_and_read_back_whole(app):
+    title = "Ein Brief der Dankbarkeit – für dich; für uns, für alles, was wir teilen, jede Woche"
+    item = {"id": 7, "title": title, "start_date": "2026-03-02", "per_week": 1, "weeks": 1}
+    with app.test_request_context():
+        body = practice_reminders(item, now=datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    assert any(line.startswith(b" ") for line in body.split(b"\r\n"))  # it was folded
+    event = strict_calendar(body).vevent
+    assert event.summary.value == "Practice: " + title
+    assert event.valarm.description.value == title
+    assert event.dtstamp.value == datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_reminders_spread_over_each_week():
+    days = practice_days(date(2026, 3, 2), per_week=3, weeks=2)
+    assert [(week, n, day.isoformat()) for week, n, day in days] == [
+        (0, 0, "2026-03-02"), (0, 1, "2026-03-04"), (0, 2, "2026-03-07"),
+        (1, 0, "2026-03-09"), (1, 1, "2026-03-11"), (1, 2, "2026-03-14"),
+    ]  # fmt: skip
 
 
 def test_therapist_records_in_session_and_sees_progress(therapist, packet, db):
