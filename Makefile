@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 RUN_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji fonts-dejavu-core
 TEST_DEBS := $(RUN_DEBS) chromium poppler-utils zbar-tools
 
-.PHONY: run test bench lint format clean
+.PHONY: run test coverage bench lint format clean
 
 run: $(VENV)/.run-deps $(VENV)/.installed
 	$(BIN)/homework demo --if-empty
@@ -21,6 +21,12 @@ test: $(VENV)/.test-deps $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The suite under coverage.py, subprocesses included; the report lists every module.
+coverage: $(VENV)/.test-deps $(VENV)/.installed-test
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest -q $(PYTEST_ARGS); status=$$?; \
+	$(BIN)/coverage combine -q && $(BIN)/coverage report; exit $$status
 
 bench: $(VENV)/.run-deps $(VENV)/.installed
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS) || exit 1; done
@@ -51,4 +57,4 @@ $(VENV)/.test-deps: | $(VENV)/bin/python
 	touch $@ $(VENV)/.run-deps
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache
+	rm -rf $(VENV) build dist .pytest_cache .coverage .coverage.*
