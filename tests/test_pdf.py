@@ -322,8 +322,8 @@ def test_branding_and_logo_reach_the_handout(app, therapist, issued):
         "In a crisis",
     ):
         assert line in text
-    assert "P R AC T I C E" in text or "PRACTICE" in text  # the clinic's word, letter-spaced
-    assert b"/Subtype /Image" in pdf or b"/Subtype/Image" in pdf
+    assert "P R AC T I C E" in text  # the clinic's word, letter-spaced
+    assert b"/Subtype /Image" in pdf_objects(pdf)
     assert re.search(r"Page size:\s+595", pdfinfo(pdf))  # A4
     assert b"/Alt (Harbour Light Couples Clinic logo)" in pdf_objects(pdf)
     assert re.search(r"Author:\s+Harbour Light Couples Clinic", pdfinfo(pdf))
@@ -372,11 +372,9 @@ def test_bad_logos_are_refused_and_nothing_is_stored(app, db, content, filename,
 
     admin = admin_client(app)
     response = save_brand(admin, logo=(content if content is not None else bomb_png(), filename))
-    assert response.status_code in (400, 413)
-    if response.status_code == 400:
-        assert message in response.get_data(as_text=True)
-    uploads = Path(app.config["HOMEWORK_UPLOADS"])
-    assert not uploads.exists() or not list(uploads.iterdir())
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert list(Path(app.config["HOMEWORK_UPLOADS"]).glob("*")) == []
     assert db.execute("SELECT COUNT(*) FROM clinic").fetchone()[0] == 0
 
 
