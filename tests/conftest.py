@@ -20,7 +20,9 @@ ADMIN_PASSWORD = "another long passphrase"
 
 @pytest.fixture
 def app(tmp_path):
-    app = create_app(instance_path=tmp_path / "instance", config={"TESTING": True})
+    app = create_app(
+        instance_path=tmp_path / "instance", config={"TESTING": True}, create_database=True
+    )
     with app.app_context():
         from homework.storage import get_db
 

@@ -261,6 +261,7 @@ def clinic_app(tmp_path, clinic_pack):
     app = create_app(
         instance_path=tmp_path / "instance",
         config={"TESTING": True, "HOMEWORK_ASSIGNMENT_DIRS": [str(clinic_pack)]},
+        create_database=True,
     )
     with app.app_context():
         create_user(get_db(), "admin@example.org", "Ada Admin", "admin", "another long passphrase")
