@@ -59,6 +59,19 @@ def csrf_token(client, path: str) -> str:
     return match.group(1)
 
 
+def form_values(client, path: str) -> dict[str, str]:
+    """GET `path` and return what its first form sends unseen: the CSRF token and, when
+    the form has one, its one-time form key."""
+    html = client.get(path).get_data(as_text=True)
+    values = {}
+    for name in ("csrf_token", "form_key"):
+        match = re.search(rf'name="{name}" (?:type="hidden" )?value="([^"]+)"', html)
+        if match:
+            values[name] = match.group(1)
+    assert "csrf_token" in values, f"no CSRF token on {path}"
+    return values
+
+
 def signed_in(app, email: str, password: str):
     """A new client of `app`, signed in as `email`."""
     client = app.test_client()
