@@ -126,13 +126,15 @@ class Homework:
         )
         bp.before_request(_require_current_migrations)
         bp.after_request(_security_headers)
+        # On the blueprint: a host's own routes keep their own handling of SQLite errors.
+        bp.register_error_handler(storage.DatabaseUnavailable, _database_error)
+        bp.register_error_handler(sqlite3.DatabaseError, _database_error)
         app.register_blueprint(bp, url_prefix=prefix or None)
         from .server import RedactingFilter
 
         app.logger.addFilter(RedactingFilter())
         app.register_error_handler(storage.DatabaseLocked, _database_busy)
-        app.register_error_handler(storage.DatabaseUnavailable, _database_error)
-        app.register_error_handler(sqlite3.DatabaseError, _database_error)
+        app.register_error_handler(sqlite3.OperationalError, _operational_error)
 
         from .cli import commands
 
@@ -209,6 +211,12 @@ FAULT_REASONS = {
     "missing": lambda: _("the database file is missing"),
     "cannot-open": lambda: _("the database file cannot be opened"),
 }
+
+
+def _operational_error(exc):
+    if storage.is_locked_error(exc):
+        return _database_busy(exc)
+    raise exc
 
 
 def _database_error(exc):

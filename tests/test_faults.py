@@ -3,6 +3,7 @@ concurrent migrations. Each fault is a real one SQLite reports, not a mock."""
 
 import os
 import resource
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -48,7 +49,9 @@ def read_only(path: Path):
 
 
 def add_couple(client, token: str, **changes):
-    return client.post("/couples/new", data={**COUPLE, **changes, "csrf_token": token})
+    """Send a new add-couple form (a fresh one-time key, as a newly loaded page has)."""
+    data = {**COUPLE, **changes, "csrf_token": token, "form_key": secrets.token_urlsafe(24)}
+    return client.post("/couples/new", data=data)
 
 
 def couples_stored(db) -> int:
