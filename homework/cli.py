@@ -588,6 +588,13 @@ def main(argv: list[str] | None = None) -> None:
     except (ConfigurationError, storage.DatabaseUnavailable) as exc:
         click.echo(f"homework: error: {exc}", err=True)
         sys.exit(1)
+    except storage.DatabaseLocked:
+        click.echo(
+            "homework: error: another process kept the database busy for too long; nothing "
+            "was changed. Try again when it has finished.",
+            err=True,
+        )
+        sys.exit(1)
     except click.exceptions.Abort:
         click.echo("homework: aborted", err=True)
         sys.exit(1)

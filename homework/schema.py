@@ -18,8 +18,11 @@ def migration_status(db: sqlite_utils.Database) -> tuple[list[str], list[str]]:
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply pending migrations in one write transaction; return the names applied.
 
-    What is pending is read inside the transaction, after the write lock is taken: a
-    second `migrate` started meanwhile waits for the first, then finds nothing to do."""
+    What is pending is read again inside the transaction, after the write lock is taken:
+    a second `migrate` started meanwhile waits for the first, then finds nothing to do.
+    A current database is left alone without taking the lock (every start checks)."""
+    if not migrations.pending(db):
+        return []
     with write(db):
         pending = [m.name for m in migrations.pending(db)]
         if pending:
