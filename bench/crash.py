@@ -363,12 +363,12 @@ def summarise(results: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="2 trials and 1 self-check trial")
+    parser.add_argument("--quick", action="store_true", help="1 trial and 1 self-check trial")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--self-check-trials", type=int, default=3)
     parser.add_argument("--self-check", action="store_true", help="only the unsafe trials")
     args = parser.parse_args()
-    trials = 2 if args.quick else args.trials
+    trials = 1 if args.quick else args.trials
     checks = 1 if args.quick else args.self_check_trials
     if args.self_check:
         trials = 0

@@ -180,7 +180,6 @@ class _Pool:
         self.keep = keep
         self.lock = threading.Lock()
         self.idle: dict[tuple[str, int], list[tuple[sqlite_utils.Database, tuple]]] = {}
-        self.pid = os.getpid()
 
     def take(self, path: str | Path, busy_timeout_ms: int) -> sqlite_utils.Database:
         key = (str(path), int(busy_timeout_ms))
@@ -240,7 +239,6 @@ class _Pool:
         abandoned = [db for idle in self.idle.values() for db, _ in idle]
         self.idle = {}
         _abandoned.extend(abandoned)
-        self.pid = os.getpid()
 
 
 # Connections inherited across a fork, kept referenced so that the child never runs their
