@@ -37,7 +37,7 @@ PASSWORD = "bench password for load"
 
 def seed(instance: Path, therapists: int, couples: int, items: int, practices: int) -> dict:
     """Fill a fresh instance quickly with plain SQL (one transaction); return what clients need."""
-    app = create_app(instance_path=instance)
+    app = create_app(instance_path=instance, create_database=True)
     secret = app.config["SECRET_KEY"]
     snapshot = json.dumps(
         {

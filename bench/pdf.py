@@ -60,7 +60,7 @@ def main() -> None:
     reps = 5 if args.quick else 15
 
     with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(instance_path=Path(tmp) / "instance")
+        app = create_app(instance_path=Path(tmp) / "instance", create_database=True)
         with app.app_context():
             snapshots = seed(couples)
             brand = current_brand()

@@ -11,11 +11,13 @@ if TYPE_CHECKING:
     from .plugins import hookimpl
 
 
-def create_app(instance_path: str | None = None, config: dict | None = None):  # noqa: ANN201
+def create_app(  # noqa: ANN201
+    instance_path: str | None = None, config: dict | None = None, create_database: bool = False
+):
     """Build the standalone clinic app (see homework.app)."""
     from .app import create_app as _create_app
 
-    return _create_app(instance_path=instance_path, config=config)
+    return _create_app(instance_path=instance_path, config=config, create_database=create_database)
 
 
 def __getattr__(name: str):  # noqa: ANN202

@@ -32,8 +32,15 @@ def resolve_instance(instance_path: str | os.PathLike | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
-def create_app(instance_path: str | os.PathLike | None = None, config: dict | None = None) -> Flask:
-    """Create the standalone app; apply pending migrations; refuse a weak secret key."""
+def create_app(
+    instance_path: str | os.PathLike | None = None,
+    config: dict | None = None,
+    create_database: bool = False,
+) -> Flask:
+    """Create the standalone app; apply pending migrations; refuse a weak secret key.
+
+    A missing database file is an error (DatabaseMissing) unless `create_database`: a
+    vanished database must never come back empty under a running clinic."""
     instance = resolve_instance(instance_path)
     try:
         instance.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -62,18 +69,21 @@ def create_app(instance_path: str | os.PathLike | None = None, config: dict | No
     app.session_interface = _SessionInterface()
 
     if app.config["HOMEWORK_AUTO_MIGRATE"]:
-        prepare_database(app)
+        prepare_database(app, create=create_database)
     return app
 
 
-def prepare_database(app: Flask) -> list[str]:
-    """Open the database (clear message if unreadable), apply migrations, close it again.
+# How long a start-up or `migrate` waits for another process's migrations to finish.
+MIGRATION_WAIT_MS = 10 * 60 * 1000
+
+
+def prepare_database(app: Flask, create: bool = False) -> list[str]:
+    """Open the database (clear message if missing or unreadable; a new one only with
+    `create`), apply migrations, close it again.
 
     Closing matters: a server that forks after this must not inherit an open connection.
     """
-    db = storage.open_checked(
-        app.config["HOMEWORK_DATABASE"], app.config["HOMEWORK_BUSY_TIMEOUT_MS"]
-    )
+    db = storage.open_checked(app.config["HOMEWORK_DATABASE"], MIGRATION_WAIT_MS, create=create)
     try:
         applied = schema.apply_migrations(db)
     finally:

@@ -1,7 +1,9 @@
 """Command line: `homework ...` standalone, `flask homework ...` inside a host app."""
 
+import functools
 import os
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from flask import current_app
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
 
 from . import accounts, audit, schema, storage
-from .app import ConfigurationError, create_app, prepare_database
+from .app import MIGRATION_WAIT_MS, ConfigurationError, create_app, prepare_database
 from .couples import clean_name
 from .extension import assignment_pack_folders, get_state
 from .library import CATEGORIES, Problem, load_library, load_pack, validate_file
@@ -42,13 +44,36 @@ instance_option = click.option(
 commands = AppGroup("homework", help="Manage homework: database, library, plugins, audit.")
 
 
-@commands.command("migrate")
+def _opens_database(create: bool, auto_migrate: bool = True) -> Callable:
+    """Say how a command's standalone app treats the database: with `create` it may make
+    a missing one (only init, demo and migrate may); without `auto_migrate` the command
+    applies migrations itself (migrate, to say truly which; restore, after the swap)."""
+
+    def decorate(f: Callable) -> Callable:
+        @functools.wraps(f)
+        def wrapper(*args, **kwargs):  # noqa: ANN202
+            info = click.get_current_context().find_object(ScriptInfo)
+            if info is not None:  # runs before with_appcontext loads the app
+                info.data["create_database"] = create
+                info.data["auto_migrate"] = auto_migrate
+            return f(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+@commands.command("migrate", with_appcontext=False)
 @click.option("--list", "list_only", is_flag=True, help="Only list applied and pending.")
+@_opens_database(create=True, auto_migrate=False)
+@with_appcontext
 def migrate_command(list_only: bool) -> None:
-    """Apply pending database migrations and list applied/pending."""
-    db = storage.open_checked(
-        current_app.config["HOMEWORK_DATABASE"], current_app.config["HOMEWORK_BUSY_TIMEOUT_MS"]
-    )
+    """Apply pending database migrations (creating the database if there is none) and
+    list applied/pending. A second `migrate` at the same time waits, then finds none."""
+    path = Path(current_app.config["HOMEWORK_DATABASE"])
+    if list_only and not path.exists():
+        raise click.ClickException(storage.missing_message(path))
+    db = storage.open_checked(path, MIGRATION_WAIT_MS, create=not list_only)
     try:
         done = [] if list_only else schema.apply_migrations(db)
         applied, pending = schema.migration_status(db)
@@ -301,9 +326,11 @@ def backup_command(out_dir: Path | None, encrypt: bool) -> None:
         click.echo(f"removed old backup {name} (keeping the newest {cfg['HOMEWORK_BACKUP_KEEP']})")
 
 
-@commands.command("restore")
+@commands.command("restore", with_appcontext=False)
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Restore even though the server seems to be running.")
+@_opens_database(create=False, auto_migrate=False)  # a new machine has no database yet
+@with_appcontext
 def restore_command(archive: Path, force: bool) -> None:
     """Replace the database and uploads with a backup, after checking it whole.
 
@@ -376,6 +403,7 @@ def _create_user_or_fail(email: str, name: str, role: str, password: str) -> int
 @click.option("--name", default="Clinic admin", show_default=True, help="The admin's name.")
 @click.option("--password-stdin", is_flag=True, help="Read the admin's password from stdin.")
 @instance_option
+@_opens_database(create=True)
 @with_appcontext
 def init_command(email: str | None, name: str, password_stdin: bool) -> None:
     """Create the instance folder, secret key and database, and the first admin."""
@@ -427,6 +455,7 @@ def reset_password_command(email: str) -> None:
 @click.command("demo")
 @click.option("--if-empty", is_flag=True, help="Do nothing when accounts exist already.")
 @instance_option
+@_opens_database(create=True)
 @with_appcontext
 def demo_command(if_empty: bool) -> None:
     """Seed a demo clinic: an admin and a therapist (printed random passwords) and three
@@ -497,20 +526,14 @@ class StandaloneCLI(click.Group):
         info = ScriptInfo(set_debug_flag=False)
         info.data[_STANDALONE] = True
         info.create_app = lambda: create_app(
-            instance_path=info.data.get("instance"), config=_start_up_config()
+            instance_path=info.data.get("instance"),
+            config=None
+            if info.data.get("auto_migrate", True)
+            else {"HOMEWORK_AUTO_MIGRATE": False},
+            create_database=info.data.get("create_database", False),
         )
         extra.setdefault("obj", info)
         return super().make_context(info_name, args, parent=parent, **extra)
-
-
-def _start_up_config() -> dict:
-    """Config for the app the running command starts."""
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None and ctx.command is migrate_command:
-        # `migrate` applies migrations itself, and `migrate --list` must show what is
-        # pending rather than find it applied by the app's start-up.
-        return {"HOMEWORK_AUTO_MIGRATE": False}
-    return {}
 
 
 def _with_instance_option(cmd: click.Command) -> click.Command:
@@ -564,6 +587,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except (ConfigurationError, storage.DatabaseUnavailable) as exc:
         click.echo(f"homework: error: {exc}", err=True)
+        sys.exit(1)
+    except storage.DatabaseLocked:
+        click.echo(
+            "homework: error: another process kept the database busy for too long; nothing "
+            "was changed. Try again when it has finished.",
+            err=True,
+        )
         sys.exit(1)
     except click.exceptions.Abort:
         click.echo("homework: aborted", err=True)

@@ -80,18 +80,23 @@ def _values(data: dict) -> dict:
 
 def create_couple(db: sqlite_utils.Database, owner_id: int, data: dict) -> int:
     """Add a couple owned by `owner_id`; `data` has been validated by CoupleForm."""
+    with write(db):
+        return insert_couple(db, owner_id, data)
+
+
+def insert_couple(db: sqlite_utils.Database, owner_id: int, data: dict) -> int:
+    """Add a couple inside the caller's `write()` block; return its id."""
     values = _values(data)
     now = _now()
-    with write(db):
-        cur = db.execute(
-            "INSERT INTO couples (owner_id, label, partner_a, partner_a_pronouns,"
-            " partner_a_language, partner_b, partner_b_pronouns, partner_b_language, notes,"
-            " flags, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            [owner_id, *(values[k] for k in EDITABLE), values["flags"], now, now],
-        )
-        audit.record(
-            db, "couple.created", actor_id=owner_id, object_type="couple", object_id=cur.lastrowid
-        )
+    cur = db.execute(
+        "INSERT INTO couples (owner_id, label, partner_a, partner_a_pronouns,"
+        " partner_a_language, partner_b, partner_b_pronouns, partner_b_language, notes,"
+        " flags, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        [owner_id, *(values[k] for k in EDITABLE), values["flags"], now, now],
+    )
+    audit.record(
+        db, "couple.created", actor_id=owner_id, object_type="couple", object_id=cur.lastrowid
+    )
     return cur.lastrowid
 
 

@@ -36,12 +36,15 @@ DEFAULTS: dict[str, Any] = {
     "HOMEWORK_RENDER_TIMEOUT_SECONDS": 25,
     "HOMEWORK_RENDER_CPU_SECONDS": 20,
     "HOMEWORK_RENDER_MEMORY_MB": 1536,
+    "HOMEWORK_RENDER_MAX_RENDERS": 200,  # a render worker is replaced after this many
+    "HOMEWORK_RENDER_MAX_RSS_MB": 300,  # ... or once its resident memory passes this
     "HOMEWORK_PUBLIC_URL": None,  # None: the address the therapist's browser used
     "HOMEWORK_CHECKIN_EXPIRY_WEEKS": 8,
     "HOMEWORK_CHECKIN_LIMIT_PER_TOKEN": 40,  # check-in submissions per link per hour
     "HOMEWORK_CHECKIN_LIMIT_PER_IP": 120,  # check-in requests per address per 10 minutes
     "HOMEWORK_BACKUP_DIR": None,  # None: <instance>/backups
     "HOMEWORK_BACKUP_KEEP": 14,
+    "HOMEWORK_MIN_FREE_DISK_MB": 200,  # /healthz answers 503 below this much free disk
 }
 
 CSP = (
@@ -123,6 +126,9 @@ class Homework:
         )
         bp.before_request(_require_current_migrations)
         bp.after_request(_security_headers)
+        # On the blueprint: a host's own routes keep their own handling of SQLite errors.
+        bp.register_error_handler(storage.DatabaseUnavailable, _database_error)
+        bp.register_error_handler(sqlite3.DatabaseError, _database_error)
         app.register_blueprint(bp, url_prefix=prefix or None)
         from .server import RedactingFilter
 
@@ -196,10 +202,61 @@ def _database_busy(exc):
     return body, 503, {"Retry-After": "5", "Cache-Control": "no-store"}
 
 
+# Why the database could not take the therapist's work, in words an admin can act on.
+FAULT_REASONS = {
+    "read-only": lambda: _("the database file or its disk is read-only"),
+    "disk-full": lambda: _("the server's disk is full"),
+    "io-error": lambda: _("the server's disk reported an error"),
+    "corrupt": lambda: _("the database file is damaged"),
+    "missing": lambda: _("the database file is missing"),
+    "cannot-open": lambda: _("the database file cannot be opened"),
+}
+
+
 def _operational_error(exc):
     if storage.is_locked_error(exc):
         return _database_busy(exc)
     raise exc
+
+
+def _database_error(exc):
+    if storage.is_locked_error(exc):
+        return _database_busy(exc)
+    kind = storage.request_fault(exc)
+    if kind is None:
+        raise exc
+    current_app.logger.error("database fault (%s) on %s: %s", kind, request.endpoint, exc)
+    reason = FAULT_REASONS[kind]()
+    if request.method == "POST":
+        title = _("Your work was not saved")
+        message = _(
+            "Nothing you just sent was stored, because %(reason)s. Keep what you typed and "
+            "tell your clinic's administrator; once they have fixed it, send it again.",
+            reason=reason,
+        )
+    else:
+        title = _("homework cannot reach its records")
+        message = _(
+            "This page cannot be shown, because %(reason)s. Please tell your clinic's "
+            "administrator.",
+            reason=reason,
+        )
+    if kind == "missing":
+        message += " " + _(
+            'An administrator restores the latest backup ("homework restore"), or for a new '
+            'installation creates the database with "homework migrate" (in a host app: '
+            '"flask homework migrate").'
+        )
+    # The page itself must not touch the database: no account menu, no clinic name.
+    body = render_template(
+        "homework/error.html",
+        title=title,
+        message=message,
+        homework_user=lambda: None,
+        homework_clinic_name=lambda: "homework",
+        homework_library_problems=lambda: [],
+    )
+    return body, 503, {"Retry-After": "60", "Cache-Control": "no-store"}
 
 
 def current_brand():

@@ -63,6 +63,8 @@ def render_limits() -> RenderLimits:
         cpu_seconds=float(cfg["HOMEWORK_RENDER_CPU_SECONDS"]),
         timeout_seconds=float(cfg["HOMEWORK_RENDER_TIMEOUT_SECONDS"]),
         memory_mb=int(cfg["HOMEWORK_RENDER_MEMORY_MB"]),
+        max_renders=int(cfg["HOMEWORK_RENDER_MAX_RENDERS"]),
+        max_rss_mb=int(cfg["HOMEWORK_RENDER_MAX_RSS_MB"]),
     )
 
 

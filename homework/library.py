@@ -3,6 +3,7 @@
 import json
 import re
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from markupsafe import Markup
 from . import merge
 
 MAX_FILE_BYTES = 1_000_000
+# Front matter and pack.yaml are a few dozen lines; far more is a mistake or an attack.
+MAX_YAML_BYTES = 64_000
 SCHEMA_VERSION = 1
 SECTIONS = {
     "Why this helps": "why",
@@ -195,23 +198,27 @@ def load_pack(folder: Path, problems: list[Problem]) -> tuple[Pack | None, list[
     return pack, found
 
 
-def _read_text(path: Path, problems: list[Problem], root: Path | None) -> str | None:
+def _read_text(
+    path: Path, problems: list[Problem], root: Path | None, limit: int = MAX_FILE_BYTES
+) -> str | None:
     name = str(path)
     try:
         if root is not None and not path.resolve().is_relative_to(root):
             problems.append(Problem(name, "file", "is a link to a file outside the pack; refused"))
             return None
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            problems.append(
-                Problem(
-                    name,
-                    "file",
-                    f"is {size / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES // 1_000_000} MB",
-                )
-            )
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
+            problems.append(Problem(name, "file", "is not a regular file; refused"))
             return None
-        return path.read_bytes().decode("utf-8")
+        if info.st_size > limit:
+            problems.append(Problem(name, "file", _too_big(info.st_size, limit)))
+            return None
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)  # the file may have grown since stat()
+        if len(data) > limit:
+            problems.append(Problem(name, "file", _too_big(len(data), limit)))
+            return None
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         problems.append(
             Problem(name, "file", f"is not UTF-8 text (byte {exc.start}); save it as UTF-8")
@@ -221,15 +228,40 @@ def _read_text(path: Path, problems: list[Problem], root: Path | None) -> str | 
     return None
 
 
+def _too_big(size: int, limit: int) -> str:
+    if limit >= 1_000_000:
+        return f"is {size / 1e6:.1f} MB; the limit is {limit // 1_000_000} MB"
+    return f"is larger than the limit of {limit // 1000} kB"
+
+
 def _read_yaml_file(path: Path, problems: list[Problem]) -> dict | None:
-    text = _read_text(path, problems, root=path.parent.resolve())
+    text = _read_text(path, problems, root=path.parent.resolve(), limit=MAX_YAML_BYTES)
     if text is None:
         return None
     return _parse_yaml(text, str(path), "pack", problems)
 
 
 def _parse_yaml(text: str, name: str, what: str, problems: list[Problem]) -> dict | None:
+    if len(text.encode("utf-8")) > MAX_YAML_BYTES:
+        problems.append(
+            Problem(name, what, f"is larger than the limit of {MAX_YAML_BYTES // 1000} kB")
+        )
+        return None
     try:
+        # Anchors and aliases are refused before anything is built: a few hundred bytes
+        # of nested aliases ("billion laughs") expand to gigabytes when walked.
+        for event in yaml.parse(text, Loader=_YAML_LOADER):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                mark = event.start_mark
+                problems.append(
+                    Problem(
+                        name,
+                        what,
+                        f"uses a YAML anchor or alias (line {mark.line + 1}); they are not "
+                        "allowed here: write each value out in full",
+                    )
+                )
+                return None
         data = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

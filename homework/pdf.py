@@ -2,19 +2,24 @@
 
 `RenderPool.render` sends HTML and assets to an idle worker and waits, with a wall-clock
 timeout, for the PDF. Workers are started lazily (after any server fork), capped in
-memory and CPU, killed when they overrun, and replaced. A set of lock files shared by
-every server process caps the whole server at one render per core.
+memory and CPU, killed when they overrun, and replaced. A worker is also retired after
+`max_renders` renders, when its resident memory passes `max_rss_mb` (WeasyPrint's caches
+grow), and after any render that did not finish cleanly (an interrupted render may leave
+its state half-changed). A set of lock files shared by every server process caps the
+whole server at one render per core.
 """
 
 import atexit
 import contextlib
 import fcntl
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -35,6 +40,8 @@ class RenderLimits:
     timeout_seconds: float = 25.0
     memory_mb: int = 1536
     queue_seconds: float = 30.0
+    max_renders: int = 200  # renders before a worker is replaced
+    max_rss_mb: int = 300  # resident memory after a render that retires the worker
 
 
 MESSAGES = {
@@ -67,6 +74,7 @@ class _Worker:
         )
         theirs.close()
         self.conn = Connection(ours.detach())
+        self.renders = 0
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -95,6 +103,8 @@ class RenderPool:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _available: threading.Condition = None  # type: ignore[assignment]
     peak_kb: int = 0
+    # Workers retired so far, by reason: "renders", "rss", "interrupted".
+    retired: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self._available = threading.Condition(self._lock)
@@ -163,23 +173,41 @@ class RenderPool:
                 self._count -= 1
             self._available.notify()
 
+    def worker_pids(self) -> list[int]:
+        """The process ids of this pool's idle workers (for monitoring and tests)."""
+        with self._available:
+            return [w.process.pid for w in self._idle if w.alive()]
+
+    def _retire(self, worker: _Worker, reason: str, kill: bool = False) -> None:
+        self.retired[reason] += 1
+        worker.stop(kill=kill)
+
     def _run(self, worker: _Worker, html: str, assets: dict, options: dict) -> bytes:
         try:
             worker.conn.send((html, assets, options, self.limits.cpu_seconds))
             if not worker.conn.poll(self.limits.timeout_seconds):
-                worker.stop(kill=True)
+                self._retire(worker, "interrupted", kill=True)
                 raise RenderError(MESSAGES["timeout"])
-            status, payload, peak_kb = worker.conn.recv()
+            status, payload, peak_kb, rss_kb = worker.conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError) as exc:
             worker.stop(kill=True)
+            self.retired["interrupted"] += 1
+            if worker.process.returncode == -signal.SIGXCPU:  # the RLIMIT_CPU backstop
+                raise RenderError(MESSAGES["cpu"]) from exc
             raise RenderError(MESSAGES["crashed"]) from exc
+        worker.renders += 1
         self.peak_kb = max(self.peak_kb, peak_kb)
-        if status == "ok":
-            return payload
-        kind = payload.split(":", 1)[0]
-        if kind in ("memory",):
-            worker.stop(kill=True)
-        raise RenderError(MESSAGES.get(kind, MESSAGES["failed"]))
+        if status != "ok":
+            # Interrupted or failed half-way: WeasyPrint's state in that process is not
+            # to be trusted for the next couple's handout.
+            self._retire(worker, "interrupted")
+            kind = payload.split(":", 1)[0]
+            raise RenderError(MESSAGES.get(kind, MESSAGES["failed"]))
+        if worker.renders >= self.limits.max_renders:
+            self._retire(worker, "renders")
+        elif rss_kb > self.limits.max_rss_mb * 1024:
+            self._retire(worker, "rss")
+        return payload
 
     def close(self) -> None:
         """Stop every idle worker."""

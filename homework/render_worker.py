@@ -1,10 +1,15 @@
 """The PDF render worker: a separate, warm process that imports WeasyPrint once.
 
 Runs with an address-space cap and a CPU-time budget per render, and fetches nothing
-but `data:` URLs and the assets handed to it (no http, no file://, no redirects).
+but `data:` URLs and the assets handed to it (no http, no file://, no redirects). The
+budget is a profiling timer, which raises between Python steps; RLIMIT_CPU, set a few
+seconds past it before each render, is the backstop the kernel enforces (SIGXCPU ends the
+process) when a render is stuck in C code that never returns to Python.
 This module must stay free of Flask imports: it is what the worker process runs.
 """
 
+import math
+import os
 import resource
 import signal
 import sys
@@ -12,6 +17,10 @@ import traceback
 from multiprocessing.connection import Connection
 
 ASSET_SCHEME = "homework-asset:"
+
+
+# CPU seconds past the budget before the kernel ends a render the timer could not stop.
+BACKSTOP_GRACE_SECONDS = 2.0
 
 
 class CpuBudgetExceeded(Exception):
@@ -54,11 +63,34 @@ def render(html: str, assets: dict[str, tuple[bytes, str]], options: dict) -> by
     return document.write_pdf(attachments=None, **options)
 
 
+def _cpu_used() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _arm_backstop(cpu_seconds: float) -> None:
+    # RLIMIT_CPU counts the process's whole life: allow what is used so far plus this
+    # render's budget and a grace. The hard limit stays where it was, so the soft one
+    # can be raised again for the next render.
+    soft = math.ceil(_cpu_used() + cpu_seconds + BACKSTOP_GRACE_SECONDS)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _rss_kb() -> int:
+    # Resident memory now (ru_maxrss is the peak, which never comes down).
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
 def worker_main(conn: Connection, memory_mb: int) -> None:
     """Serve render requests from `conn` until it sends None or closes."""
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     signal.signal(signal.SIGPROF, _on_sigprof)
+    signal.signal(signal.SIGXCPU, signal.SIG_DFL)  # past the backstop: the process ends
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     import weasyprint  # noqa: F401  (warm: imported once, before the first request)
 
@@ -70,6 +102,7 @@ def worker_main(conn: Connection, memory_mb: int) -> None:
         if message is None:
             return
         html, assets, options, cpu_seconds = message
+        _arm_backstop(cpu_seconds)
         signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
         try:
             pdf = render(html, assets, options)
@@ -86,7 +119,7 @@ def worker_main(conn: Connection, memory_mb: int) -> None:
             signal.setitimer(signal.ITIMER_PROF, 0)
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:
-            conn.send((*reply, peak_kb))
+            conn.send((*reply, peak_kb, _rss_kb()))
         except (BrokenPipeError, OSError):
             return
         if reply[0] == "error" and reply[1] == "memory":

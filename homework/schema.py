@@ -3,6 +3,8 @@
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from .storage import write
+
 migrations = Migrations("homework")
 
 
@@ -14,10 +16,17 @@ def migration_status(db: sqlite_utils.Database) -> tuple[list[str], list[str]]:
 
 
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
-    """Apply pending migrations, each in its own transaction; return the names applied."""
-    pending = [m.name for m in migrations.pending(db)]
-    if pending:
-        migrations.apply(db)
+    """Apply pending migrations in one write transaction; return the names applied.
+
+    What is pending is read again inside the transaction, after the write lock is taken:
+    a second `migrate` started meanwhile waits for the first, then finds nothing to do.
+    A current database is left alone without taking the lock (every start checks)."""
+    if not migrations.pending(db):
+        return []
+    with write(db):
+        pending = [m.name for m in migrations.pending(db)]
+        if pending:
+            migrations.apply(db)  # each migration nests in a savepoint of ours
     return pending
 
 
@@ -279,3 +288,31 @@ def _owner_changes(db: sqlite_utils.Database) -> None:
             f"CREATE TRIGGER couples_{event.lower()}_changes AFTER {event} ON couples"
             f" BEGIN {body} END"
         )
+
+
+@migrations(name="0010_form_submissions")
+def _form_submissions(db: sqlite_utils.Database) -> None:
+    # One row per form sent with a one-time key (see submissions.py): a second POST with
+    # the same key gets the stored answer instead of doing the work again.
+    db.execute(
+        """CREATE TABLE form_submissions (
+            actor_id INTEGER NOT NULL,
+            form_key TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            result TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (actor_id, form_key)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX form_submissions_created ON form_submissions(created_at)")
+
+
+@migrations(name="0011_health_probe")
+def _health_probe(db: sqlite_utils.Database) -> None:
+    # /healthz commits a write here: proof that the file and its disk take writes now.
+    db.execute(
+        """CREATE TABLE health_probe (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            n INTEGER NOT NULL
+        )"""
+    )

@@ -24,14 +24,74 @@ class DatabaseLocked(RuntimeError):
     """Another writer held the database longer than the busy timeout."""
 
 
-def connect(path: str | Path, busy_timeout_ms: int = 5000) -> sqlite_utils.Database:
-    """Open the database at `path` with homework's pragmas."""
+class DatabaseMissing(DatabaseUnavailable):
+    """The database file is gone; only `init`, `demo` and `migrate` create one."""
+
+
+# SQLite's primary result codes after which a connection must never be used again: its
+# file handle may be read-only for good (opened while the file was read-only), or the
+# file under it is failing or damaged.
+_FAULT_CODES = {
+    8: "read-only",  # SQLITE_READONLY
+    10: "io-error",  # SQLITE_IOERR
+    11: "corrupt",  # SQLITE_CORRUPT
+    13: "disk-full",  # SQLITE_FULL
+    14: "cannot-open",  # SQLITE_CANTOPEN
+    26: "corrupt",  # SQLITE_NOTADB
+}
+
+
+def fault_kind(exc: BaseException) -> str | None:
+    """Name the storage fault `exc` reports ("read-only", "disk-full", ...), or None."""
+    if isinstance(exc, DatabaseMissing):
+        return "missing"
+    if isinstance(exc, DatabaseUnavailable):
+        return "cannot-open"
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return _FAULT_CODES.get(code & 0xFF)
+    # Raised without a code (some DatabaseError paths): go by SQLite's fixed wording.
+    msg = str(exc).lower()
+    for words, kind in (
+        ("readonly database", "read-only"),
+        ("disk i/o error", "io-error"),
+        ("malformed", "corrupt"),
+        ("not a database", "corrupt"),
+        ("disk is full", "disk-full"),
+    ):
+        if words in msg:
+            return kind
+    return None
+
+
+def note_fault(db: sqlite_utils.Database | None, exc: BaseException) -> str | None:
+    """Mark `db` as never to be pooled again if `exc` is a storage fault; return its kind."""
+    kind = fault_kind(exc)
+    if kind is not None and db is not None:
+        db._homework_broken = True  # type: ignore[attr-defined]
+    return kind
+
+
+def connect(
+    path: str | Path, busy_timeout_ms: int = 5000, create: bool = True
+) -> sqlite_utils.Database:
+    """Open the database at `path` with homework's pragmas; `create=False` never makes one."""
     # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (see `write`), and
     # sqlite-utils nests its own work in savepoints inside our transaction.
     # check_same_thread=False: a pooled connection serves one request at a time, but not
     # always on the thread that opened it.
+    target, uri = str(path), False
+    if not create and target != ":memory:":
+        # mode=rw: a vanished file is an error here, not a new empty database.
+        target, uri = Path(path).absolute().as_uri() + "?mode=rw", True
     conn = sqlite3.connect(
-        str(path), isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=False
+        target,
+        isolation_level=None,
+        timeout=busy_timeout_ms / 1000,
+        check_same_thread=False,
+        uri=uri,
     )
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -45,12 +105,17 @@ def connect(path: str | Path, busy_timeout_ms: int = 5000) -> sqlite_utils.Datab
     return db
 
 
-def open_checked(path: str | Path, busy_timeout_ms: int = 5000) -> sqlite_utils.Database:
-    """Open the database, turning an unreadable or damaged file into a clear message."""
+def open_checked(
+    path: str | Path, busy_timeout_ms: int = 5000, create: bool = False
+) -> sqlite_utils.Database:
+    """Open the database, turning a missing, unreadable or damaged file into a clear
+    message; only with `create` is a missing file made (a new, empty database)."""
     path = Path(path)
+    if not create and not path.exists():
+        raise DatabaseMissing(missing_message(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = connect(path, busy_timeout_ms)
+        db = connect(path, busy_timeout_ms, create=create)
         result = db.execute("PRAGMA quick_check").fetchone()[0]
     except (sqlite3.DatabaseError, OSError) as exc:
         raise DatabaseUnavailable(_unavailable(path, str(exc))) from exc
@@ -68,6 +133,15 @@ def _unavailable(path: Path, reason: str) -> str:
     )
 
 
+def missing_message(path: Path) -> str:
+    """Say that the database file is gone and how to get it back."""
+    return (
+        f"The database {path} does not exist. homework does not create an empty one in "
+        "its place: restore your latest backup (homework restore ARCHIVE), or for a new "
+        "clinic run homework init (or homework demo, or homework migrate)."
+    )
+
+
 def get_db() -> sqlite_utils.Database:
     """Return this request's connection, taken from the idle pool on first use."""
     if "homework_db" not in g:
@@ -76,10 +150,18 @@ def get_db() -> sqlite_utils.Database:
     return g.homework_db
 
 
+def request_fault(exc: BaseException) -> str | None:
+    """Name the storage fault `exc` reports, and keep this request's connection out of
+    the pool if it is one."""
+    return note_fault(g.get("homework_db"), exc)
+
+
 def close_db(exc: BaseException | None = None) -> None:
     """Hand this request's connection back to the pool, if one was taken."""
     db = g.pop("homework_db", None)
     if db is not None:
+        if exc is not None:
+            note_fault(db, exc)
         _pool.give_back(db)
 
 
@@ -89,7 +171,10 @@ class _Pool:
     Opening a connection costs its pragmas and a parse of the schema, and closing the last
     one checkpoints the WAL; a busy server would pay both on every request. A connection
     is handed out only if the file at its path is still the one it opened (a restore swaps
-    the file), and at most `keep` idle ones are kept per file."""
+    the file), and at most `keep` idle ones are kept per file. A connection that met a
+    read-only, I/O, disk-full or corruption error is closed, never pooled: one opened
+    while the file was read-only stays read-only for good. The pool never creates a
+    database: a vanished file is `DatabaseMissing`."""
 
     def __init__(self, keep: int = 16):
         self.keep = keep
@@ -106,13 +191,25 @@ class _Pool:
                 if opened == identity:
                     return db
                 db.close()  # the file was replaced under it
-        db = connect(path, busy_timeout_ms)
-        db._homework_identity = _file_identity(key[0])  # type: ignore[attr-defined]
+        if not identity:
+            raise DatabaseMissing(missing_message(Path(path)))
+        try:
+            db = connect(path, busy_timeout_ms, create=False)
+        except sqlite3.DatabaseError as exc:
+            if not Path(path).exists():
+                raise DatabaseMissing(missing_message(Path(path))) from exc
+            raise
+        db._homework_identity = identity  # type: ignore[attr-defined]
         db._homework_key = key  # type: ignore[attr-defined]
+        db._homework_pid = os.getpid()  # type: ignore[attr-defined]
         return db
 
     def give_back(self, db: sqlite_utils.Database) -> None:
         key = getattr(db, "_homework_key", None)
+        if getattr(db, "_homework_broken", False):
+            key = None
+        if getattr(db, "_homework_pid", None) != os.getpid():
+            key = None  # opened by the parent before a fork: never share it
         try:
             if db.conn.in_transaction:
                 db.conn.execute("ROLLBACK")
@@ -131,6 +228,22 @@ class _Pool:
             for key in [k for k in self.idle if k[0] == str(path)]:
                 for db, _ in self.idle.pop(key):
                     db.close()
+
+    def drop_after_fork(self) -> None:
+        """Forget the parent's idle connections in a forked child, without closing them.
+
+        A child using its parent's connection would share its file handles and locks
+        with the parent; closing it here could checkpoint or unlock on the parent's
+        behalf, so the child only lets go of its references."""
+        self.lock = threading.Lock()
+        abandoned = [db for idle in self.idle.values() for db, _ in idle]
+        self.idle = {}
+        _abandoned.extend(abandoned)
+
+
+# Connections inherited across a fork, kept referenced so that the child never runs their
+# close (sqlite3 closes a connection when it is garbage collected).
+_abandoned: list[sqlite_utils.Database] = []
 
 
 def _file_identity(path: str) -> tuple:
@@ -215,7 +328,7 @@ def _after_fork_in_child() -> None:
     # fork would stay held forever), and each writer lock file is opened afresh.
     global _writer_locks_guard, _group
     _writer_locks_guard = threading.Lock()
-    _pool.lock = threading.Lock()
+    _pool.drop_after_fork()
     _group = _GroupCommit()
     for lock in _writer_locks.values():
         lock.reopen_after_fork()
@@ -251,22 +364,34 @@ def _transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     except sqlite3.OperationalError as exc:
         if is_locked_error(exc):
             raise DatabaseLocked(str(exc)) from exc
+        note_fault(db, exc)
         raise
     try:
         yield db
-    except BaseException:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
+    except BaseException as exc:
+        note_fault(db, exc)
+        _rollback(db)
         raise
     else:
         try:
             db.conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            if db.conn.in_transaction:
-                db.conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError as exc:
+            note_fault(db, exc)
+            _rollback(db)
             if is_locked_error(exc):
                 raise DatabaseLocked(str(exc)) from exc
             raise
+
+
+def _rollback(db: sqlite_utils.Database) -> None:
+    # After an I/O or disk-full error SQLite may already have rolled back, or may refuse
+    # to: the original error is the one to report, and the connection is not reused.
+    try:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+    except sqlite3.DatabaseError as exc:
+        note_fault(db, exc)
+        db._homework_broken = True  # type: ignore[attr-defined]
 
 
 class _Job:
@@ -321,6 +446,7 @@ class _GroupCommit:
                     try:
                         job.result = job.work(db)
                     except Exception as exc:  # that job's answer; the batch goes on
+                        note_fault(db, exc)
                         db.conn.execute(f"ROLLBACK TO job{n}")
                         job.error = exc
                     db.conn.execute(f"RELEASE job{n}")
@@ -350,6 +476,24 @@ def write_together(db: sqlite_utils.Database, work: Callable[[sqlite_utils.Datab
     its reads and writes through the connection it is given, and may run on another
     thread's connection; its exception is raised here and undoes only its own writes."""
     return _group.run(db, work)
+
+
+def probe_write(db: sqlite_utils.Database) -> None:
+    """Commit one tiny write, proving that the database and its disk take writes now."""
+
+    def bump(db: sqlite_utils.Database) -> None:
+        db.execute(
+            "INSERT INTO health_probe (id, n) VALUES (1, 1)"
+            " ON CONFLICT (id) DO UPDATE SET n = n + 1"
+        )
+
+    write_together(db, bump)
+
+
+def free_disk_mb(path: str | Path) -> float:
+    """Megabytes free to this user on the disk that holds `path`."""
+    st = os.statvfs(Path(path).parent)
+    return st.f_bavail * st.f_frsize / (1024 * 1024)
 
 
 def is_locked_error(exc: BaseException) -> bool:

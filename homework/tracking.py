@@ -4,8 +4,10 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import sqlite_utils
 
@@ -196,6 +198,18 @@ def check_practice(item: dict, practiced_on: date, today: date) -> None:
 def record_practice(
     db: sqlite_utils.Database,
     item: dict,
+    **details: Any,
+) -> tuple[int, bool]:
+    """Store one practice; a repeated idempotency key records nothing and returns the
+    first record's id. Returns (id, created). Each of `limits` (bucket, count, seconds) is
+    counted in the same transaction, and RateLimited raised when one is over. `details`
+    are `practice_writer`'s."""
+    # Check-ins arrive in bursts from many phones: they share commits (see write_together).
+    return write_together(db, practice_writer(item, **details))
+
+
+def practice_writer(
+    item: dict,
     *,
     practiced_on: date,
     who: str,
@@ -208,10 +222,9 @@ def record_practice(
     idempotency_key: str | None = None,
     today: date | None = None,
     limits: tuple[tuple[str, int, int], ...] = (),
-) -> tuple[int, bool]:
-    """Store one practice; a repeated idempotency key records nothing and returns the
-    first record's id. Returns (id, created). Each of `limits` (bucket, count, seconds) is
-    counted in the same transaction, and RateLimited raised when one is over."""
+) -> Callable[[sqlite_utils.Database], tuple[int, bool]]:
+    """Check one practice and return the function that stores it inside a write
+    transaction (raises PracticeError now, before anything is written)."""
     today = today or date.today()
     check_practice(item, practiced_on, today)
     if who not in WHO or outcome not in OUTCOMES or source not in ("checkin", "session"):
@@ -261,8 +274,7 @@ def record_practice(
         )
         return practice_id, True
 
-    # Check-ins arrive in bursts from many phones: they share commits (see write_together).
-    return write_together(db, store)
+    return store
 
 
 def packet_checkin_items(db: sqlite_utils.Database, packet_id: int) -> list[dict]:

@@ -40,7 +40,9 @@ PATIENT_CONFIG = {"HOMEWORK_RENDER_TIMEOUT_SECONDS": 600, "HOMEWORK_BUSY_TIMEOUT
 @pytest.fixture
 def app(tmp_path):
     app = create_app(
-        instance_path=tmp_path / "instance", config={"TESTING": True, **PATIENT_CONFIG}
+        instance_path=tmp_path / "instance",
+        config={"TESTING": True, **PATIENT_CONFIG},
+        create_database=True,
     )
     with app.app_context():
         from homework.storage import get_db
@@ -76,6 +78,19 @@ def csrf_token(client, path: str) -> str:
     match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
     assert match, f"no CSRF token on {path}"
     return match.group(1)
+
+
+def form_values(client, path: str) -> dict[str, str]:
+    """GET `path` and return what its first form sends unseen: the CSRF token and, when
+    the form has one, its one-time form key."""
+    html = client.get(path).get_data(as_text=True)
+    values = {}
+    for name in ("csrf_token", "form_key"):
+        match = re.search(rf'name="{name}" (?:type="hidden" )?value="([^"]+)"', html)
+        if match:
+            values[name] = match.group(1)
+    assert "csrf_token" in values, f"no CSRF token on {path}"
+    return values
 
 
 def signed_in(app, email: str, password: str):

@@ -10,7 +10,7 @@ from homework.storage import DatabaseUnavailable
 
 def test_first_start_creates_instance_key_and_database(tmp_path):
     instance = tmp_path / "fresh"
-    app = create_app(instance_path=instance)
+    app = create_app(instance_path=instance, create_database=True)
     key_file = instance / "secret_key"
     assert key_file.exists()
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -22,7 +22,7 @@ def test_first_start_creates_instance_key_and_database(tmp_path):
 
 def test_instance_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("HOMEWORK_INSTANCE", str(tmp_path / "from-env"))
-    app = create_app()
+    app = create_app(create_database=True)
     assert app.instance_path == str(tmp_path / "from-env")
 
 
@@ -41,7 +41,7 @@ def test_weak_secret_key_file_refuses_to_start(tmp_path):
 def test_config_from_instance_file_and_environment(tmp_path, monkeypatch):
     (tmp_path / "config.py").write_text("HOMEWORK_SESSION_IDLE_MINUTES = 10\n")
     monkeypatch.setenv("FLASK_HOMEWORK_SESSION_MAX_HOURS", "4")
-    app = create_app(instance_path=tmp_path)
+    app = create_app(instance_path=tmp_path, create_database=True)
     assert app.config["HOMEWORK_SESSION_IDLE_MINUTES"] == 10
     assert app.config["HOMEWORK_SESSION_MAX_HOURS"] == 4
 
@@ -68,10 +68,13 @@ def test_unreadable_database_is_reported_by_the_cli(tmp_path):
 def test_healthz_answers_without_login(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {
+    body = response.json
+    assert body.pop("disk_free_mb") > 0
+    assert body == {
         "status": "ok",
         "database": "ok",
         "migrations": "current",
+        "disk": "ok",
         "newest_backup_age_hours": None,
     }
 
@@ -117,8 +120,10 @@ def test_plugin_mode_refuses_to_serve_with_pending_migrations(tmp_path):
     client = host.test_client()
     response = client.get("/homework/")
     assert response.status_code == 503
+    # No database yet: the host's admin is told to create it; nothing made one meanwhile.
     assert "migrate" in response.get_data(as_text=True)
-    assert client.get("/homework/healthz").json["migrations"] == "pending"
+    assert client.get("/homework/healthz").json["database"] == "missing"
+    assert not (tmp_path / "homework.db").exists()
     result = host.test_cli_runner().invoke(args=["homework", "migrate"])
     assert result.exit_code == 0, result.output
     assert client.get("/homework/healthz").status_code == 200

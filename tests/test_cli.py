@@ -60,6 +60,7 @@ def test_init_refuses_a_weak_password_in_one_line(tmp_path):
 
 
 def test_create_user_and_duplicate(tmp_path):
+    assert homework_cli("migrate", instance=tmp_path).returncode == 0
     args = ("create-user", "t@example.org", "--name", "Dr. T", "--password-stdin")
     ok = homework_cli(*args, instance=tmp_path, stdin="a long enough password\n")
     assert ok.returncode == 0 and "therapist t@example.org created" in ok.stdout

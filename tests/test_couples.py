@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from conftest import THERAPIST_PASSWORD, csrf_token
+from conftest import THERAPIST_PASSWORD, csrf_token, form_values
 
 COUPLE = {
     "label": "Wed 5pm",
@@ -13,7 +13,7 @@ COUPLE = {
 
 
 def add_couple(client, **changes) -> int:
-    data = {**COUPLE, **changes, "csrf_token": csrf_token(client, "/couples/new")}
+    data = {**COUPLE, **changes, **form_values(client, "/couples/new")}
     response = client.post("/couples/new", data=data)
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
     return int(response.headers["Location"].rsplit("/", 1)[1])
@@ -114,10 +114,10 @@ def test_odd_ids_are_404(therapist, bad_id):
 
 
 def test_extra_form_fields_are_ignored(therapist, db):
-    token = csrf_token(therapist, "/couples/new")
+    hidden = form_values(therapist, "/couples/new")
     therapist.post(
         "/couples/new",
-        data={**COUPLE, "owner_id": "3", "role": "admin", "archived": "1", "csrf_token": token},
+        data={**COUPLE, "owner_id": "3", "role": "admin", "archived": "1", **hidden},
     )
     row = db.execute("SELECT owner_id, archived FROM couples").fetchone()
     assert tuple(row) == (2, 0)
@@ -209,3 +209,27 @@ def test_admin_reassigns_a_couple(app, therapist, db):
 
 def test_therapists_cannot_reassign(therapist):
     assert therapist.get("/admin/couples").status_code == 404
+
+
+def test_a_couple_form_sent_twice_adds_the_couple_once(therapist, db):
+    hidden = form_values(therapist, "/couples/new")
+    first = therapist.post("/couples/new", data={**COUPLE, **hidden})
+    again = therapist.post("/couples/new", data={**COUPLE, **hidden})  # a double click
+    assert first.status_code == again.status_code == 302
+    assert again.headers["Location"] == first.headers["Location"]
+    assert "added already" in therapist.get(again.headers["Location"]).get_data(as_text=True)
+    assert db.execute("SELECT COUNT(*) FROM couples").fetchone()[0] == 1
+    assert audit_actions(db).count("couple.created") == 1
+    add_couple(therapist)  # a new form is a new couple
+    assert db.execute("SELECT COUNT(*) FROM couples").fetchone()[0] == 2
+
+
+@pytest.mark.parametrize("key", [None, "", "short", "x" * 200, "bad key with spaces!!!!!"])
+def test_a_couple_form_without_a_good_key_saves_nothing(therapist, db, key):
+    data = {**COUPLE, "csrf_token": csrf_token(therapist, "/couples/new")}
+    if key is not None:
+        data["form_key"] = key
+    response = therapist.post("/couples/new", data=data)
+    assert response.status_code == 400
+    assert "sent without its one-time key" in response.get_data(as_text=True)
+    assert db.execute("SELECT COUNT(*) FROM couples").fetchone()[0] == 0

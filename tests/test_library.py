@@ -212,6 +212,54 @@ def test_five_megabyte_file(tmp_path):
     assert "5.0 MB" in problem.message and "limit" in problem.message
 
 
+# "Billion laughs": nine levels of nine aliases, 9**9 strings when expanded.
+ALIAS_BOMB = "a: &a [lol,lol,lol,lol,lol,lol,lol,lol,lol]\n" + "".join(
+    f"{b}: &{b} [{', '.join(['*' + a] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+def test_yaml_alias_bomb_in_front_matter_is_refused(tmp_path):
+    # `who` is checked against a list: a walk of the value would expand it.
+    bomb = GOOD.format(id="bomb", title="Bomb").replace("who: together\n", ALIAS_BOMB + "who: *i\n")
+    assert len(ALIAS_BOMB) < 600
+    [problem] = problems_for(tmp_path, "bomb.md", bomb)
+    assert problem.field == "front matter"
+    assert "anchor or alias (line 9)" in problem.message
+
+
+def test_yaml_alias_bomb_in_pack_yaml_is_refused(tmp_path):
+    folder = make_pack(tmp_path / "pack", files={"ok.md": GOOD.format(id="ok", title="OK")})
+    (folder / "pack.yaml").write_text(
+        ALIAS_BOMB + "id: clinic\ntitle: *i\nversion: 1\nlanguage: en\n"
+        "licence: CC-BY-4.0\nschema_version: 1\n"
+    )
+    problems: list[Problem] = []
+    pack, found = load_pack(folder, problems)
+    assert (pack, found) == (None, [])
+    [problem] = problems
+    assert problem.file.endswith("pack.yaml")
+    assert "anchor or alias (line 1)" in problem.message
+
+
+def test_oversized_front_matter_is_refused(tmp_path):
+    padding = "".join(f"# {'x' * 70}\n" for _ in range(1000))  # 73 kB of comments
+    content = GOOD.format(id="wordy", title="Wordy").replace(
+        "who: together\n", padding + "who: together\n"
+    )
+    [problem] = problems_for(tmp_path, "wordy.md", content)
+    assert problem.field == "front matter"
+    assert "larger than the limit of 64 kB" in problem.message
+
+
+def test_a_fifo_in_a_pack_is_refused_not_read(tmp_path):
+    folder = make_pack(tmp_path / "pack")
+    os.mkfifo(folder / "pipe.md")  # reading it would block start-up for good
+    problems: list[Problem] = []
+    _, found = load_pack(folder, problems)
+    assert found == []
+    assert [p.message for p in problems] == ["is not a regular file; refused"]
+
+
 def test_non_utf8_file(tmp_path):
     content = GOOD.format(id="latin", title="Caf\xe9").encode("latin-1")
     [problem] = problems_for(tmp_path, "latin.md", content)
@@ -262,6 +310,7 @@ def clinic_app(tmp_path, clinic_pack):
     app = create_app(
         instance_path=tmp_path / "instance",
         config={"TESTING": True, "HOMEWORK_ASSIGNMENT_DIRS": [str(clinic_pack)]},
+        create_database=True,
     )
     with app.app_context():
         create_user(get_db(), "admin@example.org", "Ada Admin", "admin", "another long passphrase")

@@ -103,6 +103,7 @@ def test_the_whole_flow_inside_the_host(host, tmp_path):
             "partner_a": "Jo",
             "partner_b": "Kai",
             "csrf_token": csrf(page),
+            "form_key": re.search(r'name="form_key" value="([^"]+)"', page).group(1),
         },
     )
     assert response.status_code == 302

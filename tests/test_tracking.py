@@ -6,12 +6,12 @@ from datetime import time as dt_time
 
 import pytest
 import vobject
-from conftest import csrf_token
+from conftest import csrf_token, form_values
 from test_assign import form_for, post_assign
 from test_couples import add_couple, audit_actions, login_other
 from test_pdf import pdftext
 
-from homework import ratelimits
+from homework import hookimpl, ratelimits
 from homework.calendar import practice_days, practice_reminders
 from homework.storage import write
 
@@ -314,11 +314,11 @@ def test_reminders_spread_over_each_week():
 
 def test_therapist_records_in_session_and_sees_progress(therapist, packet, db):
     couple_id, _ = packet
-    token = csrf_token(therapist, f"/couples/{couple_id}")
+    hidden = form_values(therapist, f"/couples/{couple_id}")
     response = therapist.post(
         "/homework/2/practice",
         data={
-            "csrf_token": token,
+            **hidden,
             "p2-who": "a",
             "p2-practiced_on": TODAY.isoformat(),
             "p2-outcome": "done",
@@ -333,6 +333,53 @@ def test_therapist_records_in_session_and_sees_progress(therapist, packet, db):
     other = login_other(therapist.application)
     token = csrf_token(other, "/")
     assert other.post("/homework/2/practice", data={"csrf_token": token}).status_code == 404
+
+
+def test_an_in_session_record_sent_twice_is_stored_once(therapist, packet, db, app):
+    couple_id, _ = packet
+    events = []
+
+    class Listener:
+        @hookimpl
+        def practice_recorded(self, practice_id, homework_id, couple_id, source):
+            events.append(practice_id)
+
+    app.extensions["homework"].pm.register(Listener())
+    data = {
+        **form_values(therapist, f"/couples/{couple_id}"),
+        "p2-who": "together",
+        "p2-practiced_on": TODAY.isoformat(),
+        "p2-outcome": "done",
+    }
+    first = therapist.post("/homework/2/practice", data=data)
+    again = therapist.post("/homework/2/practice", data=data)  # the Record button re-clicked
+    assert first.status_code == again.status_code == 302
+    assert again.headers["Location"] == first.headers["Location"]
+    assert db.execute("SELECT COUNT(*) FROM practice").fetchone()[0] == 1
+    assert len(events) == 1
+    page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    assert "recorded already; nothing was stored twice" in page
+    # The next form rendered has a key of its own: a second practice is a new record.
+    data.update(form_values(therapist, f"/couples/{couple_id}"))
+    assert therapist.post("/homework/2/practice", data=data).status_code == 302
+    assert db.execute("SELECT COUNT(*) FROM practice").fetchone()[0] == 2
+
+
+def test_an_in_session_record_without_its_key_stores_nothing(therapist, packet, db):
+    couple_id, _ = packet
+    response = therapist.post(
+        "/homework/2/practice",
+        data={
+            "csrf_token": csrf_token(therapist, f"/couples/{couple_id}"),
+            "p2-who": "together",
+            "p2-practiced_on": TODAY.isoformat(),
+            "p2-outcome": "done",
+        },
+    )
+    assert response.status_code == 302
+    page = therapist.get(response.headers["Location"]).get_data(as_text=True)
+    assert "sent without its one-time key" in page
+    assert db.execute("SELECT COUNT(*) FROM practice").fetchone()[0] == 0
 
 
 def test_dashboard_summary_and_exports_reflect_the_records(app, therapist, packet, db):

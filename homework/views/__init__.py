@@ -153,6 +153,7 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
         static_folder=str(static),
         static_url_path="/_static",
     )
+    from ..submissions import new_key
     from . import assign, checkin, couples, handouts, library, main, settings, tracking
 
     main.register(bp)
@@ -177,6 +178,9 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
             "homework_endpoints": _endpoints(),
             "homework_library_problems": _library_problems,
         }
+
+    # Named for homework: a host's templates share this Jinja environment.
+    bp.add_app_template_global(new_key, "homework_form_key")
 
     @bp.app_template_filter("practice_count")
     def practice_count(value: float) -> str:

@@ -6,7 +6,7 @@ from datetime import date
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .. import couples, issuing, tracking
+from .. import couples, issuing, submissions, tracking
 from ..extension import get_state
 from ..forms import ActionForm, CoupleForm
 from ..storage import get_db
@@ -65,13 +65,26 @@ def couple_list():
 @login_required
 def new_couple():
     form = CoupleForm()
+    key_error = None
     if form.validate_on_submit():
-        couple_id = couples.create_couple(get_db(), current_therapist().id, form.data)
-        flash(_("Couple added."), "info")
-        return redirect(url_for("homework.couple", couple_id=couple_id))
-    return render_template("homework/couple_form.html", form=form, couple=None), (
-        400 if form.errors else 200
-    )
+        me = current_therapist().id
+
+        def add(db) -> str:
+            couple_id = couples.insert_couple(db, me, form.data)
+            return url_for("homework.couple", couple_id=couple_id)
+
+        try:
+            done = submissions.run_once(
+                get_db(), me, request.form.get(submissions.FIELD), "couple.new", add
+            )
+        except submissions.SubmissionError as exc:
+            key_error = str(exc)
+        else:
+            flash(_("Couple added.") if done.first else _("This couple was added already."), "info")
+            return redirect(done.result)
+    return render_template(
+        "homework/couple_form.html", form=form, couple=None, key_error=key_error
+    ), (400 if form.errors or key_error else 200)
 
 
 @login_required

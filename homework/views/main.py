@@ -83,28 +83,44 @@ def dashboard_cache() -> RenderedCache:
 
 
 def healthz():
-    """Say whether the database answers and its migrations are current; no login, no PHI."""
+    """Say whether the database answers, takes a write, has its migrations current and
+    room on its disk; no login, no PHI."""
     from pathlib import Path
 
     from ..backups import newest_backup_age_hours
 
-    age = newest_backup_age_hours(Path(current_app.config["HOMEWORK_BACKUP_DIR"]))
+    cfg = current_app.config
+    age = newest_backup_age_hours(Path(cfg["HOMEWORK_BACKUP_DIR"]))
     body = {
         "status": "ok",
         "database": "ok",
         "migrations": "current",
+        "disk": "ok",
         "newest_backup_age_hours": round(age, 2) if age is not None else None,
     }
     status = 200
     try:
         db = storage.get_db()
-        db.execute("SELECT 1").fetchone()
         _, pending = schema.migration_status(db)
         if pending:
             body.update(status="degraded", migrations="pending", pending=pending)
             status = 503
-    except Exception as exc:  # any failure to reach the database is the answer itself
-        current_app.logger.warning("healthz: database unreachable: %s", exc)
-        body.update(status="down", database="unreachable")
+        else:
+            storage.probe_write(db)
+    except Exception as exc:  # any failure to reach or write the database is the answer
+        kind = storage.request_fault(exc)
+        if isinstance(exc, storage.DatabaseLocked) or storage.is_locked_error(exc):
+            kind = "busy"
+        current_app.logger.warning("healthz: database %s: %s", kind or "unreachable", exc)
+        body.update(status="down", database=kind or "unreachable")
         status = 503
-    return jsonify(body), status
+    try:
+        free = storage.free_disk_mb(cfg["HOMEWORK_DATABASE"])
+    except OSError:
+        free = None
+    body["disk_free_mb"] = round(free, 1) if free is not None else None
+    if free is None or free < float(cfg["HOMEWORK_MIN_FREE_DISK_MB"]):
+        body.update(status="down", disk="low" if free is not None else "unreadable")
+        status = 503
+    headers = {"Retry-After": "60"} if status == 503 else {}
+    return jsonify(body), status, headers

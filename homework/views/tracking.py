@@ -5,7 +5,7 @@ from datetime import date, timedelta
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .. import audit, exports, tracking
+from .. import audit, exports, submissions, tracking
 from ..extension import checkin_config, current_brand, emit, public_url_for
 from ..forms import ActionForm, SessionPracticeForm
 from ..storage import get_db, write
@@ -56,9 +56,16 @@ def record_in_session(hw_id: int):
             abort(400)
         flash(" ".join(e for errors in form.errors.values() for e in errors), "error")
     else:
+        back = url_for("homework.couple", couple_id=couple.id) + f"#item-{hw_id}"
+        stored: list[int] = []
+
+        def record(db) -> str:
+            practice_id, _created = store(db)
+            stored.append(practice_id)
+            return back
+
         try:
-            practice_id, _created = tracking.record_practice(
-                get_db(),
+            store = tracking.practice_writer(
                 hw,
                 practiced_on=form.practiced_on.data,
                 who=form.who.data,
@@ -66,17 +73,28 @@ def record_in_session(hw_id: int):
                 source="session",
                 recorded_by=current_therapist().id,
             )
-        except tracking.PracticeError as exc:
+            done = submissions.run_once(
+                get_db(),
+                current_therapist().id,
+                request.form.get(submissions.FIELD),
+                "practice.session",
+                record,
+            )
+        except (tracking.PracticeError, submissions.SubmissionError) as exc:
             flash(str(exc), "error")
         else:
-            emit(
-                "practice_recorded",
-                practice_id=practice_id,
-                homework_id=hw["id"],
-                couple_id=couple.id,
-                source="session",
-            )
-            flash(_("Recorded."), "info")
+            if done.first:
+                emit(
+                    "practice_recorded",
+                    practice_id=stored[0],
+                    homework_id=hw["id"],
+                    couple_id=couple.id,
+                    source="session",
+                )
+                flash(_("Recorded."), "info")
+            else:
+                flash(_("This was recorded already; nothing was stored twice."), "info")
+            return redirect(done.result)
     return redirect(url_for("homework.couple", couple_id=couple.id) + f"#item-{hw_id}")
 
 
