@@ -10,7 +10,7 @@ from flask import current_app
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
 
 from . import accounts, audit, schema, storage
-from .app import ConfigurationError, create_app, prepare_database
+from .app import SECRET_KEY_FILE, ConfigurationError, create_app, prepare_database
 from .couples import clean_name
 from .extension import assignment_pack_folders, get_state
 from .library import CATEGORIES, Problem, load_library, load_pack, validate_file
@@ -284,6 +284,7 @@ def backup_command(out_dir: Path | None, encrypt: bool) -> None:
 
     cfg = current_app.config
     passphrase = _passphrase(confirm=True) if encrypt else None
+    storage.close_db()
     try:
         result = take_backup(
             Path(cfg["HOMEWORK_DATABASE"]),
@@ -291,9 +292,10 @@ def backup_command(out_dir: Path | None, encrypt: bool) -> None:
             out_dir or Path(cfg["HOMEWORK_BACKUP_DIR"]),
             passphrase,
             int(cfg["HOMEWORK_BACKUP_KEEP"]),
+            secret_key=current_app.secret_key,
         )
-    except BackupError as exc:
-        raise click.ClickException(str(exc)) from exc
+    except (BackupError, OSError) as exc:
+        raise click.ClickException(f"{exc}; no backup was made") from exc
     click.echo(
         f"backup {result.path} ({result.size:,} bytes, {result.seconds:.1f} s), integrity ok"
     )
@@ -305,37 +307,64 @@ def backup_command(out_dir: Path | None, encrypt: bool) -> None:
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Restore even though the server seems to be running.")
 def restore_command(archive: Path, force: bool) -> None:
-    """Replace the database and uploads with a backup, after checking it whole.
+    """Replace the database, uploads and secret key with a backup, after checking it whole.
 
     Couples erased since the backup was taken are erased again."""
     from .backups import MAGIC, BackupError, restore
-    from .erasure import replay_ledger
     from .extension import erasure_ledger
 
     cfg = current_app.config
-    if not force and _server_running(Path(current_app.instance_path)):
+    instance = Path(current_app.instance_path)
+    if not force and _server_running(instance):
         raise click.ClickException(
             "homework serve is running on this instance; stop it first (or use --force)"
         )
     with archive.open("rb") as fh:
         encrypted = fh.read(len(MAGIC)) == MAGIC
     passphrase = _passphrase(confirm=False) if encrypted else None
+    key_file = instance / SECRET_KEY_FILE if get_state().standalone else None
+    overridden = key_file is None or _file_key(key_file) != current_app.secret_key
     storage.close_db()
     try:
-        manifest = restore(
-            archive, Path(cfg["HOMEWORK_DATABASE"]), Path(cfg["HOMEWORK_UPLOADS"]), passphrase
+        result = restore(
+            archive,
+            Path(cfg["HOMEWORK_DATABASE"]),
+            Path(cfg["HOMEWORK_UPLOADS"]),
+            passphrase,
+            ledger=erasure_ledger(),
+            secret_key_file=key_file,
         )
-    except BackupError as exc:
+    except (BackupError, OSError) as exc:
         raise click.ClickException(f"{exc}; nothing was changed") from exc
-    db = storage.open_checked(cfg["HOMEWORK_DATABASE"])
+    click.echo(f"restored the backup of {result.manifest['created']} from {archive}")
+    if result.erased_again:
+        click.echo(
+            f"erased again {len(result.erased_again)} couple(s) erased after that backup was taken"
+        )
+    if result.secret_key is None:
+        click.echo(
+            "this backup holds no secret key (an older version made it): check-in links "
+            "printed before work only if this instance's secret key is the old one",
+            err=True,
+        )
+    elif result.secret_key != current_app.secret_key:
+        if key_file is not None and not overridden:
+            click.echo(f"restored the secret key into {key_file}; restart the server")
+        else:
+            click.echo(
+                "the check-in links printed before were made with the backup's secret key, "
+                "but this app's SECRET_KEY is set elsewhere (config.py, FLASK_SECRET_KEY or "
+                "the host app): set it to the backup's (the archive's `secret_key` file) "
+                "or those links stay dead",
+                err=True,
+            )
+
+
+def _file_key(path: Path) -> str | None:
     try:
-        schema.apply_migrations(db)
-        again = replay_ledger(db, erasure_ledger())
-    finally:
-        db.close()
-    click.echo(f"restored the backup of {manifest['created']} from {archive}")
-    if again:
-        click.echo(f"erased again {len(again)} couple(s) erased after that backup was taken")
+        return path.read_text().strip()
+    except OSError:
+        return None
 
 
 def _server_running(instance: Path) -> bool:
