@@ -65,18 +65,42 @@ def migrate_command(list_only: bool) -> None:
 
 @commands.group("audit")
 def audit_group() -> None:
-    """Check the audit log."""
+    """Check the audit log, and print its head to keep elsewhere."""
+
+
+def _anchor_option(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is None:
+        return None
+    try:
+        return audit.parse_anchor(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @audit_group.command("verify")
-def audit_verify() -> None:
+@click.option(
+    "--anchor",
+    "head",
+    metavar="COUNT:HASH",
+    callback=_anchor_option,
+    help="Also check that the log still extends this head (from `homework audit anchor`).",
+)
+def audit_verify(head: audit.Anchor | None) -> None:
     """Check the audit log's hash chain; exit 1 naming the first bad row."""
-    result = audit.verify(storage.get_db())
+    result = audit.verify(storage.get_db(), head)
     if result.ok:
-        click.echo(f"audit log intact: {result.rows} row(s) verified.")
+        extends = f"; it extends the anchor of {head.count} row(s)" if head else ""
+        click.echo(f"audit log intact: {result.rows} row(s) verified{extends}.")
         return
-    click.echo(f"audit log BROKEN at row {result.first_bad_id}: {result.problem}.", err=True)
+    where = f"at row {result.first_bad_id}" if result.first_bad_id is not None else "at its end"
+    click.echo(f"audit log BROKEN {where}: {result.problem}.", err=True)
     sys.exit(1)
+
+
+@audit_group.command("anchor")
+def audit_anchor() -> None:
+    """Print the log's head as COUNT:HASH; keep it off this machine for `verify --anchor`."""
+    click.echo(str(audit.anchor(storage.get_db())))
 
 
 @commands.group("library")

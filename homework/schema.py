@@ -383,3 +383,14 @@ def _rebuild_couples(conn: sqlite3.Connection) -> None:
     for _, _, sql in dependants:
         conn.execute(sql)
 
+
+@migrations(name="0009_audit_log_no_replace")
+def _audit_log_no_replace(db: sqlite_utils.Database) -> None:
+    # INSERT OR REPLACE deletes the row it conflicts with without firing the DELETE
+    # trigger (SQLite fires none for REPLACE unless recursive_triggers is on): refuse any
+    # insert that would meet an existing id or hash, before its conflict is resolved.
+    db.execute(
+        """CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log
+           WHEN EXISTS (SELECT 1 FROM audit_log WHERE id = NEW.id OR hash = NEW.hash)
+           BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"""
+    )
