@@ -59,21 +59,26 @@ def test_verify_detects_a_removed_row(db, auth):
     assert not result.ok and result.first_bad_id == 3
 
 
-def test_audit_log_refuses_replacing_inserts(db, auth):
+def test_audit_log_refuses_replacing_inserts(app, db, auth):
     auth.login()
     row = db.execute("SELECT * FROM audit_log WHERE id = 2").fetchone()
     columns = ", ".join(row.keys())
     marks = ", ".join("?" for _ in row)
+    # A plain connection, as the sqlite3 shell opens one: recursive triggers are off, so
+    # the rows REPLACE deletes would not meet the DELETE trigger.
+    shell = sqlite3.connect(app.config["HOMEWORK_DATABASE"], isolation_level=None)
+    assert shell.execute("PRAGMA recursive_triggers").fetchone()[0] == 0
     for values in (
         [*row[:3], "forged", *row[4:]],  # the same id: would replace row 2
         [None, *row[1:3], "forged", *row[4:]],  # the same hash under a new id
     ):
         try:
-            db.execute(f"INSERT OR REPLACE INTO audit_log ({columns}) VALUES ({marks})", values)  # noqa: S608
+            shell.execute(f"INSERT OR REPLACE INTO audit_log ({columns}) VALUES ({marks})", values)  # noqa: S608
         except sqlite3.IntegrityError as exc:
             assert "append-only" in str(exc)
         else:
             raise AssertionError("INSERT OR REPLACE was allowed")
+    shell.close()
     assert db.execute("SELECT action FROM audit_log WHERE id = 2").fetchone()[0] == row["action"]
     assert audit.verify(db).ok
 
@@ -109,7 +114,12 @@ def test_verify_against_an_anchor_detects_removed_newest_rows(app, db, auth):
 
 
 def test_verify_refuses_a_malformed_anchor(app):
-    for bad in ("12", "x:" + "0" * 64, "3:" + "0" * 63, "3:" + "G" * 64):
+    for bad, says in (
+        ("12", "give the anchor as COUNT:HASH"),
+        ("x:" + "0" * 64, "give the anchor as COUNT:HASH"),
+        ("3:" + "0" * 63, "give the anchor as COUNT:HASH"),
+        ("3:" + "G" * 64, "64 lowercase hexadecimal digits"),
+    ):
         result = homework_cli("audit", "verify", "--anchor", bad, instance=app.instance_path)
         assert result.returncode == 2, bad
-        assert "anchor" in result.stderr and result.stderr.count("\n") == 1
+        assert says in result.stderr and result.stderr.count("\n") == 1, result.stderr

@@ -177,7 +177,8 @@ def plaintext_copies(instance: Path) -> list[str]:
     """Files other than the database itself that hold an unencrypted SQLite database."""
     found = []
     for p in instance.rglob("*"):
-        if p.is_file() and not p.name.startswith("homework.db"):
+        live = p.parent == instance and p.name.startswith("homework.db")
+        if p.is_file() and not live:
             with p.open("rb") as fh:
                 if b"SQLite format 3\0" in fh.read():
                     found.append(str(p.relative_to(instance)))
