@@ -379,7 +379,6 @@ def _bring_up_to_date(staged: Path, ledger: Path) -> list[int]:
     """Migrate the unpacked copy and erase again whoever the ledger names, before it
     becomes the database: an interrupted restore can never leave them back."""
     try:
-        erasure.upgrade_ledger(ledger)
         db = connect(staged)
         try:
             schema.apply_migrations(db)
@@ -472,6 +471,10 @@ def restore(
                     target = uploads / name.removeprefix("uploads/")
                     _install(work / name, target, _mode_of(target), _owner_of(target))
             _swap_database(work / DATABASE, db_path, owner)
+            # Older id-only lines were read in their explicit sense; now say it in the file
+            # (a failure here leaves them as they were, still read the same way).
+            with contextlib.suppress(OSError):
+                erasure.upgrade_ledger(ledger)
             key = None
             if SECRET_KEY in manifest["files"]:
                 key = (work / SECRET_KEY).read_text().strip()

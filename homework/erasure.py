@@ -100,16 +100,15 @@ def read_ledger(ledger: Path) -> list[Erased]:
     return [_parse(line, n, ledger) for n, line in enumerate(lines, 1) if line.strip()]
 
 
-def upgrade_ledger(ledger: Path) -> int:
-    """Rewrite lines that name a couple by id alone in the explicit older form; return how
-    many lines name couples that way (0: nothing was rewritten). The file is replaced
-    whole, never left half-written."""
+def upgrade_ledger(ledger: Path) -> bool:
+    """Rewrite lines that name a couple by id alone in the explicit older form; return
+    whether the file was rewritten. It is replaced whole, never left half-written."""
     if not ledger.is_file():
-        return 0
+        return False
     entries = read_ledger(ledger)
     text = "".join(_line(e) + "\n" for e in entries)
     if text == ledger.read_text(encoding="utf-8"):
-        return 0
+        return False
     partial = ledger.with_name(f".{ledger.name}.upgrade")
     with partial.open("w", encoding="utf-8") as fh:
         fh.write(text)
@@ -121,7 +120,7 @@ def upgrade_ledger(ledger: Path) -> int:
         os.chown(partial, st.st_uid, st.st_gid)
     partial.replace(ledger)
     _fsync_dir(ledger.parent)
-    return sum(1 for e in entries if e.couple_uuid is None)
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:
