@@ -208,6 +208,12 @@ def take_backup(
     if not out_dir.is_dir():
         out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         _give(out_dir, owner)
+        _fsync_dir(out_dir.parent)
+    elif owner and out_dir.parent == db_path.parent:
+        # The instance's own backup folder, left to root by an earlier root-run backup:
+        # the server (reporting the newest backup's age) must be able to read it.
+        for path in (out_dir, *list_backups(out_dir)):
+            _give(path, owner)
     with _locked(out_dir, "backup"):
         _remove_debris(out_dir, _PARTIAL)
         files = {DATABASE: _snapshot(db_path)}
@@ -413,9 +419,9 @@ def _mode_of(path: Path) -> int:
         return 0o600
 
 
-def _swap_database(staged: Path, db_path: Path, owner: tuple[int, int] | None) -> None:
-    """Put the staged database in place of the live one, crash-safe at every step."""
-    mode = _mode_of(db_path)
+@contextlib.contextmanager
+def _held_still(db_path: Path, owner: tuple[int, int] | None) -> Iterator[None]:
+    """Keep the app's writers out, with the old database whole in its own file."""
     release_connections(db_path)  # this process's idle ones still point at the old file
     lock = db_path.with_name(db_path.name + "-writer.lock")
     with _locked(lock, "writer of the database", owner):  # the app's writers queue here
@@ -434,11 +440,16 @@ def _swap_database(staged: Path, db_path: Path, owner: tuple[int, int] | None) -
                     "the database is in use by another process (is the server running?); "
                     "stop it and try again"
                 )
-        _install(staged, db_path, mode, owner)
-        # Only now is the old database gone: its (empty) WAL and index can go too.
-        for suffix in ("-wal", "-shm"):
-            db_path.with_name(db_path.name + suffix).unlink(missing_ok=True)
-        _fsync_dir(db_path.parent)
+        yield
+
+
+def _swap_database(staged: Path, db_path: Path, mode: int, owner: tuple[int, int] | None) -> None:
+    """Rename the staged database over the live one (call inside `_held_still`)."""
+    _install(staged, db_path, mode, owner)
+    # Only now is the old database gone: its (empty) WAL and index can go too.
+    for suffix in ("-wal", "-shm"):
+        db_path.with_name(db_path.name + suffix).unlink(missing_ok=True)
+    _fsync_dir(db_path.parent)
 
 
 def restore(
@@ -463,14 +474,16 @@ def restore(
         try:
             manifest = unpack(archive, passphrase, work)
             erased = _bring_up_to_date(work / DATABASE, ledger)
-            for name in manifest["files"]:
-                if name.startswith("uploads/"):
-                    if not uploads.is_dir():
-                        uploads.mkdir(parents=True, mode=0o700)
-                        _give(uploads, owner)
-                    target = uploads / name.removeprefix("uploads/")
-                    _install(work / name, target, _mode_of(target), _owner_of(target))
-            _swap_database(work / DATABASE, db_path, owner)
+            mode = _mode_of(db_path)
+            with _held_still(db_path, owner):
+                for name in manifest["files"]:
+                    if name.startswith("uploads/"):
+                        if not uploads.is_dir():
+                            uploads.mkdir(parents=True, mode=0o700)
+                            _give(uploads, owner)
+                        target = uploads / name.removeprefix("uploads/")
+                        _install(work / name, target, _mode_of(target), _owner_of(target))
+                _swap_database(work / DATABASE, db_path, mode, owner)
             # Older id-only lines were read in their explicit sense; now say it in the file
             # (a failure here leaves them as they were, still read the same way).
             with contextlib.suppress(OSError):

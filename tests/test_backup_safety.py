@@ -298,6 +298,7 @@ def test_root_run_backup_and_restore_keep_the_service_users_files(tmp_path):
     for p in [instance, *instance.rglob("*")]:
         os.chown(p, service, service)
     os.chmod(instance / "homework.db", 0o640)
+    (instance / "backups").mkdir(mode=0o700)  # left to root by an earlier root-run backup
 
     def not_the_service_users() -> list[str]:
         return [
