@@ -203,3 +203,16 @@ def test_a_line_torn_by_a_crash_does_not_swallow_the_next_erasure(tmp_path):
     assert erase_couple(db, 1, None, ledger)
     db.close()
     assert [e.couple_uuid for e in read_ledger(ledger)] == [uuid]
+
+
+def test_a_couples_export_names_it_by_its_uuid(therapist, db):
+    import io
+    import zipfile
+
+    from test_couples import add_couple
+
+    couple_id = add_couple(therapist)
+    response = therapist.get(f"/couples/{couple_id}/export.zip")
+    data = json.loads(zipfile.ZipFile(io.BytesIO(response.data)).read("couple.json"))
+    stored = db.execute("SELECT uuid FROM couples WHERE id = ?", [couple_id]).fetchone()[0]
+    assert UUID4.match(stored) and data["couple"]["uuid"] == stored
