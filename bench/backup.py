@@ -28,7 +28,8 @@ def main() -> None:
         plain = take_backup(db, instance / "uploads", Path(tmp) / "backups")
         encrypted = take_backup(db, instance / "uploads", Path(tmp) / "backups", "a passphrase")
         started = time.perf_counter()
-        restore(plain.path, Path(tmp) / "restored.db", Path(tmp) / "uploads")
+        ledger = Path(tmp) / "erasures.jsonl"
+        restore(plain.path, Path(tmp) / "restored.db", Path(tmp) / "uploads", ledger=ledger)
         restore_s = time.perf_counter() - started
         result = {
             "benchmark": "backup",

@@ -67,8 +67,38 @@ class VerifyResult:
     problem: str = ""
 
 
-def verify(db: sqlite_utils.Database) -> VerifyResult:
-    """Walk the chain from the start; report the first row that does not fit."""
+@dataclass(frozen=True)
+class Anchor:
+    """The head of the chain at one moment: how many rows, and the hash of the last."""
+
+    count: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.count}:{self.hash}"
+
+
+def anchor(db: sqlite_utils.Database) -> Anchor:
+    """Return the chain's current head, for the operator to keep off the machine."""
+    count = db.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0]
+    last = db.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    return Anchor(count, last[0] if last else GENESIS)
+
+
+def parse_anchor(text: str) -> Anchor:
+    """Read `COUNT:HASH` as printed by `homework audit anchor`; ValueError says what is wrong."""
+    count, sep, digest = text.strip().partition(":")
+    if not sep or not count.isdigit() or len(digest) != 64:
+        raise ValueError("give the anchor as COUNT:HASH, as `homework audit anchor` printed it")
+    if any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError("the anchor's HASH must be 64 lowercase hexadecimal digits")
+    return Anchor(int(count), digest)
+
+
+def verify(db: sqlite_utils.Database, head: Anchor | None = None) -> VerifyResult:
+    """Walk the chain from the start; report the first row that does not fit. With
+    `head`, also check that the log still extends it: the row at that count has that hash.
+    (The chain alone cannot tell when its newest rows, or all of them, were removed.)"""
     prev_hash = GENESIS
     count = 0
     expected_id = None
@@ -86,6 +116,22 @@ def verify(db: sqlite_utils.Database) -> VerifyResult:
             return VerifyResult(False, count, rid, where)
         if _row_hash(row_prev, at, actor_id, action, otype, oid, detail) != row_hash:
             return VerifyResult(False, count, rid, f"row {rid} was altered")
+        if head is not None and count == head.count and row_hash != head.hash:
+            return VerifyResult(
+                False,
+                count,
+                rid,
+                f"row {rid} is not the anchor's row {head.count}: the log was rewritten or "
+                "replaced after the anchor was taken",
+            )
         prev_hash = row_hash
         expected_id = rid + 1
+    if head is not None and count < head.count:
+        return VerifyResult(
+            False,
+            count,
+            None,
+            f"the log has {count} row(s) but had {head.count} when the anchor was taken: "
+            "the newest rows were removed",
+        )
     return VerifyResult(True, count)

@@ -12,7 +12,13 @@ from flask import current_app
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
 
 from . import accounts, audit, schema, storage
-from .app import MIGRATION_WAIT_MS, ConfigurationError, create_app, prepare_database
+from .app import (
+    MIGRATION_WAIT_MS,
+    SECRET_KEY_FILE,
+    ConfigurationError,
+    create_app,
+    prepare_database,
+)
 from .couples import clean_name
 from .extension import assignment_pack_folders, get_state
 from .library import CATEGORIES, Problem, load_library, load_pack, validate_file
@@ -90,18 +96,42 @@ def migrate_command(list_only: bool) -> None:
 
 @commands.group("audit")
 def audit_group() -> None:
-    """Check the audit log."""
+    """Check the audit log, and print its head to keep elsewhere."""
+
+
+def _anchor_option(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is None:
+        return None
+    try:
+        return audit.parse_anchor(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @audit_group.command("verify")
-def audit_verify() -> None:
+@click.option(
+    "--anchor",
+    "head",
+    metavar="COUNT:HASH",
+    callback=_anchor_option,
+    help="Also check that the log still extends this head (from `homework audit anchor`).",
+)
+def audit_verify(head: audit.Anchor | None) -> None:
     """Check the audit log's hash chain; exit 1 naming the first bad row."""
-    result = audit.verify(storage.get_db())
+    result = audit.verify(storage.get_db(), head)
     if result.ok:
-        click.echo(f"audit log intact: {result.rows} row(s) verified.")
+        extends = f"; it extends the anchor of {head.count} row(s)" if head else ""
+        click.echo(f"audit log intact: {result.rows} row(s) verified{extends}.")
         return
-    click.echo(f"audit log BROKEN at row {result.first_bad_id}: {result.problem}.", err=True)
+    where = f"at row {result.first_bad_id}" if result.first_bad_id is not None else "at its end"
+    click.echo(f"audit log BROKEN {where}: {result.problem}.", err=True)
     sys.exit(1)
+
+
+@audit_group.command("anchor")
+def audit_anchor() -> None:
+    """Print the log's head as COUNT:HASH; keep it off this machine for `verify --anchor`."""
+    click.echo(str(audit.anchor(storage.get_db())))
 
 
 @commands.group("library")
@@ -309,6 +339,7 @@ def backup_command(out_dir: Path | None, encrypt: bool) -> None:
 
     cfg = current_app.config
     passphrase = _passphrase(confirm=True) if encrypt else None
+    storage.close_db()
     try:
         result = take_backup(
             Path(cfg["HOMEWORK_DATABASE"]),
@@ -316,9 +347,10 @@ def backup_command(out_dir: Path | None, encrypt: bool) -> None:
             out_dir or Path(cfg["HOMEWORK_BACKUP_DIR"]),
             passphrase,
             int(cfg["HOMEWORK_BACKUP_KEEP"]),
+            secret_key=current_app.secret_key,
         )
-    except BackupError as exc:
-        raise click.ClickException(str(exc)) from exc
+    except (BackupError, OSError) as exc:
+        raise click.ClickException(f"{exc}; no backup was made") from exc
     click.echo(
         f"backup {result.path} ({result.size:,} bytes, {result.seconds:.1f} s), integrity ok"
     )
@@ -332,37 +364,64 @@ def backup_command(out_dir: Path | None, encrypt: bool) -> None:
 @_opens_database(create=False, auto_migrate=False)  # a new machine has no database yet
 @with_appcontext
 def restore_command(archive: Path, force: bool) -> None:
-    """Replace the database and uploads with a backup, after checking it whole.
+    """Replace the database, uploads and secret key with a backup, after checking it whole.
 
     Couples erased since the backup was taken are erased again."""
     from .backups import MAGIC, BackupError, restore
-    from .erasure import replay_ledger
     from .extension import erasure_ledger
 
     cfg = current_app.config
-    if not force and _server_running(Path(current_app.instance_path)):
+    instance = Path(current_app.instance_path)
+    if not force and _server_running(instance):
         raise click.ClickException(
             "homework serve is running on this instance; stop it first (or use --force)"
         )
     with archive.open("rb") as fh:
         encrypted = fh.read(len(MAGIC)) == MAGIC
     passphrase = _passphrase(confirm=False) if encrypted else None
+    key_file = instance / SECRET_KEY_FILE if get_state().standalone else None
+    overridden = key_file is None or _file_key(key_file) != current_app.secret_key
     storage.close_db()
     try:
-        manifest = restore(
-            archive, Path(cfg["HOMEWORK_DATABASE"]), Path(cfg["HOMEWORK_UPLOADS"]), passphrase
+        result = restore(
+            archive,
+            Path(cfg["HOMEWORK_DATABASE"]),
+            Path(cfg["HOMEWORK_UPLOADS"]),
+            passphrase,
+            ledger=erasure_ledger(),
+            secret_key_file=key_file,
         )
-    except BackupError as exc:
+    except (BackupError, OSError) as exc:
         raise click.ClickException(f"{exc}; nothing was changed") from exc
-    db = storage.open_checked(cfg["HOMEWORK_DATABASE"])
+    click.echo(f"restored the backup of {result.manifest['created']} from {archive}")
+    if result.erased_again:
+        click.echo(
+            f"erased again {len(result.erased_again)} couple(s) erased after that backup was taken"
+        )
+    if result.secret_key is None:
+        click.echo(
+            "this backup holds no secret key (an older version made it): check-in links "
+            "printed before work only if this instance's secret key is the old one",
+            err=True,
+        )
+    elif result.secret_key != current_app.secret_key:
+        if key_file is not None and not overridden:
+            click.echo(f"restored the secret key into {key_file}; restart the server")
+        else:
+            click.echo(
+                "the check-in links printed before were made with the backup's secret key, "
+                "but this app's SECRET_KEY is set elsewhere (config.py, FLASK_SECRET_KEY or "
+                "the host app): set it to the backup's (the archive's `secret_key` file) "
+                "or those links stay dead",
+                err=True,
+            )
+
+
+def _file_key(path: Path) -> str | None:
     try:
-        schema.apply_migrations(db)
-        again = replay_ledger(db, erasure_ledger())
-    finally:
-        db.close()
-    click.echo(f"restored the backup of {manifest['created']} from {archive}")
-    if again:
-        click.echo(f"erased again {len(again)} couple(s) erased after that backup was taken")
+        return path.read_text().strip()
+    except OSError:
+        return None
 
 
 def _server_running(instance: Path) -> bool:

@@ -48,6 +48,7 @@ class Couple:
     archived: bool
     created_at: str
     updated_at: str
+    uuid: str = ""  # never reused, unlike `id` before 0008; what the erasure ledger names
 
     @classmethod
     def unsaved(cls, partner_a: str, partner_b: str) -> "Couple":

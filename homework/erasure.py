@@ -1,8 +1,14 @@
 """Erasing a couple: every row that refers to them, their check-in links; a ledger that
-outlives restores, so an erased couple stays erased when an older backup comes back."""
+outlives restores, so an erased couple stays erased when an older backup comes back.
+
+The ledger (`erasures.jsonl`) names each erased couple by its UUID, which is never given
+to another couple. Lines written before couples had UUIDs name only a row id, and row ids
+were handed out again after an erasure; such a line is read as "the couple with this id
+that was created before this erasure", and rewritten in that explicit form."""
 
 import json
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,13 +21,131 @@ from .storage import write
 TABLES = ("practice", "checkin_tokens", "homework", "packets")
 
 
-def _append_ledger(ledger: Path, couple_id: int) -> None:
-    ledger.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"couple_id": couple_id, "erased_at": datetime.now(UTC).isoformat()})
-    with ledger.open("a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
+class LedgerError(RuntimeError):
+    """The erasure ledger cannot be read; the message names the line."""
+
+
+@dataclass(frozen=True)
+class Erased:
+    """One ledger line: a couple by UUID, or (older lines) by id and creation time."""
+
+    erased_at: str
+    couple_uuid: str | None = None
+    couple_id: int | None = None
+    created_before: str | None = None
+
+    def find(self, db: sqlite_utils.Database) -> int | None:
+        """Return the id of the couple this line names in `db`, if it is there."""
+        if self.couple_uuid:
+            row = db.execute("SELECT id FROM couples WHERE uuid = ?", [self.couple_uuid])
+            found = row.fetchone()
+            return found[0] if found else None
+        row = db.execute(
+            "SELECT id, created_at FROM couples WHERE id = ?", [self.couple_id]
+        ).fetchone()
+        if row is None or _when(row[1]) > _when(self.created_before or ""):
+            return None  # a later couple that was given the same id: not the one erased
+        return row[0]
+
+
+def _when(stamp: str) -> datetime:
+    moment = datetime.fromisoformat(stamp)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _parse(line: str, number: int, ledger: Path) -> Erased:
+    try:
+        data = json.loads(line)
+        erased_at = str(data["erased_at"])
+        _when(erased_at)
+        if data.get("couple_uuid"):
+            return Erased(erased_at, couple_uuid=str(data["couple_uuid"]))
+        couple_id = int(data["couple_id"])
+        created_before = str(data.get("created_before") or erased_at)
+        _when(created_before)
+        return Erased(erased_at, couple_id=couple_id, created_before=created_before)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise LedgerError(
+            f"line {number} of the erasure ledger {ledger} cannot be read ({line[:80]!r}); "
+            "restore that line from a copy of the ledger before restoring a backup"
+        ) from None
+
+
+def _line(entry: Erased) -> str:
+    if entry.couple_uuid:
+        data: dict = {"couple_uuid": entry.couple_uuid, "erased_at": entry.erased_at}
+    else:
+        data = {
+            "couple_id": entry.couple_id,
+            "created_before": entry.created_before,
+            "erased_at": entry.erased_at,
+        }
+    return json.dumps(data)
+
+
+def read_ledger(ledger: Path) -> list[Erased]:
+    """Every erasure the ledger records, oldest first.
+
+    A last line without its newline is one whose writer died mid-write, before it erased
+    anything (the line is written before the rows are deleted): it is left out. Any other
+    unreadable line stops the reader, because skipping it would bring that couple back."""
+    if not ledger.is_file():
+        return []
+    text = ledger.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    elif lines:
+        lines.pop()  # torn: its erasure never ran
+    return [_parse(line, n, ledger) for n, line in enumerate(lines, 1) if line.strip()]
+
+
+def upgrade_ledger(ledger: Path) -> bool:
+    """Rewrite lines that name a couple by id alone in the explicit older form; return
+    whether the file was rewritten. It is replaced whole, never left half-written."""
+    if not ledger.is_file():
+        return False
+    entries = read_ledger(ledger)
+    text = "".join(_line(e) + "\n" for e in entries)
+    if text == ledger.read_text(encoding="utf-8"):
+        return False
+    partial = ledger.with_name(f".{ledger.name}.upgrade")
+    with partial.open("w", encoding="utf-8") as fh:
+        fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
+    st = ledger.stat()
+    os.chmod(partial, st.st_mode & 0o7777)
+    if os.geteuid() == 0:
+        os.chown(partial, st.st_uid, st.st_gid)
+    partial.replace(ledger)
+    _fsync_dir(ledger.parent)
+    return True
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _append_ledger(ledger: Path, entry: Erased) -> None:
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    fresh = not ledger.exists()
+    with ledger.open("a+b") as fh:
+        # A line torn by a crash (its erasure never ran) would swallow this one: cut it.
+        fh.seek(0)
+        kept = fh.read().rfind(b"\n") + 1
+        if kept != fh.tell():
+            fh.truncate(kept)
+        fh.write(_line(entry).encode() + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    if fresh:
+        os.chmod(ledger, 0o600)
+        _fsync_dir(ledger.parent)
 
 
 def erase_couple(
@@ -31,9 +155,10 @@ def erase_couple(
 
     The ledger line is written (and synced) first: if the database write then failed, a
     later restore would still finish the erasure the admin asked for."""
-    if db.execute("SELECT 1 FROM couples WHERE id = ?", [couple_id]).fetchone() is None:
+    row = db.execute("SELECT uuid FROM couples WHERE id = ?", [couple_id]).fetchone()
+    if row is None:
         return False
-    _append_ledger(ledger, couple_id)
+    _append_ledger(ledger, Erased(datetime.now(UTC).isoformat(), couple_uuid=row[0]))
     _erase(db, couple_id, actor_id, "couple.erased")
     return True
 
@@ -54,16 +179,12 @@ def _erase(db: sqlite_utils.Database, couple_id: int, actor_id: int | None, acti
 
 
 def replay_ledger(db: sqlite_utils.Database, ledger: Path) -> list[int]:
-    """Erase again every ledger couple that a restored database brought back."""
-    if not ledger.is_file():
-        return []
+    """Erase again every ledger couple that a restored database brought back; return
+    their ids. Raises LedgerError, having erased nothing, if a line cannot be read."""
     erased = []
-    for line in ledger.read_text(encoding="utf-8").splitlines():
-        try:
-            couple_id = int(json.loads(line)["couple_id"])
-        except (ValueError, KeyError, TypeError):
-            continue
-        if db.execute("SELECT 1 FROM couples WHERE id = ?", [couple_id]).fetchone():
+    for entry in read_ledger(ledger):
+        couple_id = entry.find(db)
+        if couple_id is not None:
             _erase(db, couple_id, None, "couple.erased_again_after_restore")
             erased.append(couple_id)
     return erased

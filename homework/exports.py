@@ -15,8 +15,9 @@ from .tracking import export_rows
 ARCHIVE_README = """This archive holds everything homework stored for one couple.
 
 couple.json
-  couple      label, the partners' names, pronouns and languages, safety flags, the
-              therapist's private notes, created/updated times.
+  couple      id, uuid (an identifier never given to another couple), label, the
+              partners' names, pronouns and languages, safety flags, the therapist's
+              private notes, created/updated times.
   homework    every item they were given: assignment id and version, title, dates,
               frequency, status, the personalization values and the exact text
               snapshot they were handed (with its sha256).

@@ -1,5 +1,8 @@
 """The database schema: named migrations, applied in order, each in its own transaction."""
 
+import sqlite3
+import uuid
+
 import sqlite_utils
 from sqlite_utils import Migrations
 
@@ -288,6 +291,118 @@ def _owner_changes(db: sqlite_utils.Database) -> None:
             f"CREATE TRIGGER couples_{event.lower()}_changes AFTER {event} ON couples"
             f" BEGIN {body} END"
         )
+
+
+# A version-4 UUID made by SQLite itself, so every way a couple is added (the app, a
+# plugin, a script) gets one without being told.
+_SQL_UUID4 = (
+    "(lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4'"
+    " || substr(hex(randomblob(2)), 2) || '-'"
+    " || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2)"
+    " || '-' || hex(randomblob(6))))"
+)
+# Couples that existed before 0008 get a UUID derived from their id and creation time, so
+# the same couple has the same UUID in the live database and in every older backup that
+# is migrated on restore: an erasure recorded by UUID then matches it in either.
+LEGACY_COUPLE_NAMESPACE = uuid.UUID("6f1d3a52-37c4-4c1e-9d0b-0b6a4c1f2e90")
+
+
+def legacy_couple_uuid(couple_id: int, created_at: str) -> str:
+    """Return the UUID 0008 gives a couple that existed before it."""
+    return str(uuid.uuid5(LEGACY_COUPLE_NAMESPACE, f"couple:{couple_id}:{created_at}"))
+
+
+@migrations(name="0008_couples_never_reuse_ids", transactional=False)
+def _couples_never_reuse_ids(db: sqlite_utils.Database) -> None:
+    # Erasing the newest couple let SQLite hand its id to the next one, and the erasure
+    # ledger (which named couples by id) then erased that innocent couple on restore.
+    # Couples get a UUID, and AUTOINCREMENT so no row id is ever handed out twice.
+    # SQLite cannot add AUTOINCREMENT to a table: it is rebuilt, with foreign keys off
+    # (they cannot be switched inside a transaction, hence transactional=False) and every
+    # index and trigger that names the table recreated from its own SQL.
+    if "uuid" in db["couples"].columns_dict:
+        return  # applied, then interrupted before it was recorded
+    conn = db.conn
+    foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.create_function("legacy_couple_uuid", 2, legacy_couple_uuid, deterministic=True)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            _rebuild_couples(conn)
+            problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise sqlite3.IntegrityError(f"foreign keys broken by 0008: {problems[:5]}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute(f"PRAGMA foreign_keys = {int(foreign_keys)}")
+
+
+def _rebuild_couples(conn: sqlite3.Connection) -> None:
+    # Triggers of other tables that read couples would fail the rename: drop them first.
+    dependants = conn.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND ("
+        " (type = 'index' AND tbl_name = 'couples') OR (type IN ('trigger', 'view')"
+        " AND (tbl_name = 'couples' OR sql LIKE '%couples%')))"
+    ).fetchall()
+    for kind, name, _ in dependants:
+        if kind != "index":
+            conn.execute(f'DROP {kind.upper()} "{name}"')
+    columns = (
+        "owner_id, label, partner_a, partner_a_pronouns, partner_a_language, partner_b,"
+        " partner_b_pronouns, partner_b_language, notes, flags, archived, created_at,"
+        " updated_at"
+    )
+    conn.execute(
+        f"""CREATE TABLE couples_0008 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            uuid TEXT NOT NULL UNIQUE DEFAULT {_SQL_UUID4},
+            owner_id INTEGER NOT NULL,
+            label TEXT NOT NULL,
+            partner_a TEXT NOT NULL,
+            partner_a_pronouns TEXT NOT NULL DEFAULT '',
+            partner_a_language TEXT NOT NULL DEFAULT '',
+            partner_b TEXT NOT NULL,
+            partner_b_pronouns TEXT NOT NULL DEFAULT '',
+            partner_b_language TEXT NOT NULL DEFAULT '',
+            notes TEXT NOT NULL DEFAULT '',
+            flags TEXT NOT NULL DEFAULT '[]',
+            archived INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    conn.execute(
+        f"INSERT INTO couples_0008 (id, uuid, {columns})"  # noqa: S608 (constant names)
+        f" SELECT id, legacy_couple_uuid(id, created_at), {columns} FROM couples"
+    )
+    conn.execute("DROP TABLE couples")
+    conn.execute("ALTER TABLE couples_0008 RENAME TO couples")
+    # Ids of couples erased before this migration were free to be handed out again: start
+    # the sequence past every couple id the audit log has ever named.
+    conn.execute("DELETE FROM sqlite_sequence WHERE name = 'couples'")
+    conn.execute(
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'couples', MAX(IFNULL(MAX(id), 0),"
+        " (SELECT IFNULL(MAX(object_id), 0) FROM audit_log WHERE object_type = 'couple'))"
+        " FROM couples"
+    )
+    for _, _, sql in dependants:
+        conn.execute(sql)
+
+
+@migrations(name="0009_audit_log_no_replace")
+def _audit_log_no_replace(db: sqlite_utils.Database) -> None:
+    # INSERT OR REPLACE deletes the row it conflicts with without firing the DELETE
+    # trigger (SQLite fires none for REPLACE unless recursive_triggers is on): refuse any
+    # insert that would meet an existing id or hash, before its conflict is resolved.
+    db.execute(
+        """CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log
+           WHEN EXISTS (SELECT 1 FROM audit_log WHERE id = NEW.id OR hash = NEW.hash)
+           BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"""
+    )
 
 
 @migrations(name="0010_form_submissions")
