@@ -1,3 +1,4 @@
+import threading
 import time
 
 import pytest
@@ -140,6 +141,64 @@ def test_five_failures_lock_the_account_for_a_while(client, auth):
     assert response.status_code == 429
     assert "Too many failed sign-ins" in response.get_data(as_text=True)
     assert client.get("/").status_code == 302
+
+
+def test_a_refused_login_says_when_to_come_back_and_is_audited(client, auth, db):
+    for _ in range(5):
+        auth.login(password="wrong password")
+    response = auth.login()
+    assert response.status_code == 429
+    # The window is 15 minutes and began with the first failure a moment ago.
+    assert 14 * 60 < int(response.headers["Retry-After"]) <= 15 * 60
+    throttled = db.execute(
+        "SELECT actor_id, object_type, object_id, detail FROM audit_log"
+        " WHERE action = 'login.throttled'"
+    ).fetchall()
+    assert [tuple(r) for r in throttled] == [(None, "user", 2, '{"step":"password"}')]
+
+
+def test_concurrent_wrong_passwords_get_no_more_tries_than_the_cap(app, db, monkeypatch):
+    """Twelve wrong passwords at once: five are checked, seven refused, whatever the order."""
+    from homework import accounts
+
+    attempts = 12
+    clients = []
+    for _ in range(attempts):
+        client = app.test_client()
+        clients.append((client, csrf_token(client, "/login")))
+    gate = threading.Condition()
+    state = {"verifying": 0, "answered": 0}
+    real_verify = accounts.verify_password
+
+    def verify_when_all_arrived(stored_hash, password):
+        # The worst interleaving, forced: no password is checked until every attempt is
+        # either checking one or already answered, so none has recorded a failure yet.
+        with gate:
+            state["verifying"] += 1
+            gate.notify_all()
+            gate.wait_for(lambda: state["verifying"] + state["answered"] == attempts, 120)
+        return real_verify(stored_hash, password)
+
+    monkeypatch.setattr(accounts, "verify_password", verify_when_all_arrived)
+    statuses = []
+
+    def attempt(client, token):
+        data = {"email": "therapist@example.org", "password": "wrong guess", "csrf_token": token}
+        status = client.post("/login", data=data).status_code
+        with gate:
+            statuses.append(status)
+            state["answered"] += 1
+            gate.notify_all()
+
+    threads = [threading.Thread(target=attempt, args=pair) for pair in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] * 5 + [429] * 7
+    assert state["verifying"] == 5
+    counts = dict(db.execute("SELECT action, COUNT(*) FROM audit_log GROUP BY action").fetchall())
+    assert counts["login.failed"] == 5 and counts["login.throttled"] == 7
 
 
 def test_lock_expires_after_the_window(client, auth, monkeypatch):

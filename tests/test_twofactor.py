@@ -65,6 +65,26 @@ def test_login_needs_the_code_after_the_password(app, therapist, auth):
     assert fresh.get("/").status_code == 200
 
 
+def test_a_one_time_code_is_accepted_once_from_anywhere(app, therapist, db):
+    secret, _ = enrol(therapist)
+    code = pyotp.TOTP(secret).now()
+    first = app.test_client()
+    sign_in(first)
+    assert send_code(first, code).status_code == 302
+    # Someone who saw the code (and knows the password) tries it within its 90 s window.
+    replay = app.test_client()
+    sign_in(replay)
+    response = send_code(replay, code)
+    assert response.status_code == 400 and "used already" in response.get_data(as_text=True)
+    assert replay.get("/").status_code == 302
+    # The next code from the app still works.
+    moment = time.time() + 30
+    assert send_code(replay, pyotp.TOTP(secret).at(moment)).status_code == 302
+    assert replay.get("/").status_code == 200
+    step = db.execute("SELECT totp_last_step FROM users WHERE id = 2").fetchone()[0]
+    assert step == int(moment // 30)
+
+
 def test_wrong_codes_are_throttled_like_passwords(app, therapist):
     secret, _ = enrol(therapist)
     fresh = app.test_client()

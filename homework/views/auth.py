@@ -55,7 +55,7 @@ def login():
         form.next.data = request.args.get("next", "")
         if current_therapist() is not None:
             return redirect(safe_next(form.next.data))
-    status = 200
+    status, headers = 200, {}
     if form.validate_on_submit():
         db = get_db()
         try:
@@ -64,7 +64,8 @@ def login():
             )
         except accounts.LoginRefused as exc:
             flash(str(exc), "error")
-            status = 429 if isinstance(exc, accounts.LoginThrottled) else 200
+            if isinstance(exc, accounts.LoginThrottled):
+                status, headers = 429, {"Retry-After": str(exc.retry_after)}
         else:
             if user.two_factor:
                 # Password right; the session starts only after the second step.
@@ -76,10 +77,7 @@ def login():
     elif request.method == "POST":
         status = 400
     expired = g.get("homework_session_expired", False)
-    return (
-        render_template("homework/login.html", form=form, expired=expired),
-        status,
-    )
+    return render_template("homework/login.html", form=form, expired=expired), status, headers
 
 
 def logout():
@@ -292,7 +290,7 @@ def login_code():
         flash(_("Please sign in again."), "info")
         return redirect(url_for("homework.login"))
     form = CodeForm()
-    status = 200
+    status, headers = 200, {}
     if form.validate_on_submit():
         db = get_db()
         try:
@@ -301,7 +299,9 @@ def login_code():
             )
         except accounts.LoginRefused as exc:
             form.code.errors.append(str(exc))
-            status = 429 if isinstance(exc, accounts.LoginThrottled) else 400
+            status = 400
+            if isinstance(exc, accounts.LoginThrottled):
+                status, headers = 429, {"Retry-After": str(exc.retry_after)}
         else:
             user = accounts.get_user(db, pending["uid"])
             accounts.start_session(
@@ -321,7 +321,7 @@ def login_code():
             return redirect(safe_next(pending.get("next")))
     elif request.method == "POST":
         status = 400
-    return render_template("homework/login_code.html", form=form), status
+    return render_template("homework/login_code.html", form=form), status, headers
 
 
 @login_required
