@@ -218,6 +218,26 @@ def set_password(
         audit.record(db, action, actor_id=actor_id, object_type="user", object_id=user_id)
 
 
+def reset_second_factor(db: sqlite_utils.Database, user_id: int, actor_id: int | None) -> None:
+    """An admin (or the command line) clears someone else's two-factor login."""
+    from . import twofactor
+
+    if actor_id is not None and actor_id == user_id:
+        raise AccountError(
+            _("To change your own two-factor login, use your account page (it asks for your "
+              "password).")
+        )  # fmt: skip
+    if get_user(db, user_id) is None:
+        raise AccountError(_("No such account."))
+    twofactor.reset(db, user_id, actor_id)
+
+
+def password_matches(db: sqlite_utils.Database, user_id: int, password: str) -> bool:
+    """Whether `password` is the account's own (asked again before a sensitive change)."""
+    row = db.execute("SELECT password_hash FROM users WHERE id = ?", [user_id]).fetchone()
+    return bool(row) and verify_password(row["password_hash"], password)
+
+
 def get_user(db: sqlite_utils.Database, user_id: int) -> dict | None:
     """Return one account as a dict, or None."""
     row = db.execute("SELECT * FROM users WHERE id = ?", [user_id]).fetchone()
@@ -227,7 +247,8 @@ def get_user(db: sqlite_utils.Database, user_id: int) -> dict | None:
 def list_users(db: sqlite_utils.Database) -> list[dict]:
     """Return every account, admins first, then by name."""
     rows = db.execute(
-        "SELECT id, email, name, role, credentials, contact, disabled, last_login_at"
+        "SELECT id, email, name, role, credentials, contact, disabled, last_login_at,"
+        " totp_secret IS NOT NULL AS two_factor"
         " FROM users ORDER BY role = 'admin' DESC, name COLLATE NOCASE"
     )
     return [dict(r) for r in rows]

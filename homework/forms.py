@@ -135,6 +135,15 @@ class CodeForm(HomeworkForm):
     )
 
 
+class EnrolTwoFactorForm(HomeworkForm):
+    code = StringField(
+        _l("Code"),
+        description=_l("The 6 digits your authenticator app shows now."),
+        validators=[DataRequired(), Length(max=40)],
+    )
+    password = PasswordField(_l("Your password"), validators=[DataRequired(), Length(max=1024)])
+
+
 class DisableTwoFactorForm(HomeworkForm):
     password = PasswordField(_l("Your password"), validators=[DataRequired(), Length(max=1024)])
 

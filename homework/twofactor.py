@@ -99,6 +99,20 @@ def disable(db: sqlite_utils.Database, user_id: int) -> None:
         audit.record(db, "2fa.disabled", actor_id=user_id, object_type="user", object_id=user_id)
 
 
+def reset(db: sqlite_utils.Database, user_id: int, actor_id: int | None) -> None:
+    """Clear another person's two-factor login (a lost phone) and end all their sessions,
+    so whoever set it up in a stolen session is signed out too."""
+    with write(db):
+        db.execute(
+            "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL"
+            " WHERE id = ?",
+            [user_id],
+        )
+        db.execute("DELETE FROM recovery_codes WHERE user_id = ?", [user_id])
+        db.execute("DELETE FROM sessions WHERE user_id = ?", [user_id])
+        audit.record(db, "2fa.reset", actor_id=actor_id, object_type="user", object_id=user_id)
+
+
 def use_second_factor(db: sqlite_utils.Database, user_id: int, code: str) -> str | None:
     """ "totp" or "recovery" when `code` is right, else None. Call inside a `write()` block:
     a one-time code's step is remembered, so neither it nor an older one is accepted again

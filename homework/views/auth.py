@@ -12,12 +12,13 @@ from ..forms import (
     ChangePasswordForm,
     CodeForm,
     DisableTwoFactorForm,
+    EnrolTwoFactorForm,
     LoginForm,
     ProfileForm,
     ReassignForm,
     UserForm,
 )
-from ..passwords import generate_password, verify_password
+from ..passwords import generate_password
 from ..storage import get_db
 from . import admin_required, current_therapist, login_required, safe_next
 
@@ -42,7 +43,7 @@ def register(bp: Blueprint) -> None:
         methods=["GET", "POST"],
     )
     bp.add_url_rule(
-        "/admin/users/<id:user_id>/<any(disable, enable, reset):action>",
+        "/admin/users/<id:user_id>/<any(disable, enable, reset, 'reset-2fa'):action>",
         "user_action",
         user_action,
         methods=["POST"],
@@ -113,8 +114,7 @@ def change_password():
     me = current_therapist()
     if form.validate_on_submit():
         db = get_db()
-        user = accounts.get_user(db, me.id)
-        if not verify_password(user["password_hash"], form.current.data):
+        if not accounts.password_matches(db, me.id, form.current.data):
             form.current.errors.append(_("That is not your current password."))
         else:
             try:
@@ -214,14 +214,23 @@ def user_action(user_id: int, action: str):
             new_password = generate_password()
             accounts.set_password(db, user_id, new_password, actor_id=me.id)
             return _users_page(UserForm(formdata=None), new_password, user["email"])
-        accounts.set_disabled(db, user_id, action == "disable", actor_id=me.id)
+        if action == "reset-2fa":
+            accounts.reset_second_factor(db, user_id, actor_id=me.id)
+        else:
+            accounts.set_disabled(db, user_id, action == "disable", actor_id=me.id)
     except accounts.AccountError as exc:
         flash(str(exc), "error")
     else:
         flash(
-            _("Account disabled; its sessions ended.")
-            if action == "disable"
-            else _("Account enabled."),
+            {
+                "disable": _("Account disabled; its sessions ended."),
+                "enable": _("Account enabled."),
+                "reset-2fa": _(
+                    "Two-factor login is off for %(email)s and their sessions ended; they can "
+                    "set it up again after signing in.",
+                    email=user["email"],
+                ),
+            }[action],
             "info",
         )
     return redirect(url_for("homework.users"))
@@ -334,17 +343,21 @@ def two_factor():
     me = current_therapist()
     user = accounts.get_user(db, me.id)
     enabled = bool(user["totp_secret"])
-    code_form, off_form = CodeForm(prefix="on"), DisableTwoFactorForm(prefix="off")
-    code_form.code.description = _("The 6 digits your authenticator app shows now.")
+    code_form, off_form = EnrolTwoFactorForm(prefix="on"), DisableTwoFactorForm(prefix="off")
     if not enabled and code_form.validate_on_submit():
-        codes = twofactor.finish_enrolment(db, me.id, code_form.code.data)
-        if codes:
-            return render_template("homework/recovery_codes.html", codes=codes)
-        code_form.code.errors.append(
-            _("That code is not right. Try the newest code from your app.")
-        )
+        # The password again: a session left open (or stolen) must not be able to put its
+        # own phone on the account and lock the owner out.
+        if not accounts.password_matches(db, me.id, code_form.password.data):
+            code_form.password.errors.append(_("That is not your password."))
+        else:
+            codes = twofactor.finish_enrolment(db, me.id, code_form.code.data)
+            if codes:
+                return render_template("homework/recovery_codes.html", codes=codes)
+            code_form.code.errors.append(
+                _("That code is not right. Try the newest code from your app.")
+            )
     if enabled and off_form.validate_on_submit():
-        if verify_password(user["password_hash"], off_form.password.data):
+        if accounts.password_matches(db, me.id, off_form.password.data):
             twofactor.disable(db, me.id)
             flash(_("Two-factor login is off."), "info")
             return redirect(url_for("homework.account"))
