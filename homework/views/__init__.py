@@ -13,7 +13,10 @@ from ..extension import get_state
 
 
 class RowIdConverter(IntegerConverter):
-    """A positive integer that fits an SQLite rowid."""
+    """A positive integer that fits an SQLite rowid, in ASCII digits (werkzeug's `\\d`
+    also matches "٣" and friends)."""
+
+    regex = r"[0-9]+"
 
     def __init__(self, url_map) -> None:
         super().__init__(url_map, min=1, max=2**63 - 1)
@@ -111,7 +114,10 @@ def safe_next(target: str | None) -> str:
     # "/\\evil" would leave the site: refuse any such character outright.
     if any(ch in target for ch in "\\") or any(ord(ch) < 33 or ord(ch) == 127 for ch in target):
         return fallback
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # e.g. "http://[x": not a URL at all
+        return fallback
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return fallback
     root = request.script_root + get_state().url_prefix

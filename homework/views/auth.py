@@ -17,6 +17,7 @@ from ..forms import (
     ProfileForm,
     ReassignForm,
     UserForm,
+    parse_id,
 )
 from ..passwords import generate_password
 from ..storage import get_db
@@ -245,11 +246,11 @@ def admin_couples():
     form = ReassignForm()
     form.owner_id.choices = [SelectChoice(u["id"], u["name"]) for u in therapists]
     if request.method == "POST":
-        couple_id = request.form.get("couple_id", "")
-        if not form.validate_on_submit() or not couple_id.isdigit():
+        couple_id = parse_id(request.form.get("couple_id"))
+        if not form.validate_on_submit() or couple_id is None:
             abort(400)
         try:
-            couples.reassign(db, int(couple_id), form.owner_id.data, current_therapist().id)
+            couples.reassign(db, couple_id, form.owner_id.data, current_therapist().id)
         except LookupError:
             abort(404)
         flash(_("Couple reassigned to %(name)s.", name=names[form.owner_id.data]), "info")
