@@ -177,7 +177,9 @@ def _security_headers(response):
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Frame-Options", "DENY")
-    if request.endpoint != "homework.static":
+    if request.is_secure:  # over HTTPS, or through a proxy that said so (ProxyFix)
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if request.endpoint not in ("homework.static", "static"):
         # Every homework page may show client data: never store it in a cache.
         headers["Cache-Control"] = "no-store"
         headers["Pragma"] = "no-cache"

@@ -376,3 +376,33 @@ def test_cookie_flags(client, auth):
 def test_cookie_is_secure_over_https(client):
     response = client.get("/login", base_url="https://localhost")
     assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_the_secure_cookie_carries_the_host_prefix_and_works(client):
+    https = "https://localhost"
+    cookie = client.get("/login", base_url=https).headers["Set-Cookie"]
+    assert cookie.startswith("__Host-homework_session=")
+    assert "Secure" in cookie and "Path=/" in cookie and "Domain" not in cookie
+    token = csrf_token_over(client, https)
+    response = client.post(
+        "/login",
+        base_url=https,
+        headers={"Referer": https + "/login"},  # Flask-WTF checks it over HTTPS
+        data={
+            "email": "therapist@example.org",
+            "password": THERAPIST_PASSWORD,
+            "csrf_token": token,
+        },
+    )
+    assert response.status_code == 302
+    assert response.headers["Set-Cookie"].startswith("__Host-homework_session=")
+    assert client.get("/", base_url=https).status_code == 200
+    # Over plain http the prefix is not allowed (browsers drop it), so the name stays.
+    assert client.get("/login").headers["Set-Cookie"].startswith("homework_session=")
+
+
+def csrf_token_over(client, base_url: str) -> str:
+    import re
+
+    html = client.get("/login", base_url=base_url).get_data(as_text=True)
+    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
