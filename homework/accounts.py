@@ -16,7 +16,13 @@ from flask import current_app, g, request, session, url_for
 from flask_babel import gettext as _
 
 from . import audit
-from .passwords import DUMMY_HASH, hash_password, password_problem, verify_password
+from .passwords import (
+    DUMMY_HASH,
+    check_password,
+    hash_password,
+    password_problem,
+    verify_password,
+)
 from .plugins import hookimpl
 from .storage import get_db, write
 
@@ -87,7 +93,7 @@ def create_user(
     """Add an account; raise AccountError (nothing written) when any value is not usable."""
     email = normalise_email(email)
     _check_user_fields(email, name, role)
-    problem = password_problem(password)
+    problem = password_problem(password, (email, name))
     if problem:
         raise AccountError(problem)
     hashed = hash_password(password)
@@ -199,11 +205,12 @@ def set_password(
     keep_session: str | None = None,
 ) -> None:
     """Set a new password and end every session of the account (but `keep_session`)."""
-    problem = password_problem(password)
+    user = get_user(db, user_id)
+    if user is None:
+        raise AccountError(_("No such account."))
+    problem = password_problem(password, (user["email"], user["name"]))
     if problem:
         raise AccountError(problem)
-    if get_user(db, user_id) is None:
-        raise AccountError(_("No such account."))
     hashed = hash_password(password)
     with write(db):
         db.execute(
@@ -345,12 +352,18 @@ def authenticate(db: sqlite_utils.Database, email: str, password: str, ip: str) 
     # Verified outside the write lock (argon2 is slow on purpose); the attempt is already
     # counted as a failure and only turns into a success below.
     # Verify against a dummy hash for unknown accounts so the answer takes the same time.
-    ok = verify_password(row["password_hash"] if row else DUMMY_HASH, password)
+    ok, rehash = check_password(row["password_hash"] if row else DUMMY_HASH, password)
     ok = ok and row is not None and not row["disabled"]
+    new_hash = hash_password(password) if ok and rehash else None
     with write(db):
         second_step = ok and row["two_factor"]
         if ok:
             db.execute("UPDATE login_attempts SET ok = 1 WHERE id = ?", [throttle.attempt_id])
+        if new_hash:  # stored before passwords were NFKC-normalised: store the normal form
+            db.execute(
+                "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?",
+                [new_hash, row["id"], row["password_hash"]],
+            )
         if ok and not second_step:
             db.execute("UPDATE users SET last_login_at = ? WHERE id = ?", [_now_iso(), row["id"]])
             db.execute("DELETE FROM login_attempts WHERE at < ?", [time.time() - 86400])
