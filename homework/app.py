@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import schema, storage
@@ -63,6 +64,9 @@ def create_app(instance_path: str | os.PathLike | None = None, config: dict | No
     # The whole app is ours here: the headers go on every response, not only on the
     # blueprint's (Flask's own /static/ route and unrouted 404s too).
     app.after_request(_security_headers)
+    from .views import server_error
+
+    app.register_error_handler(InternalServerError, server_error)
 
     if app.config["HOMEWORK_AUTO_MIGRATE"]:
         prepare_database(app)

@@ -9,6 +9,7 @@ every server process caps the whole server at one render per core.
 import atexit
 import contextlib
 import fcntl
+import logging
 import os
 import socket
 import subprocess
@@ -18,6 +19,9 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
+
+# A render failure shows the therapist a plain message; its cause goes to the log.
+logger = logging.getLogger(__name__)
 
 
 class RenderError(RuntimeError):
@@ -168,15 +172,25 @@ class RenderPool:
             worker.conn.send((html, assets, options, self.limits.cpu_seconds))
             if not worker.conn.poll(self.limits.timeout_seconds):
                 worker.stop(kill=True)
+                logger.error(
+                    "PDF render stopped: no answer within %s s (wall-clock limit)",
+                    self.limits.timeout_seconds,
+                )
                 raise RenderError(MESSAGES["timeout"])
             status, payload, peak_kb = worker.conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError) as exc:
             worker.stop(kill=True)
+            logger.error(
+                "PDF render worker died (exit code %s)", worker.process.returncode, exc_info=exc
+            )
             raise RenderError(MESSAGES["crashed"]) from exc
         self.peak_kb = max(self.peak_kb, peak_kb)
         if status == "ok":
             return payload
-        kind = payload.split(":", 1)[0]
+        kind, _, cause = payload.partition(":")
+        logger.error(
+            "PDF render failed (%s)%s", kind, f"; the worker's traceback:\n{cause}" if cause else ""
+        )
         if kind in ("memory",):
             worker.stop(kill=True)
         raise RenderError(MESSAGES.get(kind, MESSAGES["failed"]))

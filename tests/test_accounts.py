@@ -260,6 +260,19 @@ def test_therapists_cannot_see_admin_pages(therapist):
     assert therapist.post("/admin/users/3/disable", data={"csrf_token": token}).status_code == 404
 
 
+def test_a_therapists_attempts_at_admin_pages_are_audited(therapist, db):
+    assert therapist.get("/admin/users").status_code == 404
+    token = csrf_token(therapist, "/")
+    assert therapist.post("/admin/users/3/disable", data={"csrf_token": token}).status_code == 404
+    rows = db.execute(
+        "SELECT actor_id, detail FROM audit_log WHERE action = 'admin.denied' ORDER BY id"
+    ).fetchall()
+    assert [tuple(r) for r in rows] == [
+        (2, '{"endpoint":"homework.users","method":"GET"}'),
+        (2, '{"endpoint":"homework.user_action","method":"POST"}'),
+    ]
+
+
 def test_admin_adds_a_therapist_with_a_one_time_password(app, admin, db):
     token = csrf_token(admin, "/admin/users")
     response = admin.post(

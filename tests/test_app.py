@@ -1,4 +1,5 @@
 import os
+import re
 import stat
 
 import pytest
@@ -158,3 +159,27 @@ def test_hsts_when_the_proxy_says_https(tmp_path):
     assert behind.headers["Strict-Transport-Security"] == "max-age=31536000"
     assert behind.headers["Set-Cookie"].startswith("__Host-homework_session=")
     assert "Strict-Transport-Security" not in client.get("/login").headers
+
+
+def test_a_server_error_shows_a_reference_that_the_log_has_with_the_traceback(
+    app, monkeypatch, caplog
+):
+    from conftest import ADMIN_PASSWORD, signed_in
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # answer as in production, not re-raise
+    client = signed_in(app, "admin@example.org", ADMIN_PASSWORD)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk said no")
+
+    monkeypatch.setattr("homework.views.main.gather", broken)
+    response = client.get("/?all=1")
+    assert response.status_code == 500
+    page = response.get_data(as_text=True)
+    assert "the disk said no" not in page and "Traceback" not in page
+    reference = re.search(r"this reference: ([0-9A-F]{8})", page).group(1)
+    logged = [r for r in caplog.records if reference in r.getMessage()]
+    assert len(logged) == 1 and "GET /" in logged[0].getMessage()
+    assert logged[0].exc_info[0] is RuntimeError
+    assert "the disk said no" in caplog.text
+    assert response.headers["Content-Security-Policy"]

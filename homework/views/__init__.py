@@ -1,12 +1,15 @@
 """Thin routes, grouped by area; `make_blueprint` builds a fresh blueprint per app."""
 
 import functools
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
+from markupsafe import escape
+from werkzeug.exceptions import InternalServerError
 from werkzeug.routing import IntegerConverter
 
 from ..extension import get_state
@@ -98,11 +101,54 @@ def admin_required(view):
     @login_required
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        if not current_therapist().is_admin:
+        me = current_therapist()
+        if not me.is_admin:
+            _audit_admin_attempt(me)
             abort(404)
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def _audit_admin_attempt(me: Therapist) -> None:
+    """A therapist reached for an admin page: worth knowing (a probe, a stolen session)."""
+    from .. import audit
+    from ..storage import get_db, write
+
+    with write(get_db()) as db:
+        audit.record(
+            db,
+            "admin.denied",
+            actor_id=me.id,
+            detail={"endpoint": request.endpoint, "method": request.method},
+        )
+
+
+def server_error(exc):
+    """A 500 page with a short reference; the same reference is logged with the traceback,
+    so an admin can find what went wrong from what the therapist reads out."""
+    from flask import current_app, render_template
+
+    reference = secrets.token_hex(4).upper()
+    original = getattr(exc, "original_exception", None) or exc
+    current_app.logger.error(
+        "error reference %s on %s %s",
+        reference,
+        request.method,
+        request.path,
+        exc_info=(type(original), original, original.__traceback__),
+    )
+    message = _(
+        "Something went wrong on our side. Work you saved before this is safe. If it "
+        "happens again, give your clinic's admin this reference: %(reference)s",
+        reference=reference,
+    )
+    try:
+        body = render_template("homework/error.html", title=_("Something went wrong"),
+                               message=message)  # fmt: skip
+    except Exception:  # the error page must answer even when templates or the DB cannot
+        body = escape(message)
+    return body, 500, {"Cache-Control": "no-store"}
 
 
 def safe_next(target: str | None) -> str:
@@ -188,6 +234,8 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
     def practice_count(value: float) -> str:
         """A weighted practice count as people say it: 3, 2.5 (a "partly" counts half)."""
         return f"{value:.1f}".removesuffix(".0")
+
+    bp.register_error_handler(InternalServerError, server_error)
 
     @bp.errorhandler(404)
     def not_found(exc):
