@@ -11,7 +11,10 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 RUN_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji fonts-dejavu-core
 TEST_DEBS := $(RUN_DEBS) chromium poppler-utils zbar-tools
 
-.PHONY: run test coverage bench lint format clean
+# Exact versions of every dependency (see constraints.txt); pyproject.toml keeps the ranges.
+CONSTRAINTS := constraints.txt
+
+.PHONY: run test coverage bench lint format clean constraints
 
 run: $(VENV)/.run-deps $(VENV)/.installed
 	$(BIN)/homework demo --if-empty
@@ -40,13 +43,18 @@ format: $(VENV)/.installed-test
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install -q -e .
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) | $(VENV)/bin/python
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
-	$(BIN)/pip install -q -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml $(CONSTRAINTS) | $(VENV)/bin/python
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[test]'
 	touch $@ $(VENV)/.installed
+
+# After changing a dependency in pyproject.toml: install it, run the tests, then pin.
+constraints: $(VENV)/.installed-test
+	{ sed -n '1,2p' $(CONSTRAINTS); $(BIN)/pip freeze --exclude-editable; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 $(VENV)/.run-deps: | $(VENV)/bin/python
 	@bash .ci/debian-packages $(RUN_DEBS)

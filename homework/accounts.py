@@ -5,6 +5,7 @@ implementation of that hook, so a host app's own identity plugin takes precedenc
 """
 
 import hashlib
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -15,7 +16,13 @@ from flask import current_app, g, request, session, url_for
 from flask_babel import gettext as _
 
 from . import audit
-from .passwords import DUMMY_HASH, hash_password, password_problem, verify_password
+from .passwords import (
+    DUMMY_HASH,
+    check_password,
+    hash_password,
+    password_problem,
+    verify_password,
+)
 from .plugins import hookimpl
 from .storage import get_db, write
 
@@ -32,6 +39,10 @@ class LoginRefused(AccountError):
 
 class LoginThrottled(LoginRefused):
     """Too many recent failures for this account or address; try again later."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = max(1, math.ceil(retry_after))
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,7 @@ def create_user(
     """Add an account; raise AccountError (nothing written) when any value is not usable."""
     email = normalise_email(email)
     _check_user_fields(email, name, role)
-    problem = password_problem(password)
+    problem = password_problem(password, (email, name))
     if problem:
         raise AccountError(problem)
     hashed = hash_password(password)
@@ -194,11 +205,12 @@ def set_password(
     keep_session: str | None = None,
 ) -> None:
     """Set a new password and end every session of the account (but `keep_session`)."""
-    problem = password_problem(password)
+    user = get_user(db, user_id)
+    if user is None:
+        raise AccountError(_("No such account."))
+    problem = password_problem(password, (user["email"], user["name"]))
     if problem:
         raise AccountError(problem)
-    if get_user(db, user_id) is None:
-        raise AccountError(_("No such account."))
     hashed = hash_password(password)
     with write(db):
         db.execute(
@@ -213,6 +225,26 @@ def set_password(
         audit.record(db, action, actor_id=actor_id, object_type="user", object_id=user_id)
 
 
+def reset_second_factor(db: sqlite_utils.Database, user_id: int, actor_id: int | None) -> None:
+    """An admin (or the command line) clears someone else's two-factor login."""
+    from . import twofactor
+
+    if actor_id is not None and actor_id == user_id:
+        raise AccountError(
+            _("To change your own two-factor login, use your account page (it asks for your "
+              "password).")
+        )  # fmt: skip
+    if get_user(db, user_id) is None:
+        raise AccountError(_("No such account."))
+    twofactor.reset(db, user_id, actor_id)
+
+
+def password_matches(db: sqlite_utils.Database, user_id: int, password: str) -> bool:
+    """Whether `password` is the account's own (asked again before a sensitive change)."""
+    row = db.execute("SELECT password_hash FROM users WHERE id = ?", [user_id]).fetchone()
+    return bool(row) and verify_password(row["password_hash"], password)
+
+
 def get_user(db: sqlite_utils.Database, user_id: int) -> dict | None:
     """Return one account as a dict, or None."""
     row = db.execute("SELECT * FROM users WHERE id = ?", [user_id]).fetchone()
@@ -222,7 +254,8 @@ def get_user(db: sqlite_utils.Database, user_id: int) -> dict | None:
 def list_users(db: sqlite_utils.Database) -> list[dict]:
     """Return every account, admins first, then by name."""
     rows = db.execute(
-        "SELECT id, email, name, role, credentials, contact, disabled, last_login_at"
+        "SELECT id, email, name, role, credentials, contact, disabled, last_login_at,"
+        " totp_secret IS NOT NULL AS two_factor"
         " FROM users ORDER BY role = 'admin' DESC, name COLLATE NOCASE"
     )
     return [dict(r) for r in rows]
@@ -260,38 +293,77 @@ def _throttle_wait(db: sqlite_utils.Database, column: str, key: str, limit: int)
     return max(0.0, failures[-1] + window - now)
 
 
-def authenticate(db: sqlite_utils.Database, email: str, password: str, ip: str) -> SessionUser:
-    """Check credentials, throttled per account and per IP; raise LoginRefused."""
+class _Throttle:
+    """Where a login step stands: refused for `wait` seconds, or an attempt recorded."""
+
+    def __init__(self, wait: float, attempt_id: int | None):
+        self.wait = wait
+        self.attempt_id = attempt_id
+
+
+def _take_attempt(
+    db: sqlite_utils.Database, account_key: str, ip: str, user_id: int | None, step: str
+) -> _Throttle:
+    """Count recent failures and record this attempt (as a failure until it succeeds) in one
+    write transaction, so concurrent attempts cannot all pass the same count; audit a refusal.
+
+    Call inside a `write()` block."""
     cfg = current_app.config
-    email = normalise_email(email)
-    account_key = _digest(email)
     wait = max(
         _throttle_wait(db, "account_key", account_key, cfg["HOMEWORK_LOGIN_MAX_FAILURES"]),
         _throttle_wait(db, "ip", ip, cfg["HOMEWORK_LOGIN_IP_MAX_FAILURES"]),
     )
     if wait > 0:
-        minutes = max(1, round(wait / 60))
-        raise LoginThrottled(
-            _(
-                "Too many failed sign-ins. For your clients' safety, please wait "
-                "%(minutes)d minutes and try again.",
-                minutes=minutes,
-            )
+        audit.record(
+            db,
+            "login.throttled",
+            object_type="user" if user_id else None,
+            object_id=user_id,
+            detail={"step": step},
         )
+        return _Throttle(wait, None)
+    cur = db.execute(
+        "INSERT INTO login_attempts (account_key, ip, at, ok) VALUES (?, ?, ?, 0)",
+        [account_key, ip, time.time()],
+    )
+    return _Throttle(0.0, cur.lastrowid)
+
+
+def authenticate(db: sqlite_utils.Database, email: str, password: str, ip: str) -> SessionUser:
+    """Check credentials, throttled per account and per IP; raise LoginRefused."""
+    email = normalise_email(email)
+    account_key = _digest(email)
     row = db.execute(
         "SELECT id, name, email, role, password_hash, disabled,"
         " totp_secret IS NOT NULL AS two_factor FROM users WHERE email = ?",
         [email],
     ).fetchone()
-    # Verify against a dummy hash for unknown accounts so the answer takes the same time.
-    ok = verify_password(row["password_hash"] if row else DUMMY_HASH, password)
-    ok = ok and row is not None and not row["disabled"]
     with write(db):
-        db.execute(
-            "INSERT INTO login_attempts (account_key, ip, at, ok) VALUES (?, ?, ?, ?)",
-            [account_key, ip, time.time(), int(ok)],
+        throttle = _take_attempt(db, account_key, ip, row["id"] if row else None, "password")
+    if throttle.wait > 0:
+        raise LoginThrottled(
+            _(
+                "Too many failed sign-ins. For your clients' safety, please wait "
+                "%(minutes)d minutes and try again.",
+                minutes=max(1, math.ceil(throttle.wait / 60)),
+            ),
+            retry_after=throttle.wait,
         )
+    # Verified outside the write lock (argon2 is slow on purpose); the attempt is already
+    # counted as a failure and only turns into a success below.
+    # Verify against a dummy hash for unknown accounts so the answer takes the same time.
+    ok, rehash = check_password(row["password_hash"] if row else DUMMY_HASH, password)
+    ok = ok and row is not None and not row["disabled"]
+    new_hash = hash_password(password) if ok and rehash else None
+    with write(db):
         second_step = ok and row["two_factor"]
+        if ok:
+            db.execute("UPDATE login_attempts SET ok = 1 WHERE id = ?", [throttle.attempt_id])
+        if new_hash:  # stored before passwords were NFKC-normalised: store the normal form
+            db.execute(
+                "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?",
+                [new_hash, row["id"], row["password_hash"]],
+            )
         if ok and not second_step:
             db.execute("UPDATE users SET last_login_at = ? WHERE id = ?", [_now_iso(), row["id"]])
             db.execute("DELETE FROM login_attempts WHERE at < ?", [time.time() - 86400])
@@ -310,36 +382,36 @@ def authenticate(db: sqlite_utils.Database, email: str, password: str, ip: str) 
 
 
 def check_second_factor(db: sqlite_utils.Database, user_id: int, code: str, ip: str) -> str:
-    """The login's second step: throttled like passwords. Returns how it was passed
-    ("totp" or "recovery"); raises LoginRefused."""
-    from .twofactor import second_factor_ok
+    """The login's second step, throttled like passwords: count, check and record the code
+    (a one-time code's time step is remembered, so it is never accepted twice) in one write
+    transaction. Returns how it was passed ("totp" or "recovery"); raises LoginRefused."""
+    from .twofactor import use_second_factor
 
-    cfg = current_app.config
-    key = _digest(f"2fa:{user_id}")
-    if _throttle_wait(db, "account_key", key, cfg["HOMEWORK_LOGIN_MAX_FAILURES"]) > 0 or (
-        _throttle_wait(db, "ip", ip, cfg["HOMEWORK_LOGIN_IP_MAX_FAILURES"]) > 0
-    ):
-        raise LoginThrottled(
-            _("Too many wrong codes. For your clients' safety, please wait and try again later.")
-        )
-    kind = second_factor_ok(db, user_id, code)
     with write(db):
-        db.execute(
-            "INSERT INTO login_attempts (account_key, ip, at, ok) VALUES (?, ?, ?, ?)",
-            [key, ip, time.time(), int(bool(kind))],
-        )
-        if kind:
-            db.execute("UPDATE users SET last_login_at = ? WHERE id = ?", [_now_iso(), user_id])
-        audit.record(
-            db,
-            "login.ok" if kind else "2fa.failed",
-            actor_id=user_id if kind else None,
-            object_type="user",
-            object_id=user_id,
-            detail={"second_factor": kind} if kind else None,
+        throttle = _take_attempt(db, _digest(f"2fa:{user_id}"), ip, user_id, "code")
+        kind = None
+        if not throttle.wait:
+            kind = use_second_factor(db, user_id, code)
+            if kind:
+                db.execute("UPDATE login_attempts SET ok = 1 WHERE id = ?", [throttle.attempt_id])
+                db.execute("UPDATE users SET last_login_at = ? WHERE id = ?", [_now_iso(), user_id])
+            audit.record(
+                db,
+                "login.ok" if kind else "2fa.failed",
+                actor_id=user_id if kind else None,
+                object_type="user",
+                object_id=user_id,
+                detail={"second_factor": kind} if kind else None,
+            )
+    if throttle.wait:
+        raise LoginThrottled(
+            _("Too many wrong codes. For your clients' safety, please wait and try again later."),
+            retry_after=throttle.wait,
         )
     if not kind:
-        raise LoginRefused(_("That code is not right. Try the newest code from your app."))
+        raise LoginRefused(
+            _("That code is not right, or it was used already. Try the newest code from your app.")
+        )
     return kind
 
 

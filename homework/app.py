@@ -7,10 +7,11 @@ from pathlib import Path
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import schema, storage
-from .extension import Homework, get_state
+from .extension import Homework, _security_headers, get_state
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
 MIN_SECRET_KEY_LENGTH = 32
@@ -67,6 +68,12 @@ def create_app(
         count = int(app.config["HOMEWORK_PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
     app.session_interface = _SessionInterface()
+    # The whole app is ours here: the headers go on every response, not only on the
+    # blueprint's (Flask's own /static/ route and unrouted 404s too).
+    app.after_request(_security_headers)
+    from .views import server_error
+
+    app.register_error_handler(InternalServerError, server_error)
 
     if app.config["HOMEWORK_AUTO_MIGRATE"]:
         prepare_database(app, create=create_database)
@@ -122,7 +129,14 @@ def _secret_key(app: Flask, instance: Path) -> str:
 
 class _SessionInterface(SecureCookieSessionInterface):
     """Flask's signed cookie (it only carries the server-side session id), marked Secure
-    whenever the request came over HTTPS."""
+    whenever the request came over HTTPS, and then named with the `__Host-` prefix."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"] or (request and request.is_secure))
+
+    def get_cookie_name(self, app: Flask) -> str:
+        # Browsers keep a `__Host-` cookie only if it is Secure, for Path=/ and no Domain,
+        # so a sibling subdomain or a plain-http page cannot plant or overwrite it.
+        name = super().get_cookie_name(app)
+        host_only = self.get_cookie_path(app) == "/" and not self.get_cookie_domain(app)
+        return f"__Host-{name}" if host_only and self.get_cookie_secure(app) else name

@@ -511,6 +511,26 @@ def reset_password_command(email: str) -> None:
     click.echo(f"new password for {email}: {password}")
 
 
+@click.command("reset-2fa")
+@click.argument("email")
+@instance_option
+@with_appcontext
+def reset_2fa_command(email: str) -> None:
+    """Turn off an account's two-factor login (a lost phone) and end its sessions."""
+    db = storage.get_db()
+    row = db.execute(
+        "SELECT id, totp_secret FROM users WHERE email = ?", [accounts.normalise_email(email)]
+    ).fetchone()
+    if row is None:
+        raise click.BadParameter(f"no account with email {email}", param_hint="EMAIL")
+    accounts.reset_second_factor(db, row["id"], actor_id=None)
+    was = "was on" if row["totp_secret"] else "was not on"
+    click.echo(
+        f"two-factor login for {email} is off (it {was}); its sessions ended. "
+        "They can set it up again after signing in."
+    )
+
+
 @click.command("demo")
 @click.option("--if-empty", is_flag=True, help="Do nothing when accounts exist already.")
 @instance_option
@@ -572,6 +592,7 @@ STANDALONE_ONLY = [
     init_command,
     create_user_command,
     reset_password_command,
+    reset_2fa_command,
     demo_command,
     serve_command,
 ]

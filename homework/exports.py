@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import unicodedata
 import zipfile
 from collections.abc import Callable
 from datetime import date
@@ -32,9 +33,17 @@ ITEM_KEYS = (
 )  # fmt: skip
 
 
+# Characters a spreadsheet skips or folds before it decides whether a cell is a formula:
+# zero-width ones and the byte-order mark, and (under NFKC) fullwidth "＝" and the like.
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+
+
 def _csv_safe(value):
     """Keep spreadsheet apps from running typed text as a formula."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if not isinstance(value, str):
+        return value
+    first = unicodedata.normalize("NFKC", value.lstrip(_INVISIBLE + " ")[:1])
+    if value[:1] in ("\t", "\r") or first[:1] in ("=", "+", "-", "@"):
         return "'" + value
     return value
 

@@ -183,7 +183,9 @@ def _security_headers(response):
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Frame-Options", "DENY")
-    if request.endpoint != "homework.static":
+    if request.is_secure:  # over HTTPS, or through a proxy that said so (ProxyFix)
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if request.endpoint not in ("homework.static", "static"):
         # Every homework page may show client data: never store it in a cache.
         headers["Cache-Control"] = "no-store"
         headers["Pragma"] = "no-cache"
@@ -276,15 +278,37 @@ def checkin_config() -> tuple[str, int]:
     return current_app.secret_key, int(current_app.config["HOMEWORK_CHECKIN_EXPIRY_WEEKS"])
 
 
+class UntrustedHost(RuntimeError):
+    """No trusted public address to print in a link for the couple."""
+
+
+# This machine's own names: a link to one reaches nobody, so a forged Host header of
+# "localhost" gains an attacker nothing, and a demo on 127.0.0.1 still prints its QR codes.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
+
+
 def public_url_for(endpoint: str, **values) -> str:
     """An absolute URL for the couple (printed on handouts): HOMEWORK_PUBLIC_URL's origin
-    and path prefix when set, else the address this request came in on."""
+    and path prefix when set, else the address this request came in on, if Flask's
+    TRUSTED_HOSTS vouches for it; raise UntrustedHost otherwise."""
     from flask import url_for
+    from werkzeug.sansio.utils import host_is_trusted
 
     base = current_app.config["HOMEWORK_PUBLIC_URL"]
-    if not base:
-        return url_for(endpoint, _external=True, **values)
-    return base.rstrip("/") + url_for(endpoint, **values)
+    if base:
+        return base.rstrip("/") + url_for(endpoint, **values)
+    # The Host header (or X-Forwarded-Host behind a proxy) is the client's to choose: it
+    # goes on a couple's handout only when the clinic listed it.
+    trusted = current_app.config.get("TRUSTED_HOSTS") or LOOPBACK_HOSTS
+    if not host_is_trusted(request.host, trusted):
+        raise UntrustedHost(
+            _(
+                "The check-in link cannot be printed: homework does not know this clinic's "
+                "public address. Ask your clinic's admin to set HOMEWORK_PUBLIC_URL (for "
+                "example https://practice.example) or TRUSTED_HOSTS, then try again."
+            )
+        )
+    return url_for(endpoint, _external=True, **values)
 
 
 def emit(event: str, **kwargs) -> None:

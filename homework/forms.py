@@ -67,10 +67,72 @@ class _WTFormsTranslations:
 _translations = _WTFormsTranslations()
 
 
+def strip_controls(value: object) -> object:
+    """Drop control characters (NUL, ESC, DEL, ...) from typed text; keep newlines and tabs.
+
+    They print as nothing or as garbage, and an ESC sequence in an export can drive the
+    terminal that shows it."""
+    if not isinstance(value, str):
+        return value
+    value = value.replace("\r\n", "\n")
+    return "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+
+
+def parse_id(value: str | None) -> int | None:
+    """An id typed as ASCII digits (not "٣" or "²", which int() and isdigit() accept)."""
+    if value and len(value) <= 19 and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def _ascii_int(value: object) -> int:
+    """A SelectField coerce: like int(), but only for ASCII digits."""
+    if isinstance(value, int):
+        return value
+    number = parse_id(str(value))
+    if number is None:
+        raise ValueError("not an id")
+    return number
+
+
+class AsciiIntegerField(IntegerField):
+    """An IntegerField that accepts ASCII digits only (with an optional minus sign)."""
+
+    def process_formdata(self, valuelist: list) -> None:
+        if valuelist and not (valuelist[0] == "" or _is_ascii_number(valuelist[0])):
+            self.data = None
+            raise ValueError(self.gettext("Not a valid integer value."))
+        super().process_formdata(valuelist)
+
+
+def _is_ascii_number(text: str) -> bool:
+    text = text.strip()
+    return parse_id(text.removeprefix("-")) is not None
+
+
+class _CleanTextMeta:
+    """Form meta that strips control characters from every text field as it is read
+    (passwords are left alone, and fields that refuse control characters keep refusing)."""
+
+    def bind_field(self, form, unbound_field, options):
+        cls = unbound_field.field_class
+        refuses = _no_control_chars in unbound_field.kwargs.get("validators", ())
+        if (
+            issubclass(cls, StringField)
+            and not issubclass(cls, PasswordField | HiddenField)
+            and not refuses
+        ):
+            options = {
+                **options,
+                "filters": (strip_controls, *unbound_field.kwargs.get("filters", ())),
+            }
+        return super().bind_field(form, unbound_field, options)
+
+
 class HomeworkForm(FlaskForm):
     """The base of every homework form: Flask-WTF's CSRF, with cached translations."""
 
-    class Meta(FlaskForm.Meta):
+    class Meta(_CleanTextMeta, FlaskForm.Meta):
         def get_translations(self, form: Form) -> object:
             if not current_app.config.get("WTF_I18N_ENABLED", True):
                 return DefaultMeta.get_translations(self, form)
@@ -133,6 +195,15 @@ class CodeForm(HomeworkForm):
         description=_l("The 6 digits your authenticator app shows now, or a recovery code."),
         validators=[DataRequired(), Length(max=40)],
     )
+
+
+class EnrolTwoFactorForm(HomeworkForm):
+    code = StringField(
+        _l("Code"),
+        description=_l("The 6 digits your authenticator app shows now."),
+        validators=[DataRequired(), Length(max=40)],
+    )
+    password = PasswordField(_l("Your password"), validators=[DataRequired(), Length(max=1024)])
 
 
 class DisableTwoFactorForm(HomeworkForm):
@@ -212,7 +283,7 @@ class CoupleForm(HomeworkForm):
 
 
 class ReassignForm(HomeworkForm):
-    owner_id = SelectField(_l("Therapist"), coerce=int)
+    owner_id = SelectField(_l("Therapist"), coerce=_ascii_int)
 
 
 class MergeText:
@@ -244,7 +315,7 @@ def _assignment_field(f: LibraryField):
     required = [InputRequired()] if f.required else [Optional()]
     common = {"label": f.label, "description": f.help}
     if f.type == "integer":
-        return IntegerField(
+        return AsciiIntegerField(
             validators=[
                 *([InputRequired()] if f.required else [Optional()]),
                 NumberRange(f.min, f.max),
@@ -283,7 +354,7 @@ def personalization_form_class(assignment: Assignment, today: date) -> type[Form
     common part (note, dates, frequency, steps and prompts, step wording, barrier plan)."""
     allowed = assignment.allowed_fields
     free_text = MergeText(allowed)
-    attrs: dict = {}
+    attrs: dict = {"Meta": _CleanTextMeta}
     for f in assignment.fields:
         attrs[f"field_{f.name}"] = _assignment_field(f)
     attrs["note"] = TextAreaField(
@@ -299,12 +370,12 @@ def personalization_form_class(assignment: Assignment, today: date) -> type[Form
         default=today + timedelta(days=7 * min(assignment.weeks, 2)),
         validators=[InputRequired()],
     )
-    attrs["per_week"] = IntegerField(
+    attrs["per_week"] = AsciiIntegerField(
         _l("Times a week"),
         default=assignment.per_week,
         validators=[InputRequired(), NumberRange(1, 14)],
     )
-    attrs["weeks"] = IntegerField(
+    attrs["weeks"] = AsciiIntegerField(
         _l("For how many weeks"),
         default=assignment.weeks,
         validators=[InputRequired(), NumberRange(1, 12)],
@@ -452,7 +523,7 @@ class BrandForm(HomeworkForm):
 class CheckinForm(HomeworkForm):
     """A couple's check-in: one practice of one item."""
 
-    item = SelectField(_l("Which practice"), coerce=int, validate_choice=True)
+    item = SelectField(_l("Which practice"), coerce=_ascii_int, validate_choice=True)
     practiced_on = DateField(_l("When"), validators=[InputRequired(_l("Choose the day."))])
     who = RadioField(_l("Who practised"), validators=[InputRequired(_l("Choose who practised."))])
     outcome = RadioField(

@@ -12,6 +12,7 @@ whole server at one render per core.
 import atexit
 import contextlib
 import fcntl
+import logging
 import os
 import signal
 import socket
@@ -23,6 +24,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
+
+# A render failure shows the therapist a plain message; its cause goes to the log.
+logger = logging.getLogger(__name__)
 
 
 class RenderError(RuntimeError):
@@ -187,11 +191,18 @@ class RenderPool:
             worker.conn.send((html, assets, options, self.limits.cpu_seconds))
             if not worker.conn.poll(self.limits.timeout_seconds):
                 self._retire(worker, "interrupted", kill=True)
+                logger.error(
+                    "PDF render stopped: no answer within %s s (wall-clock limit)",
+                    self.limits.timeout_seconds,
+                )
                 raise RenderError(MESSAGES["timeout"])
             status, payload, peak_kb, rss_kb = worker.conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError) as exc:
             worker.stop(kill=True)
             self.retired["interrupted"] += 1
+            logger.error(
+                "PDF render worker died (exit code %s)", worker.process.returncode, exc_info=exc
+            )
             if worker.process.returncode == -signal.SIGXCPU:  # the RLIMIT_CPU backstop
                 raise RenderError(MESSAGES["cpu"]) from exc
             raise RenderError(MESSAGES["crashed"]) from exc
@@ -201,7 +212,12 @@ class RenderPool:
             # Interrupted or failed half-way: WeasyPrint's state in that process is not
             # to be trusted for the next couple's handout.
             self._retire(worker, "interrupted")
-            kind = payload.split(":", 1)[0]
+            kind, _, cause = payload.partition(":")
+            logger.error(
+                "PDF render failed (%s)%s",
+                kind,
+                f"; the worker's traceback:\n{cause}" if cause else "",
+            )
             raise RenderError(MESSAGES.get(kind, MESSAGES["failed"]))
         if worker.renders >= self.limits.max_renders:
             self._retire(worker, "renders")

@@ -114,7 +114,8 @@ def worker_main(conn: Connection, memory_mb: int) -> None:
         except RecursionError:
             reply = ("error", "nesting")
         except Exception:  # reported to the parent, which shows a clear message
-            reply = ("error", "failed:" + traceback.format_exc(limit=3)[-600:])
+            # The whole traceback (its end, if huge): the parent logs it as the cause.
+            reply = ("error", "failed:" + traceback.format_exc()[-8000:])
         finally:
             signal.setitimer(signal.ITIMER_PROF, 0)
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -431,3 +431,10 @@ def _health_probe(db: sqlite_utils.Database) -> None:
             n INTEGER NOT NULL
         )"""
     )
+
+
+@migrations(name="0012_totp_last_step")
+def _totp_last_step(db: sqlite_utils.Database) -> None:
+    # The time step of the last one-time code accepted per account: a code (or an older
+    # one) is never accepted twice, from any address (RFC 6238 section 5.2).
+    db.execute("ALTER TABLE users ADD COLUMN totp_last_step INTEGER")

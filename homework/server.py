@@ -11,19 +11,29 @@ from gunicorn.glogging import Logger
 CHECKIN_PATH = re.compile(r"/c/[A-Za-z0-9_-]{16,}")
 
 
+# Control characters (C0, DEL, C1): a request path is decoded from %0D%0A and the like.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def redact(text: str) -> str:
     """Replace every check-in token in `text`."""
     return CHECKIN_PATH.sub("/c/[link]", text)
 
 
+def escape_controls(text: str) -> str:
+    """Write control characters as \\xNN, so a value cannot start a forged log line."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 class RedactingLogger(Logger):
-    """gunicorn's logger, with check-in tokens taken out of access log lines."""
+    """gunicorn's logger, with check-in tokens taken out of access log lines and control
+    characters (a CR/LF decoded from the path) escaped."""
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
-        for key in ("r", "U", "{raw_uri}e"):
-            if isinstance(atoms.get(key), str):
-                atoms[key] = redact(atoms[key])
+        for key, value in atoms.items():
+            if isinstance(value, str):
+                atoms[key] = escape_controls(redact(value))
         return atoms
 
 
@@ -32,8 +42,11 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(str(record.msg))
-        if record.args:
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.args, tuple):
+            # The arguments come from outside (a request path); the message is ours.
+            record.args = tuple(
+                escape_controls(redact(a)) if isinstance(a, str) else a for a in record.args
+            )
         return True
 
 

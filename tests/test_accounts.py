@@ -1,4 +1,6 @@
+import threading
 import time
+import unicodedata
 
 import pytest
 from conftest import ADMIN_PASSWORD, THERAPIST_PASSWORD, csrf_token, signed_in
@@ -142,6 +144,64 @@ def test_five_failures_lock_the_account_for_a_while(client, auth):
     assert client.get("/").status_code == 302
 
 
+def test_a_refused_login_says_when_to_come_back_and_is_audited(client, auth, db):
+    for _ in range(5):
+        auth.login(password="wrong password")
+    response = auth.login()
+    assert response.status_code == 429
+    # The window is 15 minutes and began with the first failure a moment ago.
+    assert 14 * 60 < int(response.headers["Retry-After"]) <= 15 * 60
+    throttled = db.execute(
+        "SELECT actor_id, object_type, object_id, detail FROM audit_log"
+        " WHERE action = 'login.throttled'"
+    ).fetchall()
+    assert [tuple(r) for r in throttled] == [(None, "user", 2, '{"step":"password"}')]
+
+
+def test_concurrent_wrong_passwords_get_no_more_tries_than_the_cap(app, db, monkeypatch):
+    """Twelve wrong passwords at once: five are checked, seven refused, whatever the order."""
+    from homework import accounts
+
+    attempts = 12
+    clients = []
+    for _ in range(attempts):
+        client = app.test_client()
+        clients.append((client, csrf_token(client, "/login")))
+    gate = threading.Condition()
+    state = {"verifying": 0, "answered": 0}
+    real_check = accounts.check_password
+
+    def check_when_all_arrived(stored_hash, password):
+        # The worst interleaving, forced: no password is checked until every attempt is
+        # either checking one or already answered, so none has recorded a failure yet.
+        with gate:
+            state["verifying"] += 1
+            gate.notify_all()
+            gate.wait_for(lambda: state["verifying"] + state["answered"] == attempts, 120)
+        return real_check(stored_hash, password)
+
+    monkeypatch.setattr(accounts, "check_password", check_when_all_arrived)
+    statuses = []
+
+    def attempt(client, token):
+        data = {"email": "therapist@example.org", "password": "wrong guess", "csrf_token": token}
+        status = client.post("/login", data=data).status_code
+        with gate:
+            statuses.append(status)
+            state["answered"] += 1
+            gate.notify_all()
+
+    threads = [threading.Thread(target=attempt, args=pair) for pair in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] * 5 + [429] * 7
+    assert state["verifying"] == 5
+    counts = dict(db.execute("SELECT action, COUNT(*) FROM audit_log GROUP BY action").fetchall())
+    assert counts["login.failed"] == 5 and counts["login.throttled"] == 7
+
+
 def test_lock_expires_after_the_window(client, auth, monkeypatch):
     for _ in range(5):
         auth.login(password="wrong password")
@@ -198,6 +258,19 @@ def test_therapists_cannot_see_admin_pages(therapist):
     assert therapist.get("/admin/users").status_code == 404
     token = csrf_token(therapist, "/")
     assert therapist.post("/admin/users/3/disable", data={"csrf_token": token}).status_code == 404
+
+
+def test_a_therapists_attempts_at_admin_pages_are_audited(therapist, db):
+    assert therapist.get("/admin/users").status_code == 404
+    token = csrf_token(therapist, "/")
+    assert therapist.post("/admin/users/3/disable", data={"csrf_token": token}).status_code == 404
+    rows = db.execute(
+        "SELECT actor_id, detail FROM audit_log WHERE action = 'admin.denied' ORDER BY id"
+    ).fetchall()
+    assert [tuple(r) for r in rows] == [
+        (2, '{"endpoint":"homework.users","method":"GET"}'),
+        (2, '{"endpoint":"homework.user_action","method":"POST"}'),
+    ]
 
 
 def test_admin_adds_a_therapist_with_a_one_time_password(app, admin, db):
@@ -272,15 +345,70 @@ def test_admin_resets_a_password_and_the_old_one_stops_working(app, admin, auth)
         ("short", False),
         ("password", False),
         ("Password1", False),
+        ("Password1!", False),
+        ("Summer2026!", False),
+        ("Jennifer1984", False),
+        ("qwertyuiop12", False),
         ("12345678", False),
+        ("a" * 128, False),
         ("ğüşöçİ ünicode", True),
-        ("😀🙂🙃😉😊😇🥰😍", True),
-        ("a" * 128, True),
+        ("😀🙂🙃😉😊😇🥰😍😎🤔🙄😴", True),
         ("long enough phrase", True),
+        ("kettle orbit plum tuesday " * 6, True),
     ],
 )
-def test_password_rules(password, ok):
-    assert (password_problem(password) is None) is ok
+def test_password_rules(app, password, ok):
+    with app.test_request_context():
+        assert (password_problem(password) is None) is ok
+
+
+@pytest.mark.parametrize(
+    "password, reason",
+    [
+        ("Summer2026!", "one of the most common passwords"),
+        ("zxcvbnm,./;", "Keys next to each other"),
+        ("abcabcabcabc", "Repeated characters"),
+        ("Jennifer1984", "Years and dates"),
+        ("p@ssw0rd123", "look-alikes"),
+        ("drowssap12345", "spelled backwards"),
+        ("wardtess1", "your name or email"),
+    ],
+)
+def test_a_refused_password_says_why_in_plain_words(app, password, reason):
+    with app.test_request_context():
+        problem = password_problem(password, ("tess.ward@example.org", "Tess Ward"))
+    assert problem.startswith("That password is too easy to guess.")
+    assert reason in problem and "a few unrelated words" in problem
+
+
+def test_the_same_password_typed_on_two_keyboards_matches(app, auth, db):
+    composed = "Crème brûlée à Noël"  # é as one character, as most keyboards type it
+    decomposed = unicodedata.normalize("NFD", composed)  # e + combining accent
+    assert composed != decomposed
+    with app.app_context():
+        from homework.storage import get_db
+
+        create_user(get_db(), "accent@example.org", "Accent", "therapist", decomposed)
+        create_user(
+            get_db(), "wide@example.org", "Wide", "therapist", "Ｋｅｔｔｌｅ ｏｒｂｉｔ ｐｌｕｍ"
+        )
+    assert auth.login("accent@example.org", composed).status_code == 302
+    auth.logout()
+    assert auth.login("wide@example.org", "Kettle orbit plum").status_code == 302
+
+
+def test_a_password_stored_before_normalisation_still_verifies(app, auth, db):
+    from argon2 import PasswordHasher
+
+    decomposed = unicodedata.normalize("NFD", "Crème brûlée à Noël")
+    old_hash = PasswordHasher().hash(decomposed)  # as hashed before NFKC was applied
+    db.execute("UPDATE users SET password_hash = ? WHERE id = 2", [old_hash])
+    assert auth.login("therapist@example.org", decomposed).status_code == 302
+    # The login stored the normal form, so the other keyboard's spelling works from now on.
+    new_hash = db.execute("SELECT password_hash FROM users WHERE id = 2").fetchone()[0]
+    assert new_hash != old_hash and new_hash.startswith("$argon2id$")
+    auth.logout()
+    assert auth.login("therapist@example.org", "Crème brûlée à Noël").status_code == 302
 
 
 def test_unicode_and_long_passwords_log_in(app, auth, db):
@@ -288,10 +416,10 @@ def test_unicode_and_long_passwords_log_in(app, auth, db):
         from homework.storage import get_db
 
         create_user(get_db(), "uni@example.org", "Uni", "therapist", "ğüşöçİ ünicode 😀")
-        create_user(get_db(), "long@example.org", "Long", "therapist", "x" * 128)
+        create_user(get_db(), "long@example.org", "Long", "therapist", "kettle orbit " * 19)
     assert auth.login("uni@example.org", "ğüşöçİ ünicode 😀").status_code == 302
     auth.logout()
-    assert auth.login("long@example.org", "x" * 128).status_code == 302
+    assert auth.login("long@example.org", "kettle orbit " * 19).status_code == 302
 
 
 def test_passwords_are_stored_as_argon2id(db):
@@ -441,3 +569,33 @@ def test_only_admins_reach_the_edit_user_page(app, admin, db):
     assert response.status_code == 404
     assert row(db, ada)[1:3] == ("Ada Admin", "admin")
     assert admin.get("/admin/users/999999").status_code == 404
+
+
+def test_the_secure_cookie_carries_the_host_prefix_and_works(client):
+    https = "https://localhost"
+    cookie = client.get("/login", base_url=https).headers["Set-Cookie"]
+    assert cookie.startswith("__Host-homework_session=")
+    assert "Secure" in cookie and "Path=/" in cookie and "Domain" not in cookie
+    token = csrf_token_over(client, https)
+    response = client.post(
+        "/login",
+        base_url=https,
+        headers={"Referer": https + "/login"},  # Flask-WTF checks it over HTTPS
+        data={
+            "email": "therapist@example.org",
+            "password": THERAPIST_PASSWORD,
+            "csrf_token": token,
+        },
+    )
+    assert response.status_code == 302
+    assert response.headers["Set-Cookie"].startswith("__Host-homework_session=")
+    assert client.get("/", base_url=https).status_code == 200
+    # Over plain http the prefix is not allowed (browsers drop it), so the name stays.
+    assert client.get("/login").headers["Set-Cookie"].startswith("homework_session=")
+
+
+def csrf_token_over(client, base_url: str) -> str:
+    import re
+
+    html = client.get("/login", base_url=base_url).get_data(as_text=True)
+    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)

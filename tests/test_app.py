@@ -1,4 +1,5 @@
 import os
+import re
 import stat
 
 import pytest
@@ -127,3 +128,63 @@ def test_plugin_mode_refuses_to_serve_with_pending_migrations(tmp_path):
     result = host.test_cli_runner().invoke(args=["homework", "migrate"])
     assert result.exit_code == 0, result.output
     assert client.get("/homework/healthz").status_code == 200
+
+
+SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options",
+                    "Referrer-Policy")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path, status",
+    [("/static/homework.css", 200), ("/_static/homework.css", 200), ("/no/such/page", 404),
+     ("/static/nothing.css", 404), ("/login", 200)],
+)  # fmt: skip
+def test_every_response_carries_the_security_headers(client, path, status):
+    response = client.get(path)
+    assert response.status_code == status
+    for header in SECURITY_HEADERS:
+        assert response.headers.get(header), (path, header)
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Strict-Transport-Security" not in response.headers  # plain http
+
+
+def test_hsts_over_https(client):
+    response = client.get("/static/homework.css", base_url="https://localhost")
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert (
+        client.get("/login", base_url="https://localhost").headers["Strict-Transport-Security"]
+        == "max-age=31536000"
+    )
+
+
+def test_hsts_when_the_proxy_says_https(tmp_path):
+    app = create_app(tmp_path / "inst", config={"TESTING": True, "HOMEWORK_PROXY_COUNT": 1})
+    client = app.test_client()
+    behind = client.get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert behind.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert behind.headers["Set-Cookie"].startswith("__Host-homework_session=")
+    assert "Strict-Transport-Security" not in client.get("/login").headers
+
+
+def test_a_server_error_shows_a_reference_that_the_log_has_with_the_traceback(
+    app, monkeypatch, caplog
+):
+    from conftest import ADMIN_PASSWORD, signed_in
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # answer as in production, not re-raise
+    client = signed_in(app, "admin@example.org", ADMIN_PASSWORD)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk said no")
+
+    monkeypatch.setattr("homework.views.main.gather", broken)
+    response = client.get("/?all=1")
+    assert response.status_code == 500
+    page = response.get_data(as_text=True)
+    assert "the disk said no" not in page and "Traceback" not in page
+    reference = re.search(r"this reference: ([0-9A-F]{8})", page).group(1)
+    logged = [r for r in caplog.records if reference in r.getMessage()]
+    assert len(logged) == 1 and "GET /" in logged[0].getMessage()
+    assert logged[0].exc_info[0] is RuntimeError
+    assert "the disk said no" in caplog.text
+    assert response.headers["Content-Security-Policy"]

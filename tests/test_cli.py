@@ -90,6 +90,7 @@ def test_every_command_has_help(capsys):
         "demo",
         "audit",
         "reset-password",
+        "reset-2fa",
         "plugins",
     ):
         try:

@@ -228,6 +228,16 @@ def test_a_render_past_the_wall_clock_limit_is_stopped_clearly(tmp_path):
     assert wide.render("<p>fine</p>", {}, {}, tmp_path / "slots").startswith(b"%PDF")
 
 
+def test_a_render_failure_logs_the_workers_traceback(tmp_path, caplog):
+    pool = get_pool(RenderLimits(workers=1))
+    with pytest.raises(RenderError, match="could not be printed"):
+        pool.render("<p>x</p>", {}, {"pdf_variant": "no-such-variant"}, tmp_path / "slots")
+    logged = [r for r in caplog.records if r.name == "homework.pdf"]
+    assert len(logged) == 1 and logged[0].levelname == "ERROR"
+    message = logged[0].getMessage()
+    assert "Traceback" in message and "KeyError: 'no-such-variant'" in message
+
+
 def test_a_hostile_clinic_pack_is_tamed_by_markdown(tmp_path):
     """A pack cannot smuggle deep nesting: Markdown caps it, raw HTML is refused."""
     from homework.library import render_markdown

@@ -78,6 +78,35 @@ def test_public_url_sets_the_printed_address(app, therapist, packet):
     assert "https://practice.example/c/" in text
 
 
+def test_a_forged_host_is_never_printed_for_the_couple(therapist, packet):
+    couple_id, _ = packet
+    forged = {"Host": "evil.example"}
+    # The therapist's own session, sent to whatever host the request names.
+    cookie = therapist.get_cookie("homework_session").value
+    therapist.set_cookie("homework_session", cookie, domain="evil.example")
+    page = therapist.get(f"/couples/{couple_id}", headers=forged).get_data(as_text=True)
+    assert "evil.example" not in page and "/c/" not in page
+    assert "Ask your clinic&#39;s admin to set HOMEWORK_PUBLIC_URL" in page
+    response = therapist.get("/packets/1/handout.pdf", headers=forged)
+    assert response.status_code == 400 and response.mimetype == "text/html"
+    assert "HOMEWORK_PUBLIC_URL" in response.get_data(as_text=True)
+
+
+def test_trusted_hosts_vouch_for_the_printed_address(app, therapist, packet):
+    couple_id, path = packet
+    app.config["TRUSTED_HOSTS"] = ["practice.example"]
+    cookie = therapist.get_cookie("homework_session").value
+    therapist.set_cookie("homework_session", cookie, domain="practice.example")
+    page = therapist.get(f"/couples/{couple_id}", headers={"Host": "practice.example"})
+    assert f'class="link-box">http://practice.example{path}<' in page.get_data(as_text=True)
+    pdf = therapist.get("/packets/1/handout.pdf", headers={"Host": "practice.example"}).data
+    assert "http://practice.example" + path in pdftext(pdf).replace("\n", "")
+    # Flask refuses any other host outright.
+    assert (
+        therapist.get(f"/couples/{couple_id}", headers={"Host": "evil.example"}).status_code == 400
+    )
+
+
 def test_token_is_stored_only_as_a_hash(packet, db):
     _, path = packet
     token = path.rsplit("/", 1)[1]

@@ -1,19 +1,25 @@
 """Thin routes, grouped by area; `make_blueprint` builds a fresh blueprint per app."""
 
 import functools
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
+from markupsafe import escape
+from werkzeug.exceptions import InternalServerError
 from werkzeug.routing import IntegerConverter
 
 from ..extension import get_state
 
 
 class RowIdConverter(IntegerConverter):
-    """A positive integer that fits an SQLite rowid."""
+    """A positive integer that fits an SQLite rowid, in ASCII digits (werkzeug's `\\d`
+    also matches "٣" and friends)."""
+
+    regex = r"[0-9]+"
 
     def __init__(self, url_map) -> None:
         super().__init__(url_map, min=1, max=2**63 - 1)
@@ -95,11 +101,54 @@ def admin_required(view):
     @login_required
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        if not current_therapist().is_admin:
+        me = current_therapist()
+        if not me.is_admin:
+            _audit_admin_attempt(me)
             abort(404)
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def _audit_admin_attempt(me: Therapist) -> None:
+    """A therapist reached for an admin page: worth knowing (a probe, a stolen session)."""
+    from .. import audit
+    from ..storage import get_db, write
+
+    with write(get_db()) as db:
+        audit.record(
+            db,
+            "admin.denied",
+            actor_id=me.id,
+            detail={"endpoint": request.endpoint, "method": request.method},
+        )
+
+
+def server_error(exc):
+    """A 500 page with a short reference; the same reference is logged with the traceback,
+    so an admin can find what went wrong from what the therapist reads out."""
+    from flask import current_app, render_template
+
+    reference = secrets.token_hex(4).upper()
+    original = getattr(exc, "original_exception", None) or exc
+    current_app.logger.error(
+        "error reference %s on %s %s",
+        reference,
+        request.method,
+        request.path,
+        exc_info=(type(original), original, original.__traceback__),
+    )
+    message = _(
+        "Something went wrong on our side. Work you saved before this is safe. If it "
+        "happens again, give your clinic's admin this reference: %(reference)s",
+        reference=reference,
+    )
+    try:
+        body = render_template("homework/error.html", title=_("Something went wrong"),
+                               message=message)  # fmt: skip
+    except Exception:  # the error page must answer even when templates or the DB cannot
+        body = escape(message)
+    return body, 500, {"Cache-Control": "no-store"}
 
 
 def safe_next(target: str | None) -> str:
@@ -111,7 +160,10 @@ def safe_next(target: str | None) -> str:
     # "/\\evil" would leave the site: refuse any such character outright.
     if any(ch in target for ch in "\\") or any(ord(ch) < 33 or ord(ch) == 127 for ch in target):
         return fallback
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # e.g. "http://[x": not a URL at all
+        return fallback
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return fallback
     root = request.script_root + get_state().url_prefix
@@ -186,6 +238,8 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
     def practice_count(value: float) -> str:
         """A weighted practice count as people say it: 3, 2.5 (a "partly" counts half)."""
         return f"{value:.1f}".removesuffix(".0")
+
+    bp.register_error_handler(InternalServerError, server_error)
 
     @bp.errorhandler(404)
     def not_found(exc):

@@ -12,12 +12,14 @@ from ..forms import (
     ChangePasswordForm,
     CodeForm,
     DisableTwoFactorForm,
+    EnrolTwoFactorForm,
     LoginForm,
     ProfileForm,
     ReassignForm,
     UserForm,
+    parse_id,
 )
-from ..passwords import generate_password, verify_password
+from ..passwords import generate_password
 from ..storage import get_db
 from . import admin_required, current_therapist, login_required, safe_next
 
@@ -42,7 +44,7 @@ def register(bp: Blueprint) -> None:
         methods=["GET", "POST"],
     )
     bp.add_url_rule(
-        "/admin/users/<id:user_id>/<any(disable, enable, reset):action>",
+        "/admin/users/<id:user_id>/<any(disable, enable, reset, 'reset-2fa'):action>",
         "user_action",
         user_action,
         methods=["POST"],
@@ -55,7 +57,7 @@ def login():
         form.next.data = request.args.get("next", "")
         if current_therapist() is not None:
             return redirect(safe_next(form.next.data))
-    status = 200
+    status, headers = 200, {}
     if form.validate_on_submit():
         db = get_db()
         try:
@@ -64,7 +66,8 @@ def login():
             )
         except accounts.LoginRefused as exc:
             flash(str(exc), "error")
-            status = 429 if isinstance(exc, accounts.LoginThrottled) else 200
+            if isinstance(exc, accounts.LoginThrottled):
+                status, headers = 429, {"Retry-After": str(exc.retry_after)}
         else:
             if user.two_factor:
                 # Password right; the session starts only after the second step.
@@ -76,10 +79,7 @@ def login():
     elif request.method == "POST":
         status = 400
     expired = g.get("homework_session_expired", False)
-    return (
-        render_template("homework/login.html", form=form, expired=expired),
-        status,
-    )
+    return render_template("homework/login.html", form=form, expired=expired), status, headers
 
 
 def logout():
@@ -115,8 +115,7 @@ def change_password():
     me = current_therapist()
     if form.validate_on_submit():
         db = get_db()
-        user = accounts.get_user(db, me.id)
-        if not verify_password(user["password_hash"], form.current.data):
+        if not accounts.password_matches(db, me.id, form.current.data):
             form.current.errors.append(_("That is not your current password."))
         else:
             try:
@@ -216,14 +215,23 @@ def user_action(user_id: int, action: str):
             new_password = generate_password()
             accounts.set_password(db, user_id, new_password, actor_id=me.id)
             return _users_page(UserForm(formdata=None), new_password, user["email"])
-        accounts.set_disabled(db, user_id, action == "disable", actor_id=me.id)
+        if action == "reset-2fa":
+            accounts.reset_second_factor(db, user_id, actor_id=me.id)
+        else:
+            accounts.set_disabled(db, user_id, action == "disable", actor_id=me.id)
     except accounts.AccountError as exc:
         flash(str(exc), "error")
     else:
         flash(
-            _("Account disabled; its sessions ended.")
-            if action == "disable"
-            else _("Account enabled."),
+            {
+                "disable": _("Account disabled; its sessions ended."),
+                "enable": _("Account enabled."),
+                "reset-2fa": _(
+                    "Two-factor login is off for %(email)s and their sessions ended; they can "
+                    "set it up again after signing in.",
+                    email=user["email"],
+                ),
+            }[action],
             "info",
         )
     return redirect(url_for("homework.users"))
@@ -238,11 +246,11 @@ def admin_couples():
     form = ReassignForm()
     form.owner_id.choices = [SelectChoice(u["id"], u["name"]) for u in therapists]
     if request.method == "POST":
-        couple_id = request.form.get("couple_id", "")
-        if not form.validate_on_submit() or not couple_id.isdigit():
+        couple_id = parse_id(request.form.get("couple_id"))
+        if not form.validate_on_submit() or couple_id is None:
             abort(400)
         try:
-            couples.reassign(db, int(couple_id), form.owner_id.data, current_therapist().id)
+            couples.reassign(db, couple_id, form.owner_id.data, current_therapist().id)
         except LookupError:
             abort(404)
         flash(_("Couple reassigned to %(name)s.", name=names[form.owner_id.data]), "info")
@@ -292,7 +300,7 @@ def login_code():
         flash(_("Please sign in again."), "info")
         return redirect(url_for("homework.login"))
     form = CodeForm()
-    status = 200
+    status, headers = 200, {}
     if form.validate_on_submit():
         db = get_db()
         try:
@@ -301,7 +309,9 @@ def login_code():
             )
         except accounts.LoginRefused as exc:
             form.code.errors.append(str(exc))
-            status = 429 if isinstance(exc, accounts.LoginThrottled) else 400
+            status = 400
+            if isinstance(exc, accounts.LoginThrottled):
+                status, headers = 429, {"Retry-After": str(exc.retry_after)}
         else:
             user = accounts.get_user(db, pending["uid"])
             accounts.start_session(
@@ -321,7 +331,7 @@ def login_code():
             return redirect(safe_next(pending.get("next")))
     elif request.method == "POST":
         status = 400
-    return render_template("homework/login_code.html", form=form), status
+    return render_template("homework/login_code.html", form=form), status, headers
 
 
 @login_required
@@ -334,17 +344,21 @@ def two_factor():
     me = current_therapist()
     user = accounts.get_user(db, me.id)
     enabled = bool(user["totp_secret"])
-    code_form, off_form = CodeForm(prefix="on"), DisableTwoFactorForm(prefix="off")
-    code_form.code.description = _("The 6 digits your authenticator app shows now.")
+    code_form, off_form = EnrolTwoFactorForm(prefix="on"), DisableTwoFactorForm(prefix="off")
     if not enabled and code_form.validate_on_submit():
-        codes = twofactor.finish_enrolment(db, me.id, code_form.code.data)
-        if codes:
-            return render_template("homework/recovery_codes.html", codes=codes)
-        code_form.code.errors.append(
-            _("That code is not right. Try the newest code from your app.")
-        )
+        # The password again: a session left open (or stolen) must not be able to put its
+        # own phone on the account and lock the owner out.
+        if not accounts.password_matches(db, me.id, code_form.password.data):
+            code_form.password.errors.append(_("That is not your password."))
+        else:
+            codes = twofactor.finish_enrolment(db, me.id, code_form.code.data)
+            if codes:
+                return render_template("homework/recovery_codes.html", codes=codes)
+            code_form.code.errors.append(
+                _("That code is not right. Try the newest code from your app.")
+            )
     if enabled and off_form.validate_on_submit():
-        if verify_password(user["password_hash"], off_form.password.data):
+        if accounts.password_matches(db, me.id, off_form.password.data):
             twofactor.disable(db, me.id)
             flash(_("Two-factor login is off."), "info")
             return redirect(url_for("homework.account"))

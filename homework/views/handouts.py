@@ -8,7 +8,7 @@ from flask import Blueprint, Response, abort, render_template
 from flask_babel import gettext as _
 
 from .. import audit, issuing
-from ..extension import current_brand, extra_handout_css
+from ..extension import UntrustedHost, current_brand, extra_handout_css
 from ..handouts import handout_filename, render_document, render_handout
 from ..pdf import RenderError
 from ..storage import get_db, write
@@ -69,9 +69,14 @@ def _pdf_response(
 ):
     from .tracking import checkin_url
 
-    pdf, error = _render_or_error(
-        snapshots, current_brand(), extra_handout_css(), checkin_url(packet_id)
-    )
+    try:
+        url = checkin_url(packet_id)
+    except UntrustedHost as exc:
+        body = render_template(
+            "homework/error.html", title=_("The handout was not printed"), message=str(exc)
+        )
+        return body, 400
+    pdf, error = _render_or_error(snapshots, current_brand(), extra_handout_css(), url)
     if error:
         return error
     with write(get_db()) as db:

@@ -4,6 +4,7 @@ from flask import Blueprint, abort, render_template, request
 from flask_babel import gettext as _
 
 from ..extension import get_state
+from ..forms import parse_id
 from ..library import CATEGORIES, WHO, render_sections
 from ..storage import clinic_name, get_db
 from . import current_therapist, login_required
@@ -24,12 +25,12 @@ def _choice(name: str, allowed) -> str | None:
 @login_required
 def library():
     lib = get_state().library
-    minutes = request.args.get("minutes", "")
+    minutes = parse_id(request.args.get("minutes"))
     filters = {
         "query": request.args.get("q", "")[:200],
         "category": _choice("category", CATEGORIES),
         "approach": _choice("approach", lib.approaches()),
-        "max_minutes": int(minutes) if minutes.isdigit() and int(minutes) in DURATIONS else None,
+        "max_minutes": minutes if minutes in DURATIONS else None,
         "who": _choice("who", WHO),
     }
     results = lib.search(**filters)

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import gettext as _
 
 from .. import audit, exports, submissions, tracking
-from ..extension import checkin_config, current_brand, emit, public_url_for
+from ..extension import UntrustedHost, checkin_config, current_brand, emit, public_url_for
 from ..forms import ActionForm, SessionPracticeForm
 from ..storage import get_db, write
 from . import current_therapist, login_required
@@ -176,7 +176,8 @@ def tracking_export(couple_id: int, fmt: str):
 
 
 def checkin_url(packet_id: int) -> str | None:
-    """The live check-in URL of a packet, for the couple's page and the handout."""
+    """The live check-in URL of a packet, for the couple's page and the handout; raise
+    UntrustedHost when there is no trusted address to print."""
     secret, _weeks = checkin_config()
     link = tracking.current_link(get_db(), secret, packet_id)
     if link is None or link.revoked or link.expired(date.today()):
@@ -193,9 +194,16 @@ def packet_links(couple_id: int) -> dict[int, dict]:
         if link is None:
             continue
         live = not link.revoked and not link.expired(date.today())
+        url = problem = None
+        if live:
+            try:
+                url = public_url_for("homework.checkin", token=link.token)
+            except UntrustedHost as exc:
+                problem = str(exc)
         out[row["id"]] = {
             "live": live,
-            "url": public_url_for("homework.checkin", token=link.token) if live else None,
+            "url": url,
+            "problem": problem,
             "expires_on": link.expires_on,
         }
     return out
