@@ -5,11 +5,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, g, redirect, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.routing import IntegerConverter
 
 from ..extension import get_state
+from ..identity import Forbidden, therapist_id
 
 
 class RowIdConverter(IntegerConverter):
@@ -23,7 +24,7 @@ class RowIdConverter(IntegerConverter):
 class Therapist:
     """Who is logged in, as any identity plugin reports it."""
 
-    id: int
+    id: int | str  # an integer, or the host's string id (a UUID) exactly as given
     name: str
     is_admin: bool
     credentials: str = ""  # printed after the name on handouts, e.g. "LMFT"
@@ -38,9 +39,17 @@ class Therapist:
 
 
 def current_therapist() -> Therapist | None:
-    """Ask the plugins who is logged in (first answer wins), once per request."""
+    """Ask the plugins who is logged in (first answer wins), once per request.
+
+    None for nobody and for someone signed in who is not a therapist (a plugin raised
+    `homework.Forbidden`); `login_required` tells the two apart."""
     if "homework_therapist" not in g:
-        found = get_state().pm.hook.current_therapist()
+        g.homework_forbidden = False
+        try:
+            found = get_state().pm.hook.current_therapist()
+        except Forbidden:
+            g.homework_forbidden = True
+            found = None
         g.homework_therapist = _as_therapist(found) if found is not None else None
     return g.homework_therapist
 
@@ -52,7 +61,7 @@ def _as_therapist(found) -> Therapist:
         else lambda key, default=None: getattr(found, key, default)
     )
     return Therapist(
-        int(get("id")),
+        therapist_id(get("id")),
         str(get("name")),
         bool(get("is_admin", False)),
         str(get("credentials", "") or ""),
@@ -66,7 +75,12 @@ def login_required(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         if current_therapist() is None:
-            target = get_state().pm.hook.login_url(next_url=request.full_path.rstrip("?"))
+            if g.homework_forbidden:
+                return not_a_therapist_page()
+            # The script root too: behind a path prefix the login page sends people back
+            # to an address that must still lead into this app.
+            here = request.script_root + request.full_path.rstrip("?")
+            target = get_state().pm.hook.login_url(next_url=here)
             if not target:
                 abort(401)
             return redirect(target)
@@ -81,6 +95,19 @@ def login_required(view):
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def not_a_therapist_page():
+    """403 for someone the host signed in who is not a therapist (never a login redirect)."""
+    body = render_template(
+        "homework/error.html",
+        title=_("Not available to your account"),
+        message=_(
+            "You are signed in, but your account does not have therapist access to "
+            "homework. If you need it, ask your clinic's administrator."
+        ),
+    )
+    return body, 403
 
 
 # Pages a user may still reach while the clinic waits for them to set up two-factor login.
