@@ -71,10 +71,19 @@ class HomeworkForm(FlaskForm):
     """The base of every homework form: Flask-WTF's CSRF, with cached translations."""
 
     class Meta(FlaskForm.Meta):
+        # Always on: a host's WTF_CSRF_ENABLED = False (or no CSRFProtect at all) must not
+        # leave homework's forms unprotected.
+        csrf = True
+
         def get_translations(self, form: Form) -> object:
             if not current_app.config.get("WTF_I18N_ENABLED", True):
                 return DefaultMeta.get_translations(self, form)
             return _translations
+
+
+def csrf_refused(form: FlaskForm) -> bool:
+    """True when `form` failed only because of its CSRF token (expired or missing)."""
+    return bool(form.csrf_token.errors)
 
 
 class LoginForm(HomeworkForm):

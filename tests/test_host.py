@@ -106,3 +106,107 @@ def test_the_readmes_identity_snippet_works_as_written(tmp_path):
     admin = sign_in(app, "admin@harbour.invalid")
     assert admin.get("/homework/settings").status_code == 200
     assert sign_in(app).get("/homework/settings").status_code == 404
+
+
+def personalize_form(client, couple_path: str, assignment="memory-walk") -> dict:
+    """The personalize page's fields as a browser would send them to issue."""
+    page = client.get(f"{couple_path}/assign?a={assignment}").get_data(as_text=True)
+    form = {"csrf_token": csrf(page), "a": assignment, "action": "issue"}
+    for name, value in re.findall(r'<input[^>]*name="(a0-[^"]+)"[^>]*value="([^"]*)"', page):
+        form[name] = value
+    for name, value in re.findall(
+        r'<textarea[^>]*name="(a0-[^"]+)"[^>]*>\s*(.*?)</textarea>', page, re.S
+    ):
+        form[name] = value.replace("&#34;", '"').replace("&#39;", "'")
+    form["a0-steps"] = re.findall(r'name="a0-steps"[^>]*value="(\d+)"', page)
+    form["a0-field_place"] = "the old harbour wall"
+    return form
+
+
+def homework_rows(app) -> int:
+    import sqlite3
+
+    conn = sqlite3.connect(app.config["HOMEWORK_DATABASE"])
+    try:
+        return conn.execute("SELECT count(*) FROM homework").fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "config", [{"WTF_CSRF_ENABLED": False}, {"HOST_CSRF_PROTECT": False}], ids=["disabled", "none"]
+)
+def test_homeworks_forms_are_protected_whatever_the_host_does(tmp_path, config):
+    app = create_app(str(tmp_path / "h"), {"TESTING": True, **config})
+    assert app.test_cli_runner().invoke(args=["homework", "migrate"]).exit_code == 0
+    mara = sign_in(app) if "HOST_CSRF_PROTECT" in config else None
+    if mara is None:  # the host's own login form has no token when the host turned CSRF off
+        mara = app.test_client()
+        mara.post("/login", data={"email": THERAPIST, "password": PASSWORD})
+    page = mara.get("/homework/couples/new")
+    assert page.status_code == 200
+    assert 'name="csrf_token"' in page.get_data(as_text=True)
+    tokenless = mara.post(
+        "/homework/couples/new", data={"label": "Forged", "partner_a": "A", "partner_b": "B"}
+    )
+    assert tokenless.status_code == 400
+    couple = new_couple(mara)
+    assert 'name="csrf_token" value="' in mara.get(couple).get_data(as_text=True)
+    assert "Forged" not in mara.get("/homework/couples").get_data(as_text=True)
+
+
+def expired_token(client, app) -> str:
+    """A CSRF token for this client's session, signed two hours ago."""
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    with client.session_transaction() as session:
+        raw = session["csrf_token"]
+
+    class TwoHoursAgo(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return super().get_timestamp() - 7200
+
+    serializer = URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token", signer=TwoHoursAgo)
+    return serializer.dumps(raw)
+
+
+@pytest.mark.parametrize("host_csrf", [True, False], ids=["host-CSRFProtect", "no-CSRFProtect"])
+def test_an_expired_token_keeps_a_long_personalization(tmp_path, host_csrf):
+    app = create_app(
+        str(tmp_path / "h"),
+        {"TESTING": True, "WTF_CSRF_TIME_LIMIT": 3600, "HOST_CSRF_PROTECT": host_csrf},
+    )
+    assert app.test_cli_runner().invoke(args=["homework", "migrate"]).exit_code == 0
+    mara = sign_in(app)
+    couple = new_couple(mara)
+    form = personalize_form(mara, couple)
+    form["a0-note"] = "An hour of careful words for Jo and Kai."
+    form["csrf_token"] = expired_token(mara, app)
+    response = mara.post(f"{couple}/assign", data=form)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400, response.headers.get("Location")
+    assert "this page was open too long to send safely" in page
+    assert "An hour of careful words for Jo and Kai." in page
+    assert "the old harbour wall" in page
+    assert homework_rows(app) == 0
+    form["csrf_token"] = csrf(page)  # the redisplayed page carries a fresh token
+    assert mara.post(f"{couple}/assign", data=form).status_code == 302
+    assert homework_rows(app) == 1
+
+
+def test_behind_a_path_prefix_the_login_round_trip_keeps_the_prefix(host):
+    from werkzeug.exceptions import NotFound
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+    from werkzeug.test import Client
+
+    client = Client(DispatcherMiddleware(NotFound(), {"/practice": host}))
+    response = client.get("/practice/homework/couples")
+    assert response.status_code == 302
+    login = response.headers["Location"]
+    assert login == "/practice/login?next=%2Fpractice%2Fhomework%2Fcouples"
+    page = client.get(login).get_data(as_text=True)
+    response = client.post(
+        login, data={"email": THERAPIST, "password": PASSWORD, "csrf_token": csrf(page)}
+    )
+    assert response.headers["Location"] == "/practice/homework/couples"
+    assert client.get("/practice/homework/couples").status_code == 200

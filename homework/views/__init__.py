@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.routing import IntegerConverter
 
 from ..extension import get_state
@@ -204,6 +205,24 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
             "homework_endpoints": _endpoints(),
             "homework_library_problems": _library_problems,
         }
+
+    # homework's templates (and macros imported without context) need a CSRF token
+    # whether or not the host uses CSRFProtect, under a name no host global can shadow.
+    bp.add_app_template_global(generate_csrf, "homework_csrf_token")
+
+    @bp.errorhandler(CSRFError)
+    def host_refused_token(exc):
+        """The host's CSRFProtect refused a token before homework saw the form: a long
+        personalization is shown again with its values (homework's own form checks the
+        same token and saves nothing); any other form keeps the host's 400."""
+        from flask import current_app
+
+        from .assign import KEEPS_VALUES_ON_CSRF_REFUSAL
+
+        if request.endpoint not in KEEPS_VALUES_ON_CSRF_REFUSAL:
+            return exc
+        view = current_app.view_functions[request.endpoint]
+        return current_app.ensure_sync(view)(**(request.view_args or {}))
 
     @bp.app_template_filter("practice_count")
     def practice_count(value: float) -> str:
