@@ -224,6 +224,23 @@ class ReassignForm(HomeworkForm):
     owner_id = SelectField(_l("Therapist"), coerce=int)
 
 
+def _host_therapist_id(form: Form, field: StringField) -> None:
+    from .identity import therapist_id
+
+    try:
+        field.data = therapist_id((field.data or "").strip())
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            _l("Enter the therapist's id in your practice app (1 to 200 characters).")
+        ) from exc
+
+
+class HostReassignForm(HomeworkForm):
+    """Plugin mode: the new therapist by the host's own id (homework has no staff list)."""
+
+    owner_id = StringField(_l("Therapist id"), validators=[_host_therapist_id])
+
+
 class MergeText:
     """Validator: free text may use only the allowed {{ merge fields }}, no template tags."""
 

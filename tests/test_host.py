@@ -1,5 +1,6 @@
 """homework mounted into a realistic host (tests/host): identity, CSRF, prefix, scoping."""
 
+import logging
 import re
 from pathlib import Path
 
@@ -210,3 +211,158 @@ def test_behind_a_path_prefix_the_login_round_trip_keeps_the_prefix(host):
     )
     assert response.headers["Location"] == "/practice/homework/couples"
     assert client.get("/practice/homework/couples").status_code == 200
+
+
+def test_a_hosts_own_id_converter_and_homeworks_routes_both_work(host):
+    mara = sign_in(host)
+    couple = new_couple(mara)
+    assert couple == "/homework/couples/1"
+    assert mara.get(couple).status_code == 200
+    patient = "0b7f4c1e-2d3a-4b5c-8d9e-1f2a3b4c5d6e"
+    assert mara.get(f"/patients/{patient}").get_json() == {"patient": patient}
+
+
+def test_the_hosts_own_sqlite_errors_stay_the_hosts(tmp_path):
+    import sqlite3
+
+    app = create_app(str(tmp_path / "h"), {"TESTING": True, "WTF_CSRF_ENABLED": False})
+    legacy = sqlite3.connect(Path(app.instance_path) / "legacy.db", isolation_level=None)
+    legacy.execute("CREATE TABLE old_visits (id INTEGER PRIMARY KEY)")
+    legacy.execute("BEGIN EXCLUSIVE")  # another process is writing the host's database
+    try:
+        client = app.test_client()
+        client.post("/login", data={"email": THERAPIST, "password": PASSWORD})
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            client.post("/legacy-report")
+    finally:
+        legacy.execute("ROLLBACK")
+        legacy.close()
+
+
+def test_homework_adds_nothing_to_the_hosts_templates_or_logger(host):
+    assert host.logger.filters == []
+    assert not any("ExprStmt" in name for name in host.jinja_env.extensions)
+    with host.test_request_context("/"):
+        context: dict = {}
+        host.update_template_context(context)
+    assert sorted(k for k in context if k.startswith("homework")) == []
+    record = logging.LogRecord("host", logging.INFO, __file__, 1, {"event": "login"}, None, None)
+    assert all(f.filter(record) for f in host.logger.filters)
+    assert record.msg == {"event": "login"}
+
+
+def test_a_host_admin_reassigns_and_erases_couples(host):
+    mara = sign_in(host)
+    couple = new_couple(mara, "Moving couple")
+    couple_id = couple.rsplit("/", 1)[1]
+    admin = sign_in(host, "admin@harbour.invalid")
+    page = admin.get("/homework/admin/couples").get_data(as_text=True)
+    assert "Moving couple" in page
+    ivo_id = user_id(host, "ivo@harbour.invalid")
+    bad = admin.post(
+        "/homework/admin/couples",
+        data={"couple_id": couple_id, "owner_id": " ", "csrf_token": csrf(page)},
+    )
+    assert bad.status_code == 302
+    assert "Enter the therapist" in admin.get("/homework/admin/couples").get_data(as_text=True)
+    assert mara.get(couple).status_code == 200  # nothing changed
+    moved = admin.post(
+        "/homework/admin/couples",
+        data={"couple_id": couple_id, "owner_id": ivo_id, "csrf_token": csrf(page)},
+    )
+    assert moved.status_code == 302
+    assert mara.get(couple).status_code == 404
+    ivo = sign_in(host, "ivo@harbour.invalid")
+    assert ivo.get(couple).status_code == 200
+    assert ivo.get("/homework/admin/couples").status_code == 404  # therapists: no such page
+
+    erase_page = admin.get(f"/homework/admin/couples/{couple_id}/erase").get_data(as_text=True)
+    wrong = admin.post(
+        f"/homework/admin/couples/{couple_id}/erase",
+        data={"confirm": "Moving", "csrf_token": csrf(erase_page)},
+    )
+    assert wrong.status_code == 400
+    assert ivo.get(couple).status_code == 200
+    erased = admin.post(
+        f"/homework/admin/couples/{couple_id}/erase",
+        data={"confirm": "Moving couple", "csrf_token": csrf(erase_page)},
+    )
+    assert erased.status_code == 302
+    assert ivo.get(couple).status_code == 404
+
+
+def test_flask_homework_erase_and_reassign_in_a_host(host):
+    mara = sign_in(host)
+    couple = new_couple(mara, "CLI couple")
+    runner = host.test_cli_runner()
+    ivo_id = user_id(host, "ivo@harbour.invalid")
+    result = runner.invoke(args=["homework", "reassign", "--couple", "1", "--to", ivo_id])
+    assert result.exit_code == 0, result.output
+    assert f"couple 1 now belongs to therapist {ivo_id}" in result.output
+    assert mara.get(couple).status_code == 404
+    result = runner.invoke(args=["homework", "reassign", "--couple", "9", "--to", ivo_id])
+    assert result.exit_code == 2
+    assert "no couple with id 9" in result.output
+    result = runner.invoke(args=["homework", "erase", "--couple", "1"], input="CLI\n")
+    assert result.exit_code == 1
+    assert "the label does not match; nothing was erased" in result.output
+    assert sign_in(host, "ivo@harbour.invalid").get(couple).status_code == 200
+    result = runner.invoke(args=["homework", "erase", "--couple", "1"], input="CLI couple\n")
+    assert result.exit_code == 0, result.output
+    assert sign_in(host, "ivo@harbour.invalid").get(couple).status_code == 404
+
+
+def test_a_layout_without_the_content_block_fails_loudly_at_first_render(tmp_path):
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "bare.html").write_text(
+        "<html><head>{% block homework_head %}{% endblock %}</head>"
+        "<body>{% block main %}{% endblock %}</body></html>"
+    )
+    app = create_app(str(tmp_path / "h"), {"TESTING": True, "HOMEWORK_BASE_TEMPLATE": "bare.html"})
+    from jinja2 import ChoiceLoader, FileSystemLoader
+
+    app.jinja_loader = ChoiceLoader([app.jinja_loader, FileSystemLoader(tmp_path / "templates")])
+    assert app.test_cli_runner().invoke(args=["homework", "migrate"]).exit_code == 0
+    from homework.extension import LayoutError
+
+    mara = sign_in(app)
+    with pytest.raises(LayoutError, match="'bare.html' has no {% block content %}"):
+        mara.get("/homework/")
+
+
+def test_a_layout_that_extends_another_one_passes_the_check(tmp_path):
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "section.html").write_text(
+        '{% extends "host/layout.html" %}{% block title %}Clinical · {% endblock %}'
+    )
+    app = create_app(
+        str(tmp_path / "h"), {"TESTING": True, "HOMEWORK_BASE_TEMPLATE": "section.html"}
+    )
+    from jinja2 import ChoiceLoader, FileSystemLoader
+
+    app.jinja_loader = ChoiceLoader([app.jinja_loader, FileSystemLoader(tmp_path / "templates")])
+    assert app.test_cli_runner().invoke(args=["homework", "migrate"]).exit_code == 0
+    page = sign_in(app).get("/homework/")
+    assert page.status_code == 200
+    assert 'id="host-navbar"' in page.get_data(as_text=True)
+
+
+def test_the_admin_banner_for_a_broken_library_file_shows_in_the_host_layout(tmp_path):
+    import shutil
+
+    pack = tmp_path / "pack"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "clinic_plugin"
+                    / "homework_clinic_example" / "pack", pack)  # fmt: skip
+    (pack / "broken-walk.md").write_text("---\nid: broken-walk\ntitle: [unclosed\n---\n")
+    app = create_app(
+        str(tmp_path / "h"), {"TESTING": True, "HOMEWORK_ASSIGNMENT_DIRS": [str(pack)]}
+    )
+    assert app.test_cli_runner().invoke(args=["homework", "migrate"]).exit_code == 0
+    admin = sign_in(app, "admin@harbour.invalid")
+    for path in ("/homework/", "/homework/library"):
+        page = admin.get(path).get_data(as_text=True)
+        assert 'id="host-navbar"' in page
+        assert "1 file in the assignment library was skipped" in page
+        assert "broken-walk.md" in page
+    therapist = sign_in(app).get("/homework/").get_data(as_text=True)
+    assert "was skipped" not in therapist

@@ -172,6 +172,25 @@ def _clinic_name() -> str:
         return "homework"
 
 
+def field_attributes(field, autocomplete: str | None = None, autofocus: bool = False) -> dict:
+    """The HTML attributes of a form field as homework's `field` macro renders it."""
+    describedby = []
+    if field.description:
+        describedby.append(f"{field.id}-help")
+    if field.errors:
+        describedby.append(f"{field.id}-error")
+    attrs: dict = {}
+    if autocomplete:
+        attrs["autocomplete"] = autocomplete
+    if autofocus:
+        attrs["autofocus"] = True
+    if describedby:
+        attrs["aria-describedby"] = " ".join(describedby)
+    if field.errors:
+        attrs["aria-invalid"] = "true"
+    return attrs
+
+
 def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
     """Build homework's blueprint; with `accounts`, add the standalone login pages."""
     bp = Blueprint(
@@ -181,9 +200,10 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
         static_folder=str(static),
         static_url_path="/_static",
     )
-    from . import assign, checkin, couples, handouts, library, main, settings, tracking
+    from . import admin, assign, checkin, couples, handouts, library, main, settings, tracking
 
     main.register(bp)
+    admin.register(bp)
     library.register(bp)
     couples.register(bp)
     assign.register(bp)
@@ -196,7 +216,8 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
 
         auth.register(bp)
 
-    @bp.app_context_processor
+    # Only on homework's own pages (the host's layout included when it wraps them).
+    @bp.context_processor
     def inject_identity():
         return {
             "homework_user": current_therapist,
@@ -209,6 +230,7 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
     # homework's templates (and macros imported without context) need a CSRF token
     # whether or not the host uses CSRFProtect, under a name no host global can shadow.
     bp.add_app_template_global(generate_csrf, "homework_csrf_token")
+    bp.add_app_template_global(field_attributes, "homework_field_attributes")
 
     @bp.errorhandler(CSRFError)
     def host_refused_token(exc):

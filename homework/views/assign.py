@@ -29,15 +29,17 @@ MAX_PER_PACKET = 8
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/library/<assignment_id>/assign", "assign", choose_couple)
     bp.add_url_rule(
-        "/couples/<id:couple_id>/assign",
+        "/couples/<homework_rowid:couple_id>/assign",
         "assign_to_couple",
         assign_to_couple,
         methods=["GET", "POST"],
     )
-    bp.add_url_rule("/homework/<id:hw_id>", "homework_item", homework_item)
-    bp.add_url_rule("/homework/<id:hw_id>/revise", "revise", revise, methods=["GET", "POST"])
+    bp.add_url_rule("/homework/<homework_rowid:hw_id>", "homework_item", homework_item)
     bp.add_url_rule(
-        "/homework/<id:hw_id>/<any(withdraw, done, reactivate):action>",
+        "/homework/<homework_rowid:hw_id>/revise", "revise", revise, methods=["GET", "POST"]
+    )
+    bp.add_url_rule(
+        "/homework/<homework_rowid:hw_id>/<any(withdraw, done, reactivate):action>",
         "homework_status",
         homework_status,
         methods=["POST"],

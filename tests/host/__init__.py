@@ -8,7 +8,7 @@ security-header middleware. It mounts homework at /homework the way the README s
 import uuid
 from pathlib import Path
 
-from flask import Blueprint, Flask, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
 from flask_login import (
     LoginManager,
     UserMixin,
@@ -20,6 +20,7 @@ from flask_login import (
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect, FlaskForm
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from werkzeug.routing import UUIDConverter
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired
@@ -113,6 +114,27 @@ def home():
     return render_template("host/home.html")
 
 
+@schedule.route("/patients/<id:patient_id>")
+@login_required
+def patient(patient_id: uuid.UUID):
+    return {"patient": str(patient_id)}
+
+
+@schedule.route("/legacy-report", methods=["POST"])
+@login_required
+def legacy_report():
+    """Note a visit in the practice's old SQLite file (no error handler of its own)."""
+    import sqlite3
+
+    conn = sqlite3.connect(Path(current_app.instance_path) / "legacy.db", timeout=0)
+    try:
+        with conn:
+            conn.execute("INSERT INTO old_visits DEFAULT VALUES")
+        return {"rows": conn.execute("SELECT count(*) FROM old_visits").fetchone()[0]}
+    finally:
+        conn.close()
+
+
 @schedule.route("/reports")
 @login_required
 def reports():
@@ -144,6 +166,8 @@ def create_app(
     )
     app.config.update(config or {})
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    # The host's own `id` converter: its records have UUIDs.
+    app.url_map.converters["id"] = UUIDConverter
     db.init_app(app)
     login_manager = LoginManager(app)
     login_manager.login_view = "auth.login"
