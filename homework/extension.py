@@ -98,10 +98,14 @@ class Homework:
             from . import accounts
 
             plugins.insert(0, accounts)
+        disabled = app.config["HOMEWORK_DISABLED_PLUGINS"]
+        if isinstance(disabled, str) or not all(isinstance(n, str) for n in disabled):
+            raise TypeError(
+                "HOMEWORK_DISABLED_PLUGINS must be a list of plugin names, "
+                f'e.g. ["clinic_sync"], not {disabled!r}'
+            )
         pm = make_plugin_manager(
-            plugins,
-            load_entry_points=app.config["HOMEWORK_LOAD_PLUGINS"],
-            disabled=app.config["HOMEWORK_DISABLED_PLUGINS"],
+            plugins, load_entry_points=app.config["HOMEWORK_LOAD_PLUGINS"], disabled=disabled
         )
         with app.app_context():
             library = load_library(assignment_pack_folders(pm))

@@ -262,3 +262,10 @@ def test_a_bad_installed_plugin_is_named_and_can_be_disabled(tmp_path, installed
     names = [name for name, plugin in pm.list_name_plugin() if plugin is not None]
     assert "hw_test_good" in names
     assert "hw_test_broken" not in names
+
+
+def test_disabled_plugins_must_be_a_list_of_names(tmp_path):
+    app = Flask("plugin_host", instance_path=str(tmp_path / "instance"))
+    app.config.update(SECRET_KEY="k" * 40, HOMEWORK_DISABLED_PLUGINS="clinic_sync")
+    with pytest.raises(TypeError, match=r"must be a list of plugin names, e.g. \["):
+        Homework(app)

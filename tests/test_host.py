@@ -49,6 +49,7 @@ def test_a_front_desk_user_gets_403_in_the_hosts_layout_not_a_login_loop(host):
     page = response.get_data(as_text=True)
     assert 'id="host-navbar"' in page
     assert "does not have therapist access" in page
+    assert "Back to the dashboard" not in page  # it would only answer 403 again
 
 
 def test_a_read_only_viewer_gets_no_therapist_rights(host):
@@ -66,6 +67,15 @@ def test_anonymous_visitors_go_to_the_hosts_flask_login_view(host):
     response = host.test_client().get("/homework/couples?archived=1")
     assert response.status_code == 302
     assert response.headers["Location"] == "/login?next=%2Fhomework%2Fcouples%3Farchived%3D1"
+
+
+def test_homework_login_url_gets_next_added(tmp_path):
+    app = create_app(
+        str(tmp_path / "h"), {"TESTING": True, "HOMEWORK_LOGIN_URL": "/sso/start?realm=clinic"}
+    )
+    assert app.test_cli_runner().invoke(args=["homework", "migrate"]).exit_code == 0
+    response = app.test_client().get("/homework/couples")
+    assert response.headers["Location"] == "/sso/start?realm=clinic&next=%2Fhomework%2Fcouples"
 
 
 def test_uuid_therapist_ids_own_their_couples(host):

@@ -107,6 +107,7 @@ def not_a_therapist_page():
             "You are signed in, but your account does not have therapist access to "
             "homework. If you need it, ask your clinic's administrator."
         ),
+        back_link=False,  # the dashboard would answer the same
     )
     return body, 403
 
