@@ -4,10 +4,11 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = ["Homework", "create_app", "hookimpl", "__version__"]
+__all__ = ["Forbidden", "Homework", "create_app", "hookimpl", "__version__"]
 
 if TYPE_CHECKING:
     from .extension import Homework
+    from .identity import Forbidden
     from .plugins import hookimpl
 
 
@@ -27,6 +28,10 @@ def __getattr__(name: str):  # noqa: ANN202
         from .extension import Homework
 
         return Homework
+    if name == "Forbidden":
+        from .identity import Forbidden
+
+        return Forbidden
     if name == "hookimpl":
         from .plugins import hookimpl
 

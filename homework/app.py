@@ -64,6 +64,10 @@ def create_app(
 
     CSRFProtect(app)
     Homework(app, url_prefix="", standalone=True)
+    from .server import RedactingFilter
+
+    # The standalone app's own logger; in a host, homework leaves the logger alone.
+    app.logger.addFilter(RedactingFilter())
     if app.config["HOMEWORK_PROXY_COUNT"]:
         count = int(app.config["HOMEWORK_PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)

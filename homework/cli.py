@@ -308,6 +308,60 @@ def export_command(couple_id: int, out_dir: Path) -> None:
     click.echo(f"{len(written)} handout(s) in {out_dir}")
 
 
+def _couple_label(couple_id: int) -> str:
+    row = storage.get_db().execute("SELECT label FROM couples WHERE id = ?", [couple_id]).fetchone()
+    if row is None:
+        raise click.BadParameter(f"no couple with id {couple_id}", param_hint="--couple")
+    return row["label"]
+
+
+@commands.command("erase")
+@click.option(
+    "--couple", "couple_id", required=True, type=click.IntRange(1, 2**63 - 1), help="Couple id."
+)
+@click.option("--yes", is_flag=True, help="Do not ask for the couple's label to confirm.")
+def erase_command(couple_id: int, yes: bool) -> None:
+    """Erase a couple for good: every item, practice record and check-in link of theirs."""
+    from .erasure import erase_couple
+    from .extension import erasure_ledger
+
+    label = _couple_label(couple_id)
+    if not yes:
+        typed = click.prompt(f"Type the couple's label to erase it for good ({label})")
+        if typed.strip() != label:
+            raise click.ClickException("the label does not match; nothing was erased")
+    erase_couple(storage.get_db(), couple_id, None, erasure_ledger())
+    click.echo(f"couple {couple_id} erased; the audit log keeps ids and counts only.")
+
+
+@commands.command("reassign")
+@click.option(
+    "--couple", "couple_id", required=True, type=click.IntRange(1, 2**63 - 1), help="Couple id."
+)
+@click.option("--to", "to", required=True, help="The new therapist's id.")
+def reassign_command(couple_id: int, to: str) -> None:
+    """Give a couple to another therapist (standalone: an account id; in a host: its id)."""
+    from .couples import reassign
+    from .identity import therapist_id
+
+    try:
+        new_owner = therapist_id(to)
+    except (TypeError, ValueError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from None
+    if get_state().standalone:
+        user = (
+            accounts.get_user(storage.get_db(), new_owner) if isinstance(new_owner, int) else None
+        )
+        if user is None or user["disabled"]:
+            raise click.BadParameter(
+                f"no enabled account with id {to} (see Settings, Therapists and admins)",
+                param_hint="--to",
+            )
+    _couple_label(couple_id)
+    reassign(storage.get_db(), couple_id, new_owner, None)
+    click.echo(f"couple {couple_id} now belongs to therapist {new_owner}.")
+
+
 def _passphrase(confirm: bool) -> str:
     """From $HOMEWORK_BACKUP_PASSPHRASE, else one line of stdin, else a prompt."""
     from_env = os.environ.get("HOMEWORK_BACKUP_PASSPHRASE")

@@ -1,14 +1,25 @@
 """homework's built-in behaviour, written as the last-resort implementations of its hooks."""
 
-from flask import current_app
+from urllib.parse import urlencode
+
+from flask import current_app, url_for
 
 from .plugins import hookimpl
 
 
 @hookimpl(trylast=True)
 def login_url(next_url):
-    """Send the user to the configured login page (the host's, in plugin mode)."""
-    return current_app.config.get("HOMEWORK_LOGIN_URL")
+    """Send the user to HOMEWORK_LOGIN_URL, else to the host's Flask-Login `login_view`,
+    with `next` pointing back here."""
+    configured = current_app.config.get("HOMEWORK_LOGIN_URL")
+    if not configured:
+        manager = getattr(current_app, "login_manager", None)  # Flask-Login, when the host has it
+        view = getattr(manager, "login_view", None)
+        if not view:
+            return None
+        configured = url_for(view)
+    separator = "&" if "?" in configured else "?"
+    return f"{configured}{separator}{urlencode({'next': next_url})}"
 
 
 @hookimpl(trylast=True)

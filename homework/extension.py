@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "HOMEWORK_LOGIN_URL": None,
     "HOMEWORK_BASE_TEMPLATE": "homework/layout.html",
     "HOMEWORK_LOAD_PLUGINS": True,
+    "HOMEWORK_DISABLED_PLUGINS": [],
     "HOMEWORK_ASSIGNMENT_DIRS": [],
     "HOMEWORK_PROXY_COUNT": 0,
     "HOMEWORK_RENDER_WORKERS": None,  # None: one per CPU core
@@ -100,7 +101,15 @@ class Homework:
             from . import accounts
 
             plugins.insert(0, accounts)
-        pm = make_plugin_manager(plugins, load_entry_points=app.config["HOMEWORK_LOAD_PLUGINS"])
+        disabled = app.config["HOMEWORK_DISABLED_PLUGINS"]
+        if isinstance(disabled, str) or not all(isinstance(n, str) for n in disabled):
+            raise TypeError(
+                "HOMEWORK_DISABLED_PLUGINS must be a list of plugin names, "
+                f'e.g. ["clinic_sync"], not {disabled!r}'
+            )
+        pm = make_plugin_manager(
+            plugins, load_entry_points=app.config["HOMEWORK_LOAD_PLUGINS"], disabled=disabled
+        )
         with app.app_context():
             library = load_library(assignment_pack_folders(pm))
         for problem in library.problems:
@@ -111,30 +120,27 @@ class Homework:
         if "babel" not in app.extensions:
             Babel(app)
         storage.init_app(app)
-        app.jinja_env.add_extension("jinja2.ext.do")
 
         from .views import RowIdConverter, make_blueprint
 
-        # <id:...> matches 1 .. 2**63-1 only: 0, -1 and numbers SQLite cannot hold are a
-        # plain 404 at routing, before any view or query sees them.
-        app.url_map.converters.setdefault("id", RowIdConverter)
+        # <homework_rowid:...> matches 1 .. 2**63-1 only: 0, -1 and numbers SQLite cannot
+        # hold are a plain 404 at routing. Named for homework, so a host's own `id`
+        # converter and homework's never replace each other.
+        app.url_map.converters["homework_rowid"] = RowIdConverter
 
         bp = make_blueprint(
             templates=resource_dir("templates"),
             static=Path(__file__).parent / "static",
             accounts=self.standalone,
         )
+        bp.before_request(_check_layout)
         bp.before_request(_require_current_migrations)
         bp.after_request(_security_headers)
         # On the blueprint: a host's own routes keep their own handling of SQLite errors.
+        bp.register_error_handler(storage.DatabaseLocked, _database_busy)
         bp.register_error_handler(storage.DatabaseUnavailable, _database_error)
         bp.register_error_handler(sqlite3.DatabaseError, _database_error)
         app.register_blueprint(bp, url_prefix=prefix or None)
-        from .server import RedactingFilter
-
-        app.logger.addFilter(RedactingFilter())
-        app.register_error_handler(storage.DatabaseLocked, _database_busy)
-        app.register_error_handler(sqlite3.OperationalError, _operational_error)
 
         from .cli import commands
 
@@ -155,6 +161,51 @@ def assignment_pack_folders(pm: pluggy.PluginManager) -> list[Path]:
 def get_state(app: Flask | None = None) -> HomeworkState:
     """Return homework's state for `app` (default: the current app)."""
     return (app or current_app).extensions["homework"]
+
+
+# The blocks a host layout must offer (README: "The layout contract").
+LAYOUT_BLOCKS = ("title", "homework_head", "content")
+
+
+class LayoutError(RuntimeError):
+    """HOMEWORK_BASE_TEMPLATE lacks a block homework's pages fill."""
+
+
+def _template_blocks(env, name: str, seen: frozenset = frozenset()) -> set[str]:
+    """Every block `name` and the templates it extends define."""
+    from jinja2 import nodes
+
+    if name in seen:
+        return set()
+    source = env.loader.get_source(env, name)[0]
+    tree = env.parse(source)
+    blocks = {block.name for block in tree.find_all(nodes.Block)}
+    for parent in tree.find_all(nodes.Extends):
+        if isinstance(parent.template, nodes.Const):
+            blocks |= _template_blocks(env, parent.template.value, seen | {name})
+    return blocks
+
+
+def _check_layout():
+    """Once per app: refuse to render into a layout that would show a blank page."""
+    state = get_state()
+    if state.extra.get("layout_checked"):
+        return
+    base = current_app.config["HOMEWORK_BASE_TEMPLATE"]
+    missing = [b for b in LAYOUT_BLOCKS if b not in _template_blocks(current_app.jinja_env, base)]
+    if "content" in missing:
+        raise LayoutError(
+            f"HOMEWORK_BASE_TEMPLATE {base!r} has no {{% block content %}}: homework's pages "
+            "would render blank. Add the blocks title, homework_head (in <head>) and content "
+            "(see the README, 'The layout contract')."
+        )
+    for block in missing:
+        current_app.logger.warning(
+            "HOMEWORK_BASE_TEMPLATE %r has no {%% block %s %%}; see the README's layout contract",
+            base,
+            block,
+        )
+    state.extra["layout_checked"] = True
 
 
 def _require_current_migrations():
@@ -213,12 +264,6 @@ FAULT_REASONS = {
     "missing": lambda: _("the database file is missing"),
     "cannot-open": lambda: _("the database file cannot be opened"),
 }
-
-
-def _operational_error(exc):
-    if storage.is_locked_error(exc):
-        return _database_busy(exc)
-    raise exc
 
 
 def _database_error(exc):
@@ -312,12 +357,19 @@ def public_url_for(endpoint: str, **values) -> str:
 
 
 def emit(event: str, **kwargs) -> None:
-    """Tell plugins that something happened. A failing listener is logged, never shown to
-    the person whose work was already saved."""
-    try:
-        getattr(get_state().pm.hook, event)(**kwargs)
-    except Exception:  # a plugin's bug must not undo or hide a completed action
-        current_app.logger.exception("a plugin's %s hook failed", event)
+    """Tell every plugin that something happened, each on its own: a failing listener is
+    logged with its plugin's name, and the others still hear of it."""
+    hook = getattr(get_state().pm.hook, event)
+    # pluggy's own order: the last registered first, homework's trylast default last.
+    for impl in reversed(hook.get_hookimpls()):
+        if impl.hookwrapper or impl.wrapper:
+            continue
+        try:
+            impl.function(*(kwargs[name] for name in impl.argnames))
+        except Exception:  # a plugin's bug must not undo or hide a completed action
+            current_app.logger.exception(
+                "the plugin %r failed in its %s hook", impl.plugin_name, event
+            )
 
 
 def erasure_ledger() -> Path:

@@ -133,10 +133,19 @@ class HomeworkForm(FlaskForm):
     """The base of every homework form: Flask-WTF's CSRF, with cached translations."""
 
     class Meta(_CleanTextMeta, FlaskForm.Meta):
+        # Always on: a host's WTF_CSRF_ENABLED = False (or no CSRFProtect at all) must not
+        # leave homework's forms unprotected.
+        csrf = True
+
         def get_translations(self, form: Form) -> object:
             if not current_app.config.get("WTF_I18N_ENABLED", True):
                 return DefaultMeta.get_translations(self, form)
             return _translations
+
+
+def csrf_refused(form: FlaskForm) -> bool:
+    """True when `form` failed only because of its CSRF token (expired or missing)."""
+    return bool(form.csrf_token.errors)
 
 
 class LoginForm(HomeworkForm):
@@ -284,6 +293,23 @@ class CoupleForm(HomeworkForm):
 
 class ReassignForm(HomeworkForm):
     owner_id = SelectField(_l("Therapist"), coerce=_ascii_int)
+
+
+def _host_therapist_id(form: Form, field: StringField) -> None:
+    from .identity import therapist_id
+
+    try:
+        field.data = therapist_id((field.data or "").strip())
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            _l("Enter the therapist's id in your practice app (1 to 200 characters).")
+        ) from exc
+
+
+class HostReassignForm(HomeworkForm):
+    """Plugin mode: the new therapist by the host's own id (homework has no staff list)."""
+
+    owner_id = StringField(_l("Therapist id"), validators=[_host_therapist_id])
 
 
 class MergeText:

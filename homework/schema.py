@@ -438,3 +438,81 @@ def _totp_last_step(db: sqlite_utils.Database) -> None:
     # The time step of the last one-time code accepted per account: a code (or an older
     # one) is never accepted twice, from any address (RFC 6238 section 5.2).
     db.execute("ALTER TABLE users ADD COLUMN totp_last_step INTEGER")
+
+
+# Columns that hold a therapist id from the identity hook. A host may use string ids
+# (UUIDs): INTEGER affinity would turn a numeric-looking one ("007", "1e5") into another
+# number, and owner_changes' INTEGER PRIMARY KEY refuses text outright. Without a declared
+# type a column keeps each value exactly as written, and integers stay integers.
+THERAPIST_ID_COLUMNS = {
+    "couples": ["owner_id"],
+    "packets": ["created_by"],
+    "homework": ["created_by"],
+    "checkin_tokens": ["created_by"],
+    "practice": ["recorded_by"],
+    "audit_log": ["actor_id"],
+    "owner_changes": ["owner_id"],
+}
+
+
+def _declared_types(db: sqlite_utils.Database, table: str) -> dict[str, str]:
+    return {row[1]: row[2] for row in db.execute(f'PRAGMA table_info("{table}")').fetchall()}
+
+
+def _retype(db: sqlite_utils.Database, table: str, columns: list[str]) -> None:
+    """Rebuild `table` with `columns` untyped, keeping every row, index, trigger and the
+    AUTOINCREMENT counter (the generalized ALTER TABLE of SQLite's documentation)."""
+    import re
+
+    if all(_declared_types(db, table).get(c) == "" for c in columns):
+        return  # already done (a crash between the commit and the record of it)
+    sql = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+    ).fetchone()[0]
+    for column in columns:
+        sql, n = re.subn(rf"(\b{column}\s+)INTEGER\b\s*", r"\1", sql, count=1)
+        if n != 1:
+            raise RuntimeError(f"cannot find the type of {table}.{column} in {sql!r}")
+    extras = [
+        row[0]
+        for row in db.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger')"
+            " AND sql IS NOT NULL ORDER BY type, name",
+            [table],
+        ).fetchall()
+    ]
+    sequence = None
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
+        sequence = db.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", [table]).fetchone()
+    copy = f"_retype_{table}"
+    db.execute(f'CREATE TABLE "{copy}" AS SELECT * FROM "{table}"')  # noqa: S608 (our names)
+    db.execute(f'DROP TABLE "{table}"')
+    db.execute(sql)
+    db.execute(f'INSERT INTO "{table}" SELECT * FROM "{copy}"')  # noqa: S608 (our names)
+    db.execute(f'DROP TABLE "{copy}"')
+    for statement in extras:
+        db.execute(statement)
+    if sequence is not None:
+        # Row ids that left the database (an erased couple's) are never handed out again.
+        db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = ?", [sequence[0], table])
+
+
+@migrations(name="0018_therapist_ids_any_type", transactional=False)
+def _therapist_ids_any_type(db: sqlite_utils.Database) -> None:
+    # Rebuilding a parent table needs foreign keys off, which SQLite only allows outside
+    # a transaction; the rebuild itself is one transaction, checked before it commits.
+    db.execute("PRAGMA foreign_keys = OFF")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for table, columns in THERAPIST_ID_COLUMNS.items():
+                _retype(db, table, columns)
+            broken = db.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"foreign keys broken by the rebuild: {broken[:5]}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    finally:
+        db.execute("PRAGMA foreign_keys = ON")

@@ -150,3 +150,27 @@ def test_weak_secret_key_refuses_from_the_cli(tmp_path):
     result = homework_cli("migrate", instance=tmp_path)
     assert result.returncode == 1
     assert "secret key" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_reassign_and_erase_commands_standalone(app, runner):
+    from homework.couples import create_couple
+    from homework.storage import get_db
+
+    with app.app_context():
+        couple_id = create_couple(
+            get_db(),
+            2,
+            {"label": "Standalone couple", "partner_a": "A", "partner_b": "B", "flags": []},
+        )
+    result = runner.invoke(args=["homework", "reassign", "--couple", str(couple_id), "--to", "99"])
+    assert result.exit_code == 2
+    assert "no enabled account with id 99" in result.output
+    result = runner.invoke(args=["homework", "reassign", "--couple", str(couple_id), "--to", "3"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        owner = get_db().execute("SELECT owner_id FROM couples").fetchone()[0]
+    assert owner == 3
+    result = runner.invoke(args=["homework", "erase", "--couple", str(couple_id), "--yes"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert get_db().execute("SELECT count(*) FROM couples").fetchone()[0] == 0

@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, g, redirect, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError, generate_csrf
 from markupsafe import escape
 from werkzeug.exceptions import InternalServerError
 from werkzeug.routing import IntegerConverter
 
 from ..extension import get_state
+from ..identity import Forbidden, therapist_id
 
 
 class RowIdConverter(IntegerConverter):
@@ -29,7 +31,7 @@ class RowIdConverter(IntegerConverter):
 class Therapist:
     """Who is logged in, as any identity plugin reports it."""
 
-    id: int
+    id: int | str  # an integer, or the host's string id (a UUID) exactly as given
     name: str
     is_admin: bool
     credentials: str = ""  # printed after the name on handouts, e.g. "LMFT"
@@ -44,9 +46,17 @@ class Therapist:
 
 
 def current_therapist() -> Therapist | None:
-    """Ask the plugins who is logged in (first answer wins), once per request."""
+    """Ask the plugins who is logged in (first answer wins), once per request.
+
+    None for nobody and for someone signed in who is not a therapist (a plugin raised
+    `homework.Forbidden`); `login_required` tells the two apart."""
     if "homework_therapist" not in g:
-        found = get_state().pm.hook.current_therapist()
+        g.homework_forbidden = False
+        try:
+            found = get_state().pm.hook.current_therapist()
+        except Forbidden:
+            g.homework_forbidden = True
+            found = None
         g.homework_therapist = _as_therapist(found) if found is not None else None
     return g.homework_therapist
 
@@ -58,7 +68,7 @@ def _as_therapist(found) -> Therapist:
         else lambda key, default=None: getattr(found, key, default)
     )
     return Therapist(
-        int(get("id")),
+        therapist_id(get("id")),
         str(get("name")),
         bool(get("is_admin", False)),
         str(get("credentials", "") or ""),
@@ -72,7 +82,12 @@ def login_required(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         if current_therapist() is None:
-            target = get_state().pm.hook.login_url(next_url=request.full_path.rstrip("?"))
+            if g.homework_forbidden:
+                return not_a_therapist_page()
+            # The script root too: behind a path prefix the login page sends people back
+            # to an address that must still lead into this app.
+            here = request.script_root + request.full_path.rstrip("?")
+            target = get_state().pm.hook.login_url(next_url=here)
             if not target:
                 abort(401)
             return redirect(target)
@@ -87,6 +102,20 @@ def login_required(view):
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def not_a_therapist_page():
+    """403 for someone the host signed in who is not a therapist (never a login redirect)."""
+    body = render_template(
+        "homework/error.html",
+        title=_("Not available to your account"),
+        message=_(
+            "You are signed in, but your account does not have therapist access to "
+            "homework. If you need it, ask your clinic's administrator."
+        ),
+        back_link=False,  # the dashboard would answer the same
+    )
+    return body, 403
 
 
 # Pages a user may still reach while the clinic waits for them to set up two-factor login.
@@ -196,6 +225,25 @@ def _clinic_name() -> str:
         return "homework"
 
 
+def field_attributes(field, autocomplete: str | None = None, autofocus: bool = False) -> dict:
+    """The HTML attributes of a form field as homework's `field` macro renders it."""
+    describedby = []
+    if field.description:
+        describedby.append(f"{field.id}-help")
+    if field.errors:
+        describedby.append(f"{field.id}-error")
+    attrs: dict = {}
+    if autocomplete:
+        attrs["autocomplete"] = autocomplete
+    if autofocus:
+        attrs["autofocus"] = True
+    if describedby:
+        attrs["aria-describedby"] = " ".join(describedby)
+    if field.errors:
+        attrs["aria-invalid"] = "true"
+    return attrs
+
+
 def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
     """Build homework's blueprint; with `accounts`, add the standalone login pages."""
     bp = Blueprint(
@@ -206,9 +254,10 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
         static_url_path="/_static",
     )
     from ..submissions import new_key
-    from . import assign, checkin, couples, handouts, library, main, settings, tracking
+    from . import admin, assign, checkin, couples, handouts, library, main, settings, tracking
 
     main.register(bp)
+    admin.register(bp)
     library.register(bp)
     couples.register(bp)
     assign.register(bp)
@@ -221,7 +270,8 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
 
         auth.register(bp)
 
-    @bp.app_context_processor
+    # Only on homework's own pages (the host's layout included when it wraps them).
+    @bp.context_processor
     def inject_identity():
         return {
             "homework_user": current_therapist,
@@ -233,6 +283,25 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
 
     # Named for homework: a host's templates share this Jinja environment.
     bp.add_app_template_global(new_key, "homework_form_key")
+
+    # homework's templates (and macros imported without context) need a CSRF token
+    # whether or not the host uses CSRFProtect, under a name no host global can shadow.
+    bp.add_app_template_global(generate_csrf, "homework_csrf_token")
+    bp.add_app_template_global(field_attributes, "homework_field_attributes")
+
+    @bp.errorhandler(CSRFError)
+    def host_refused_token(exc):
+        """The host's CSRFProtect refused a token before homework saw the form: a long
+        personalization is shown again with its values (homework's own form checks the
+        same token and saves nothing); any other form keeps the host's 400."""
+        from flask import current_app
+
+        from .assign import KEEPS_VALUES_ON_CSRF_REFUSAL
+
+        if request.endpoint not in KEEPS_VALUES_ON_CSRF_REFUSAL:
+            return exc
+        view = current_app.view_functions[request.endpoint]
+        return current_app.ensure_sync(view)(**(request.view_args or {}))
 
     @bp.app_template_filter("practice_count")
     def practice_count(value: float) -> str:

@@ -12,6 +12,7 @@ from ..extension import checkin_config, emit, get_state
 from ..forms import (
     ActionForm,
     AssignForm,
+    csrf_refused,
     personalization_form_class,
     personalization_form_data,
     personalization_from_form,
@@ -28,15 +29,17 @@ MAX_PER_PACKET = 8
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/library/<assignment_id>/assign", "assign", choose_couple)
     bp.add_url_rule(
-        "/couples/<id:couple_id>/assign",
+        "/couples/<homework_rowid:couple_id>/assign",
         "assign_to_couple",
         assign_to_couple,
         methods=["GET", "POST"],
     )
-    bp.add_url_rule("/homework/<id:hw_id>", "homework_item", homework_item)
-    bp.add_url_rule("/homework/<id:hw_id>/revise", "revise", revise, methods=["GET", "POST"])
+    bp.add_url_rule("/homework/<homework_rowid:hw_id>", "homework_item", homework_item)
     bp.add_url_rule(
-        "/homework/<id:hw_id>/<any(withdraw, done, reactivate):action>",
+        "/homework/<homework_rowid:hw_id>/revise", "revise", revise, methods=["GET", "POST"]
+    )
+    bp.add_url_rule(
+        "/homework/<homework_rowid:hw_id>/<any(withdraw, done, reactivate):action>",
         "homework_status",
         homework_status,
         methods=["POST"],
@@ -112,6 +115,28 @@ def _personalize_page(couple, pairs, outer, matched, previews, revising, status:
     ), status
 
 
+def _kept_after_refusal(outer: AssignForm, couple, pairs, revising=None):
+    """The personalize page again, every value as typed, when the CSRF token was refused.
+
+    A personalization can take an hour, longer than a host's WTF_CSRF_TIME_LIMIT: nothing
+    is saved, nothing is lost, and the page carries a fresh token for the next press."""
+    if not csrf_refused(outer):
+        abort(400)
+    flash(
+        _(
+            "Nothing was saved yet: this page was open too long to send safely. Everything "
+            "you typed is still here; check it and press the button again."
+        ),
+        "error",
+    )
+    matched = _matched_cautions([a for a, _form in pairs], couple)
+    return _personalize_page(couple, pairs, outer, matched, None, revising, 400)
+
+
+# The views that redisplay their form when the host's CSRFProtect refuses a token.
+KEEPS_VALUES_ON_CSRF_REFUSAL = frozenset({"homework.assign_to_couple", "homework.revise"})
+
+
 @login_required
 def assign_to_couple(couple_id: int):
     couple = own_couple(couple_id)
@@ -136,7 +161,7 @@ def assign_to_couple(couple_id: int):
     status = 200
     if request.method == "POST":
         if not outer.validate_on_submit():
-            abort(400)
+            return _kept_after_refusal(outer, couple, list(zip(chosen, subforms, strict=True)))
         if _validate_all(outer, subforms, matched):
             items = _build_items(zip(chosen, subforms, strict=True), couple)
             if outer.action.data == "issue":
@@ -203,7 +228,7 @@ def revise(hw_id: int):
     status = 200
     if request.method == "POST":
         if not outer.validate_on_submit():
-            abort(400)
+            return _kept_after_refusal(outer, couple, [(assignment, form)], hw)
         if _validate_all(outer, [form], matched):
             [item] = _build_items([(assignment, form)], couple)
             if outer.action.data == "issue":

@@ -4,9 +4,8 @@ import time
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from wtforms import SelectChoice
 
-from .. import accounts, couples
+from .. import accounts
 from ..forms import (
     ActionForm,
     ChangePasswordForm,
@@ -15,7 +14,6 @@ from ..forms import (
     EnrolTwoFactorForm,
     LoginForm,
     ProfileForm,
-    ReassignForm,
     UserForm,
     parse_id,
 )
@@ -35,16 +33,11 @@ def register(bp: Blueprint) -> None:
         "/account/password", "change_password", change_password, methods=["GET", "POST"]
     )
     bp.add_url_rule("/admin/users", "users", users, methods=["GET", "POST"])
-    bp.add_url_rule("/admin/users/<id:user_id>", "edit_user", edit_user, methods=["GET", "POST"])
-    bp.add_url_rule("/admin/couples", "admin_couples", admin_couples, methods=["GET", "POST"])
     bp.add_url_rule(
-        "/admin/couples/<id:couple_id>/erase",
-        "erase_couple",
-        erase_couple,
-        methods=["GET", "POST"],
+        "/admin/users/<homework_rowid:user_id>", "edit_user", edit_user, methods=["GET", "POST"]
     )
     bp.add_url_rule(
-        "/admin/users/<id:user_id>/<any(disable, enable, reset, 'reset-2fa'):action>",
+        "/admin/users/<homework_rowid:user_id>/<any(disable, enable, reset, 'reset-2fa'):action>",
         "user_action",
         user_action,
         methods=["POST"],
@@ -235,58 +228,6 @@ def user_action(user_id: int, action: str):
             "info",
         )
     return redirect(url_for("homework.users"))
-
-
-@admin_required
-def admin_couples():
-    """Reassign couples between therapists. Shows labels and owners only: no notes."""
-    db = get_db()
-    therapists = [u for u in accounts.list_users(db) if not u["disabled"]]
-    names = {u["id"]: u["name"] for u in accounts.list_users(db)}
-    form = ReassignForm()
-    form.owner_id.choices = [SelectChoice(u["id"], u["name"]) for u in therapists]
-    if request.method == "POST":
-        couple_id = parse_id(request.form.get("couple_id"))
-        if not form.validate_on_submit() or couple_id is None:
-            abort(400)
-        try:
-            couples.reassign(db, couple_id, form.owner_id.data, current_therapist().id)
-        except LookupError:
-            abort(404)
-        flash(_("Couple reassigned to %(name)s.", name=names[form.owner_id.data]), "info")
-        return redirect(url_for("homework.admin_couples"))
-    return render_template(
-        "homework/admin_couples.html",
-        couples=couples.list_couples(db, None) + couples.list_couples(db, None, archived=True),
-        names=names,
-        form=form,
-    )
-
-
-@admin_required
-def erase_couple(couple_id: int):
-    """Erase a couple for good, after the admin types the couple's label."""
-    from ..erasure import erase_couple as erase
-    from ..extension import erasure_ledger
-
-    db = get_db()
-    row = db.execute("SELECT id, label FROM couples WHERE id = ?", [couple_id]).fetchone()
-    if row is None:
-        abort(404)
-    form = ActionForm()
-    error = None
-    if form.validate_on_submit():
-        if request.form.get("confirm", "").strip() != row["label"]:
-            error = _("Type the label exactly as shown to confirm. Nothing was erased.")
-        else:
-            erase(db, couple_id, current_therapist().id, erasure_ledger())
-            flash(_("The couple and everything of theirs are erased."), "info")
-            return redirect(url_for("homework.admin_couples"))
-    elif request.method == "POST":
-        abort(400)
-    return render_template("homework/erase.html", couple=row, form=form, error=error), (
-        400 if error else 200
-    )
 
 
 SECOND_STEP_SECONDS = 300

@@ -24,7 +24,7 @@ from ..storage import get_db, write
 
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/c/<token>", "checkin", checkin, methods=["GET", "POST"])
-    bp.add_url_rule("/c/<token>/practice-<id:hw_id>.ics", "checkin_ics", checkin_ics)
+    bp.add_url_rule("/c/<token>/practice-<homework_rowid:hw_id>.ics", "checkin_ics", checkin_ics)
 
 
 def _kind_page(status: int):

@@ -16,12 +16,15 @@ from . import current_therapist, login_required
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/couples", "couples", couple_list)
     bp.add_url_rule("/couples/new", "new_couple", new_couple, methods=["GET", "POST"])
-    bp.add_url_rule("/couples/<id:couple_id>", "couple", couple_page)
+    bp.add_url_rule("/couples/<homework_rowid:couple_id>", "couple", couple_page)
     bp.add_url_rule(
-        "/couples/<id:couple_id>/edit", "edit_couple", edit_couple, methods=["GET", "POST"]
+        "/couples/<homework_rowid:couple_id>/edit",
+        "edit_couple",
+        edit_couple,
+        methods=["GET", "POST"],
     )
     bp.add_url_rule(
-        "/couples/<id:couple_id>/<any(archive, unarchive):action>",
+        "/couples/<homework_rowid:couple_id>/<any(archive, unarchive):action>",
         "archive_couple",
         archive_couple,
         methods=["POST"],

@@ -18,8 +18,8 @@ from .couples import own_packet
 
 
 def register(bp: Blueprint) -> None:
-    bp.add_url_rule("/homework/<id:hw_id>/handout.pdf", "handout_pdf", handout_pdf)
-    bp.add_url_rule("/packets/<id:packet_id>/handout.pdf", "packet_pdf", packet_pdf)
+    bp.add_url_rule("/homework/<homework_rowid:hw_id>/handout.pdf", "handout_pdf", handout_pdf)
+    bp.add_url_rule("/packets/<homework_rowid:packet_id>/handout.pdf", "packet_pdf", packet_pdf)
 
 
 def _render_or_error(snapshots: list[dict], brand, extra_css: str, checkin_url=None):

@@ -16,19 +16,26 @@ from .couples import own_couple, own_packet
 
 def register(bp: Blueprint) -> None:
     bp.add_url_rule(
-        "/homework/<id:hw_id>/practice", "record_practice", record_in_session, methods=["POST"]
+        "/homework/<homework_rowid:hw_id>/practice",
+        "record_practice",
+        record_in_session,
+        methods=["POST"],
     )
     bp.add_url_rule(
-        "/packets/<id:packet_id>/link/<any(revoke, reissue):action>",
+        "/packets/<homework_rowid:packet_id>/link/<any(revoke, reissue):action>",
         "checkin_link",
         checkin_link,
         methods=["POST"],
     )
-    bp.add_url_rule("/couples/<id:couple_id>/summary", "summary", summary)
-    bp.add_url_rule("/couples/<id:couple_id>/export.zip", "couple_export", couple_export)
-    bp.add_url_rule("/couples/<id:couple_id>/summary.pdf", "summary_pdf", summary_pdf)
+    bp.add_url_rule("/couples/<homework_rowid:couple_id>/summary", "summary", summary)
     bp.add_url_rule(
-        "/couples/<id:couple_id>/tracking.<any(csv, json):fmt>", "tracking_export", tracking_export
+        "/couples/<homework_rowid:couple_id>/export.zip", "couple_export", couple_export
+    )
+    bp.add_url_rule("/couples/<homework_rowid:couple_id>/summary.pdf", "summary_pdf", summary_pdf)
+    bp.add_url_rule(
+        "/couples/<homework_rowid:couple_id>/tracking.<any(csv, json):fmt>",
+        "tracking_export",
+        tracking_export,
     )
 
 
