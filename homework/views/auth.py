@@ -15,7 +15,6 @@ from ..forms import (
     LoginForm,
     ProfileForm,
     UserForm,
-    parse_id,
 )
 from ..passwords import generate_password
 from ..storage import get_db
