@@ -6,7 +6,7 @@ import uuid
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from .storage import write
+from .storage import writers_queue
 
 migrations = Migrations("homework")
 
@@ -19,17 +19,19 @@ def migration_status(db: sqlite_utils.Database) -> tuple[list[str], list[str]]:
 
 
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
-    """Apply pending migrations in one write transaction; return the names applied.
+    """Apply pending migrations, each in its own transaction; return the names applied.
 
-    What is pending is read again inside the transaction, after the write lock is taken:
-    a second `migrate` started meanwhile waits for the first, then finds nothing to do.
-    A current database is left alone without taking the lock (every start checks)."""
+    What is pending is read again after the writers' lock is taken: a second `migrate`
+    started meanwhile waits for the first, then finds nothing to do. A current database
+    is left alone without taking the lock (every start checks). A migration that
+    rebuilds a table runs outside a transaction (SQLite switches foreign keys only there)
+    and opens its own."""
     if not migrations.pending(db):
         return []
-    with write(db):
+    with writers_queue(db):
         pending = [m.name for m in migrations.pending(db)]
         if pending:
-            migrations.apply(db)  # each migration nests in a savepoint of ours
+            migrations.apply(db)
     return pending
 
 

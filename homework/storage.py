@@ -343,6 +343,16 @@ def write(db: sqlite_utils.Database | None = None) -> Iterator[sqlite_utils.Data
     db = db if db is not None else get_db()
     if db.conn.in_transaction:
         raise RuntimeError("write() blocks do not nest; pass the work into one block")
+    with writers_queue(db):
+        yield from _transaction(db)
+
+
+@contextmanager
+def writers_queue(db: sqlite_utils.Database) -> Iterator[None]:
+    """Hold the place every homework writer queues for, without opening a transaction.
+
+    For work that manages its own transactions (migrations that rebuild a table with
+    foreign keys off, which SQLite allows only outside one)."""
     lock = getattr(db, "_homework_lock", None)
     if lock is None:  # a connection opened elsewhere (sqlite_utils.Database(conn))
         name = db.conn.execute("PRAGMA database_list").fetchone()[2] or ":memory:"
@@ -353,7 +363,7 @@ def write(db: sqlite_utils.Database | None = None) -> Iterator[sqlite_utils.Data
     if not lock.acquire(timeout):
         raise DatabaseLocked("another writer held the database too long")
     try:
-        yield from _transaction(db)
+        yield
     finally:
         lock.release()
 

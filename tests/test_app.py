@@ -158,7 +158,11 @@ def test_hsts_over_https(client):
 
 
 def test_hsts_when_the_proxy_says_https(tmp_path):
-    app = create_app(tmp_path / "inst", config={"TESTING": True, "HOMEWORK_PROXY_COUNT": 1})
+    app = create_app(
+        tmp_path / "inst",
+        config={"TESTING": True, "HOMEWORK_PROXY_COUNT": 1},
+        create_database=True,
+    )
     client = app.test_client()
     behind = client.get("/login", headers={"X-Forwarded-Proto": "https"})
     assert behind.headers["Strict-Transport-Security"] == "max-age=31536000"
