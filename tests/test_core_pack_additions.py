@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from homework.checks import check_assignment
 from homework.library import load_library
 from homework.resources import resource_dir
 
@@ -41,3 +42,31 @@ def test_each_added_assignment_is_complete_and_safe_to_hand_out(library, assignm
         assert a.sections[section], section
     # Both partners are addressed by name, whoever goes first.
     assert "{{ partner_a }}" in a.body and "{{ partner_b }}" in a.body
+
+
+@pytest.mark.parametrize("assignment_id", ADDED)
+def test_each_added_assignment_passes_the_clinical_checks(library, assignment_id):
+    assert check_assignment(library.get(assignment_id)) == []
+
+
+# The rules a couple must never be able to lose from a handout, and words that say each.
+LOCKED_RULES = {
+    "rebuilding-sexual-closeness": ["no touching of genitals", "alcohol or drugs",
+                                    "{{ stop_words }}", "do not ask again", "grounding plan"],
+    "affair-recovery": ["talked about in session", "kept for sessions", "{{ stop_words }}",
+                        "bring it to session"],
+    "apology-and-forgiveness": ["never has to forgive", "does not ask again"],
+    "supporting-each-other-through-illness": ["not a plan for thoughts of suicide",
+                                              "{{ stop_words }}"],
+    "daily-recovery-contract": ["treatment team", "Keep talk about past use"],
+    "staying-close-across-distance": ["Do not ask each other to share your location"],
+    "after-a-fight": ["alcohol or drugs", "{{ stop_words }}"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("assignment_id", sorted(LOCKED_RULES))
+def test_safety_rules_sit_in_locked_steps(library, assignment_id):
+    a = library.get(assignment_id)
+    locked_text = " ".join(a.sections["steps"][i] for i in sorted(a.locked_steps))
+    for rule in LOCKED_RULES[assignment_id]:
+        assert rule in locked_text, rule
