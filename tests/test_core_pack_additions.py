@@ -55,7 +55,7 @@ LOCKED_RULES = {
                                     "{{ stop_words }}", "do not ask again", "grounding plan"],
     "affair-recovery": ["talked about in session", "kept for sessions", "{{ stop_words }}",
                         "bring it to session"],
-    "apology-and-forgiveness": ["never has to forgive", "does not ask again"],
+    "apology-and-forgiveness": ["never has to forgive", "never for abuse", "does not ask again"],
     "supporting-each-other-through-illness": ["not a plan for thoughts of suicide",
                                               "{{ stop_words }}"],
     "daily-recovery-contract": ["treatment team", "Keep talk about past use"],
