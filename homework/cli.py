@@ -19,9 +19,17 @@ from .app import (
     create_app,
     prepare_database,
 )
+from .checks import check_assignments
 from .couples import clean_name
 from .extension import assignment_pack_folders, get_state
-from .library import CATEGORIES, Problem, load_library, load_pack, validate_file
+from .library import (
+    CATEGORIES,
+    Assignment,
+    Problem,
+    load_library,
+    load_pack,
+    validate_file,
+)
 from .passwords import generate_password
 from .plugins import plugin_summary
 
@@ -173,18 +181,24 @@ def library_show(assignment_id: str) -> None:
 def library_validate(paths: tuple[Path, ...]) -> None:
     """Check pack folders or assignment files (default: every configured pack).
 
-    Prints every problem as `file: field: message` and exits 1 if there is any."""
+    Beyond the schema it checks what keeps a text safe and plain: the partner-violence
+    caution and a stop signal where an exercise involves conflict, touch or vulnerability,
+    a first-speaker choice for turn-taking, and a reading grade of 8 or below. Prints every
+    problem as `file: field: message` and exits 1 if there is any."""
     problems: list[Problem] = []
-    count = 0
+    loaded: list[Assignment] = []
     if not paths:
         library = load_library(assignment_pack_folders(get_state().pm))
-        problems, count = library.problems, len(library.assignments)
+        problems, loaded = library.problems, list(library.assignments.values())
     for path in paths:
         if path.is_dir():
             _, found = load_pack(path, problems)
         else:
             found = [a for a in [validate_file(path, problems)] if a]
-        count += len(found)
+        loaded += found
+    checked = check_assignments(loaded)
+    problems = [*problems, *checked]
+    count = len(loaded) - len({p.file for p in checked})
     for problem in problems:
         click.echo(str(problem))
     if problems:
@@ -195,7 +209,7 @@ def library_validate(paths: tuple[Path, ...]) -> None:
 
 def _parse_sets(assignment, pairs: tuple[str, ...]) -> dict:
     """Turn --set FIELD=VALUE options into typed field values, checked like the web form."""
-    declared = {f.name: f for f in assignment.fields}
+    declared = {name: f for f in assignment.fields for name in f.merge_names}
     values = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")

@@ -336,10 +336,10 @@ def _list_limits(form, field) -> None:
         raise ValidationError(_l("Keep each item under 200 characters."))
 
 
-def _assignment_field(f: LibraryField):
+def _assignment_field(f: LibraryField, label: object = None):
     """A form field for one of the assignment's declared fields, typed and validated."""
     required = [InputRequired()] if f.required else [Optional()]
-    common = {"label": f.label, "description": f.help}
+    common = {"label": label or f.label, "description": f.help}
     if f.type == "integer":
         return AsciiIntegerField(
             validators=[
@@ -375,14 +375,56 @@ def _assignment_field(f: LibraryField):
     return StringField(validators=[*required, Length(max=200)], default=f.default, **common)
 
 
-def personalization_form_class(assignment: Assignment, today: date) -> type[Form]:
+def personalization_form_class(
+    assignment: Assignment, today: date, names: tuple[str, str] = ("A", "B")
+) -> type[Form]:
     """Build the personalization form for one assignment: its declared fields plus the
-    common part (note, dates, frequency, steps and prompts, step wording, barrier plan)."""
+    common part (note, dates, frequency, steps and prompts, step wording, barrier plan)
+    and the built-in safety choices (who goes first, stop signal, keep for session).
+    `names` are the partners' names, for the labels of per-partner fields."""
     allowed = assignment.allowed_fields
     free_text = MergeText(allowed)
     attrs: dict = {"Meta": _CleanTextMeta}
     for f in assignment.fields:
-        attrs[f"field_{f.name}"] = _assignment_field(f)
+        if f.per_partner:
+            for suffix, partner in zip(("a", "b"), names, strict=True):
+                label = _l("%(label)s (%(name)s)", label=f.label, name=partner)
+                attrs[f"field_{f.name}_{suffix}"] = _assignment_field(f, label)
+        else:
+            attrs[f"field_{f.name}"] = _assignment_field(f)
+    if assignment.turns:
+        attrs["first_speaker"] = RadioField(
+            _l("Who goes first"),
+            choices=[
+                SelectChoice("turns", _l("Take turns: whoever went second last time goes first")),
+                SelectChoice("a", names[0]),
+                SelectChoice("b", names[1]),
+            ],
+            default="turns",
+            validators=[InputRequired(_l("Choose who goes first."))],
+        )
+    if assignment.stop_signal:
+        stop = merge.stop_defaults()
+        attrs["stop_words"] = StringField(
+            _l("Stop words"),
+            description=_l("What either of you says to pause, agreed in session."),
+            default=stop["stop_words"],
+            validators=[
+                InputRequired(_l("Give the words that pause the exercise.")),
+                Length(max=80),
+            ],
+        )
+        attrs["stop_sign"] = StringField(
+            _l("Stop sign without words"),
+            description=_l("For when words are hard, e.g. a double tap on the arm."),
+            default=stop["stop_sign"],
+            validators=[InputRequired(_l("Give a sign that pauses the exercise.")), Length(max=80)],
+        )
+    attrs["keep_for_session"] = TextAreaField(
+        _l("Keep for session"),
+        description=_l("Topics not to take on at home; printed in their own box. One per line."),
+        validators=[_list_limits, free_text],
+    )
     attrs["note"] = TextAreaField(
         _l("A personal note to the couple"),
         description=_l(
@@ -413,8 +455,12 @@ def personalization_form_class(assignment: Assignment, today: date) -> type[Form
         default=[str(i) for i in range(len(steps))],
     )
     for i, step in enumerate(steps):
+        locked = i in assignment.locked_steps
         attrs[f"step_{i}"] = TextAreaField(
-            _l("Step %(n)d", n=i + 1), default=step, validators=[Length(max=1000), free_text]
+            _l("Step %(n)d", n=i + 1),
+            default=step,
+            validators=[Length(max=1000), free_text],
+            render_kw={"readonly": True} if locked else None,
         )
     prompts = assignment.sections.get("prompts", ())
     attrs["prompts"] = MultiCheckboxField(
@@ -443,6 +489,21 @@ def personalization_form_class(assignment: Assignment, today: date) -> type[Form
         if not self.steps.data:
             self.steps.errors.append(_l("Keep at least one step."))
             ok = False
+        for i in sorted(assignment.locked_steps):
+            # The page cannot untick or edit a locked step; a request that does anyway
+            # was not made by the page, and is refused whole.
+            if str(i) not in (self.steps.data or []):
+                self.steps.errors.append(
+                    _l("Step %(n)d is a safety step and cannot be left out.", n=i + 1)
+                )
+                ok = False
+            wording = self[f"step_{i}"]
+            if wording.data is not None and wording.data.strip() != steps[i].strip():
+                wording.errors = [
+                    *wording.errors,
+                    _l("Step %(n)d is a safety step; its wording cannot be changed.", n=i + 1),
+                ]
+                ok = False
         return ok
 
     attrs["validate"] = validate
@@ -453,10 +514,18 @@ def personalization_from_form(form: Form, assignment: Assignment) -> Personaliza
     """Read a validated personalization form into a Personalization."""
     fields = {}
     for f in assignment.fields:
-        value = form[f"field_{f.name}"].data
-        fields[f.name] = _list_items(value) if f.type == "list" else value
+        for name in f.merge_names:
+            value = form[f"field_{name}"].data
+            fields[name] = _list_items(value) if f.type == "list" else value
     steps = tuple(sorted(int(i) for i in form.steps.data))
+    safety = {"keep_for_session": tuple(_list_items(form.keep_for_session.data))}
+    if assignment.turns:
+        safety["first_speaker"] = form.first_speaker.data
+    if assignment.stop_signal:
+        safety["stop_words"] = form.stop_words.data.strip()
+        safety["stop_sign"] = form.stop_sign.data.strip()
     return Personalization(
+        **safety,
         fields=fields,
         note=form.note.data or "",
         start_date=form.start_date.data,
@@ -482,12 +551,20 @@ def personalization_form_data(p: Personalization, assignment: Assignment) -> dic
         "prompts": [str(i) for i in p.prompts],
     }
     for f in assignment.fields:
-        value = p.fields.get(f.name)
-        if f.type == "list":
-            value = "\n".join(value or [])
-        elif f.type == "date" and isinstance(value, str):
-            value = date.fromisoformat(value)
-        data[f"field_{f.name}"] = value
+        for name in f.merge_names:
+            value = p.fields.get(name)
+            if f.type == "list":
+                value = "\n".join(value or [])
+            elif f.type == "date" and isinstance(value, str):
+                value = date.fromisoformat(value)
+            data[f"field_{name}"] = value
+    data["keep_for_session"] = "\n".join(p.keep_for_session)
+    if assignment.turns:
+        data["first_speaker"] = p.first_speaker
+    if assignment.stop_signal:
+        stop = merge.stop_defaults()
+        data["stop_words"] = p.stop_words or stop["stop_words"]
+        data["stop_sign"] = p.stop_sign or stop["stop_sign"]
     for i, text in p.step_text.items():
         data[f"step_{i}"] = text
     for k in BARRIER_KEYS:

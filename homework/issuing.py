@@ -11,14 +11,15 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlite_utils
-from markupsafe import Markup
+from flask_babel import gettext as _
+from markupsafe import Markup, escape
 
 from . import audit, merge
 from .couples import MAX_SQLITE_INT, Couple
 from .library import Assignment, render_inline, render_markdown
 from .storage import write
 
-SNAPSHOT_SCHEMA = 1
+SNAPSHOT_SCHEMA = 2  # 2: stop line, stop signal, keep-for-session, take-turns line
 BARRIER_KEYS = ("when", "where", "obstacles", "backup")
 
 
@@ -26,7 +27,7 @@ BARRIER_KEYS = ("when", "where", "obstacles", "backup")
 class Personalization:
     """Everything a therapist chose for one assignment and one couple."""
 
-    fields: dict[str, Any]
+    fields: dict[str, Any]  # by merge name: a per-partner field has NAME_a and NAME_b
     note: str
     start_date: date
     due_date: date
@@ -36,6 +37,10 @@ class Personalization:
     prompts: tuple[int, ...]
     step_text: dict[int, str]  # a therapist's own wording, by step index
     barrier: dict[str, str]
+    first_speaker: str = "turns"  # "a", "b" or "turns" (only for a `turns` assignment)
+    stop_words: str = ""  # empty: the library's default phrase
+    stop_sign: str = ""
+    keep_for_session: tuple[str, ...] = ()  # topics not to take on at home
 
     def to_json(self) -> dict:
         return {
@@ -51,10 +56,15 @@ class Personalization:
             "prompts": list(self.prompts),
             "step_text": {str(k): v for k, v in self.step_text.items()},
             "barrier": self.barrier,
+            "first_speaker": self.first_speaker,
+            "stop_words": self.stop_words,
+            "stop_sign": self.stop_sign,
+            "keep_for_session": list(self.keep_for_session),
         }
 
     @classmethod
     def from_json(cls, data: dict) -> "Personalization":
+        # Items issued before the safety fields existed have none of the last four keys.
         return cls(
             fields=data["fields"],
             note=data["note"],
@@ -66,7 +76,28 @@ class Personalization:
             prompts=tuple(data["prompts"]),
             step_text={int(k): v for k, v in data["step_text"].items()},
             barrier=data["barrier"],
+            first_speaker=data.get("first_speaker", "turns"),
+            stop_words=data.get("stop_words", ""),
+            stop_sign=data.get("stop_sign", ""),
+            keep_for_session=tuple(data.get("keep_for_session", ())),
         )
+
+
+class LockedStepError(ValueError):
+    """A personalization leaves out or rewords a safety-critical step."""
+
+
+def locked_step_problems(assignment: Assignment, p: Personalization) -> list[tuple[int, str]]:
+    """Return (step index, what is wrong) for each locked step dropped or reworded."""
+    found = []
+    for i in sorted(assignment.locked_steps):
+        if i not in p.steps:
+            found.append((i, "dropped"))
+        elif p.step_text.get(i) is not None and (
+            p.step_text[i].strip() != assignment.sections["steps"][i].strip()
+        ):
+            found.append((i, "reworded"))
+    return found
 
 
 def merge_values(
@@ -79,12 +110,13 @@ def merge_values(
 ) -> dict[str, object]:
     """The values the merge fields stand for, for this couple."""
     fields = {
-        f.name: format_date(p.fields[f.name])
-        if isinstance(p.fields.get(f.name), date)
-        else p.fields.get(f.name)
+        name: format_date(p.fields[name])
+        if isinstance(p.fields.get(name), date)
+        else p.fields.get(name)
         for f in assignment.fields
+        for name in f.merge_names
     }
-    return {
+    values = {
         "partner_a": couple.partner_a,
         "partner_b": couple.partner_b,
         "therapist": therapist,
@@ -93,6 +125,13 @@ def merge_values(
         "due_date": format_date(p.due_date),
         **fields,
     }
+    if assignment.turns:
+        values.update(merge.speaker_values(p.first_speaker, couple.partner_a, couple.partner_b))
+    if assignment.stop_signal:
+        stop = merge.stop_defaults()
+        values["stop_words"] = p.stop_words.strip() or stop["stop_words"]
+        values["stop_sign"] = p.stop_sign.strip() or stop["stop_sign"]
+    return values
 
 
 def build_snapshot(
@@ -108,6 +147,10 @@ def build_snapshot(
 
     `therapist` is the name merge fields print; `therapist_line` (name, credentials,
     contact) is what the handout's header prints."""
+    locked = locked_step_problems(assignment, p)
+    if locked:
+        i, what = locked[0]
+        raise LockedStepError(f"step {i + 1} of {assignment.id} is locked and was {what}")
     values = merge_values(assignment, couple, p, therapist, clinic, format_date)
     steps = []
     for i in p.steps:
@@ -151,6 +194,21 @@ def build_snapshot(
             for k, v in p.barrier.items()
             if v and v.strip()
         },
+        "stop_line": str(
+            escape(
+                _(
+                    "Stop if either of you feels unsafe, and tell %(therapist)s.",
+                    therapist=therapist,
+                )
+            )
+        ),
+        "take_turns": bool(assignment.turns and p.first_speaker == "turns"),
+        "keep_for_session": [str(merge.fill_text(t, values)) for t in p.keep_for_session],
+        "stop": (
+            {"words": str(escape(values["stop_words"])), "sign": str(escape(values["stop_sign"]))}
+            if assignment.stop_signal
+            else None
+        ),
     }
 
 
@@ -170,6 +228,20 @@ def as_markup(snapshot: dict) -> dict:
     }
     out["note"] = Markup(snapshot["note"])  # noqa: S704
     out["barrier_plan"] = {k: Markup(v) for k, v in snapshot["barrier_plan"].items()}  # noqa: S704
+    # Snapshots from before the safety fields lack these keys; they print without them.
+    out["keep_for_session"] = [Markup(t) for t in snapshot.get("keep_for_session", [])]  # noqa: S704
+    stop = snapshot.get("stop")
+    out["stop"] = {k: Markup(v) for k, v in stop.items()} if stop else None  # noqa: S704
+    out["take_turns"] = snapshot.get("take_turns", False)
+    out["stop_line"] = Markup(  # noqa: S704
+        snapshot.get("stop_line")
+        or escape(
+            _(
+                "Stop if either of you feels unsafe, and tell %(therapist)s.",
+                therapist=snapshot["therapist"],
+            )
+        )
+    )
     return out
 
 

@@ -34,6 +34,8 @@ CATEGORIES = (
     "communication", "appreciation", "connection", "memory", "trust", "empathy",
     "conflict and repair", "closeness and touch", "reflection",
 )  # fmt: skip
+# A category that by itself means the exercise needs the partner-violence screen.
+CATEGORY_INVOLVES = {"conflict and repair": "conflict", "closeness and touch": "touch"}
 WHO = ("together", "each partner", "partner A", "partner B")
 
 PACK_SCHEMA = {
@@ -86,6 +88,12 @@ class Field:
     min: int | None = None
     max: int | None = None
     options: tuple[str, ...] = ()
+    per_partner: bool = False  # one value per partner: {{ NAME_a }} and {{ NAME_b }}
+
+    @property
+    def merge_names(self) -> tuple[str, ...]:
+        """The merge field names a body uses for this field."""
+        return (f"{self.name}_a", f"{self.name}_b") if self.per_partner else (self.name,)
 
 
 @dataclass(frozen=True)
@@ -119,18 +127,42 @@ class Assignment:
     pack: Pack
     path: Path
     replaces: str | None = None  # the pack id whose assignment of the same id this replaces
+    locked_steps: frozenset[int] = frozenset()  # 0-based indices into sections["steps"]
+    turns: bool = False
+    involves: tuple[str, ...] = ()
+    stop_signal: bool = False
 
     @property
     def allowed_fields(self) -> tuple[str, ...]:
-        return merge.BUILTIN_FIELDS + tuple(f.name for f in self.fields)
+        return allowed_merge_fields(self.fields, turns=self.turns, stop_signal=self.stop_signal)
+
+    @property
+    def screen_reasons(self) -> tuple[str, ...]:
+        """What in this exercise needs the partner-violence screen; empty if nothing."""
+        implied = CATEGORY_INVOLVES.get(self.category)
+        return tuple(sorted(set(self.involves) | ({implied} if implied else set())))
 
     @property
     def caution_flags(self) -> frozenset[str]:
         return frozenset(c["flag"] for c in self.cautions)
 
     def defaults(self) -> dict[str, Any]:
-        """Return each declared field's default value."""
-        return {f.name: f.default for f in self.fields}
+        """Return each declared field's default value (a per-partner one for both partners)."""
+        return {name: f.default for f in self.fields for name in f.merge_names}
+
+
+def allowed_merge_fields(
+    fields: Iterable[Field], turns: bool = False, stop_signal: bool = False
+) -> tuple[str, ...]:
+    """The merge field names a body may use, given its fields and built-in choices."""
+    names = list(merge.BUILTIN_FIELDS)
+    if turns:
+        names += merge.TURN_FIELDS
+    if stop_signal:
+        names += merge.STOP_FIELDS
+    for f in fields:
+        names += f.merge_names
+    return tuple(names)
 
 
 def render_markdown(text: str, values: Mapping[str, object]) -> Markup:
@@ -312,13 +344,26 @@ def load_assignment(
             min=f.get("min"),
             max=f.get("max"),
             options=tuple(f.get("options", ())),
+            per_partner=bool(f.get("per_partner", False)),
         )
         for f in meta.get("fields", [])
     )
     problems.extend(_field_problems(name, fields))
     sections, section_problems = parse_sections(body)
     problems.extend(Problem(name, where, msg) for where, msg in section_problems)
-    problems.extend(_body_problems(name, body, meta.get("fields", [])))
+    turns, stop_signal = bool(meta.get("turns")), bool(meta.get("stop_signal"))
+    problems.extend(_body_problems(name, body, fields, turns, stop_signal))
+    locked = meta.get("locked_steps", [])
+    step_count = len(sections.get("steps", ()))
+    for number in locked:
+        if "steps" in sections and number > step_count:
+            problems.append(
+                Problem(
+                    name,
+                    "locked_steps",
+                    f"step {number} does not exist; '## Steps' has {step_count} step(s)",
+                )
+            )
     if len(problems) > before:
         return None
     freq = meta["frequency"]
@@ -340,6 +385,10 @@ def load_assignment(
         body=body,
         pack=pack,
         path=path,
+        locked_steps=frozenset(n - 1 for n in locked),
+        turns=turns,
+        involves=tuple(meta.get("involves", ())),
+        stop_signal=stop_signal,
     )
 
 
@@ -351,6 +400,12 @@ def _field_problems(name: str, fields: tuple[Field, ...]) -> list[Problem]:
         if f.name in seen:
             problems.append(Problem(name, where, "declared twice"))
         seen.add(f.name)
+        if f.per_partner:
+            for other in f.merge_names:
+                if other in seen or other in (g.name for g in fields):
+                    problems.append(
+                        Problem(name, where, f"per_partner needs the name {other}; it is taken")
+                    )
         if f.type == "integer":
             if f.min is not None and f.max is not None and f.min > f.max:
                 problems.append(Problem(name, where, "min is greater than max"))
@@ -371,17 +426,39 @@ def _field_problems(name: str, fields: tuple[Field, ...]) -> list[Problem]:
     return problems
 
 
-def _body_problems(name: str, body: str, declared: list[dict]) -> list[Problem]:
+def _body_problems(
+    name: str, body: str, fields: tuple[Field, ...], turns: bool, stop_signal: bool
+) -> list[Problem]:
     problems = []
-    declared_names = {f["name"] for f in declared}
-    allowed = set(merge.BUILTIN_FIELDS) | declared_names
-    for message in merge.merge_problems(body, allowed):
-        problems.append(Problem(name, "body", message))
-    unused = declared_names - merge.used_fields(body)
-    for unused_name in sorted(unused):
+    allowed = set(allowed_merge_fields(fields, turns=turns, stop_signal=stop_signal))
+    used = merge.used_fields(body)
+    per_partner = {f.name for f in fields if f.per_partner}
+    for bare in sorted(per_partner & used):
         problems.append(
-            Problem(name, f"fields.{unused_name}", "declared but never used in the body")
+            Problem(
+                name,
+                "body",
+                f"{{{{ {bare} }}}} is a per-partner field: use {{{{ {bare}_a }}}} for "
+                f"partner A's value and {{{{ {bare}_b }}}} for partner B's",
+            )
         )
+    builtin_keys = {
+        **{n: "turns: true" for n in merge.TURN_FIELDS if not turns},
+        **{n: "stop_signal: true" for n in merge.STOP_FIELDS if not stop_signal},
+    }
+    for field_name, key in sorted(builtin_keys.items()):
+        if field_name in used:
+            problems.append(
+                Problem(name, "body", f"{{{{ {field_name} }}}} needs `{key}` in the front matter")
+            )
+    skip = per_partner | set(builtin_keys)
+    for message in merge.merge_problems(body, allowed, skip=skip):
+        problems.append(Problem(name, "body", message))
+    for f in fields:
+        if not used & set(f.merge_names):
+            problems.append(
+                Problem(name, f"fields.{f.name}", "declared but never used in the body")
+            )
     # Raw HTML needs a "<"; most bodies have none, and parsing is the costly part of a load.
     for token in _walk(_MD_FIND_HTML.parse(body) if "<" in body else []):
         if token.type in ("html_block", "html_inline"):

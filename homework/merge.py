@@ -7,9 +7,16 @@ expressions. Values are HTML-escaped when they are put in.
 import re
 from collections.abc import Iterable, Mapping
 
+from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 BUILTIN_FIELDS = ("partner_a", "partner_b", "therapist", "clinic", "start_date", "due_date")
+# Built in, but only for an assignment that asks for them (`turns: true`, `stop_signal: true`).
+TURN_FIELDS = ("first_speaker", "second_speaker")
+STOP_FIELDS = ("stop_words", "stop_sign")
+# Values that may open a sentence in lower case ("one of you"); capitalised there.
+_SENTENCE_CASE = frozenset(TURN_FIELDS)
+_SENTENCE_START = re.compile(r"(?:\A|[.!?:]\s+|>\s*|\A[\"'“‘])\Z")
 
 _NAME = r"[a-z][a-z0-9_]*"
 MERGE_FIELD = re.compile(r"\{\{\s*(" + _NAME + r")\s*\}\}")
@@ -18,9 +25,12 @@ _ANY_DOUBLE_BRACE = re.compile(r"\{\{(.*?)\}\}", re.S)
 _TEMPLATE_TAG = re.compile(r"\{%|%\}|\{#|#\}")
 
 
-def merge_problems(text: str, allowed: Iterable[str]) -> list[str]:
-    """Return a message for every placeholder in `text` that is not an allowed `{{ name }}`."""
+def merge_problems(text: str, allowed: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
+    """Return a message for every placeholder in `text` that is not an allowed `{{ name }}`.
+
+    Names in `skip` are left to the caller, which has a more specific message for them."""
     allowed = set(allowed)
+    skip = set(skip)
     problems = []
     for match in _ANY_DOUBLE_BRACE.finditer(text):
         inner = match.group(1).strip()
@@ -29,7 +39,7 @@ def merge_problems(text: str, allowed: Iterable[str]) -> list[str]:
                 f"{match.group(0)!r} is not a merge field; only {{{{ name }}}} with a plain "
                 "name is allowed"
             )
-        elif inner not in allowed:
+        elif inner not in allowed and inner not in skip:
             problems.append(
                 f"unknown merge field {{{{ {inner} }}}}; allowed: {', '.join(sorted(allowed))}"
             )
@@ -62,7 +72,10 @@ def fill(html: str | Markup, values: Mapping[str, object]) -> Markup:
         name = match.group(1)
         if name not in values:
             return match.group(0)
-        return str(escape(format_value(values[name])))
+        text = format_value(values[name])
+        if name in _SENTENCE_CASE and _SENTENCE_START.search(match.string[: match.start()]):
+            text = text[:1].upper() + text[1:]
+        return str(escape(text))
 
     # `html` is already safe and every inserted value is escaped above.
     return Markup(MERGE_FIELD.sub(replace, str(html)))  # noqa: S704
@@ -71,3 +84,20 @@ def fill(html: str | Markup, values: Mapping[str, object]) -> Markup:
 def fill_text(text: str, values: Mapping[str, object]) -> Markup:
     """Escape plain `text` (a therapist's words), then put in the values."""
     return fill(escape(text), values)
+
+
+FIRST_SPEAKER_CHOICES = ("turns", "a", "b")
+
+
+def speaker_values(choice: str, partner_a: str, partner_b: str) -> dict[str, str]:
+    """The words `{{ first_speaker }}` and `{{ second_speaker }}` print for a choice."""
+    if choice == "a":
+        return {"first_speaker": partner_a, "second_speaker": partner_b}
+    if choice == "b":
+        return {"first_speaker": partner_b, "second_speaker": partner_a}
+    return {"first_speaker": _("one of you"), "second_speaker": _("the other")}
+
+
+def stop_defaults() -> dict[str, str]:
+    """The stop phrase and the non-verbal stop sign printed when a therapist sets neither."""
+    return {"stop_words": _("Let's pause."), "stop_sign": _("a hand raised, palm out")}

@@ -65,7 +65,7 @@ def test_library_filters_live_without_a_reload(live_server, page):
     url, passwords, _ = live_server
     login_as_therapist(page, url, passwords)
     page.get_by_role("link", name="Library", exact=True).click()
-    expect(page.get_by_text("20 assignments")).to_be_visible()
+    expect(page.get_by_text("34 assignments")).to_be_visible()
     page.evaluate("window.stillTheSamePage = true")
     page.get_by_label("Category").select_option("memory")
     expect(page.get_by_text("2 assignments")).to_be_visible()

@@ -153,7 +153,9 @@ def assign_to_couple(couple_id: int):
     outer = AssignForm()
     formdata = request.form if request.method == "POST" else None
     subforms = [
-        personalization_form_class(a, today)(formdata, prefix=f"a{n}-")
+        personalization_form_class(a, today, (couple.partner_a, couple.partner_b))(
+            formdata, prefix=f"a{n}-"
+        )
         for n, a in enumerate(chosen)
     ]
     matched = _matched_cautions(chosen, couple)
@@ -217,7 +219,9 @@ def revise(hw_id: int):
         flash(_("Only current homework can be revised."), "error")
         return redirect(url_for("homework.homework_item", hw_id=hw_id))
     stored = Personalization.from_json(json.loads(hw["personalization"]))
-    form_class = personalization_form_class(assignment, date.today())
+    form_class = personalization_form_class(
+        assignment, date.today(), (couple.partner_a, couple.partner_b)
+    )
     if request.method == "POST":
         form = form_class(request.form, prefix="a0-")
     else:

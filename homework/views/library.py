@@ -3,6 +3,7 @@
 from flask import Blueprint, abort, render_template, request
 from flask_babel import gettext as _
 
+from .. import merge
 from ..extension import get_state
 from ..forms import parse_id
 from ..library import CATEGORIES, WHO, render_sections
@@ -61,6 +62,8 @@ def assignment(assignment_id: str):
         "start_date": _("Monday"),
         "due_date": _("your next session"),
         **found.defaults(),
+        **merge.speaker_values("turns", _("Sam"), _("Alex")),
+        **merge.stop_defaults(),
     }
     return render_template(
         "homework/assignment.html",
