@@ -1,5 +1,6 @@
 """The standalone clinic app: instance folder, secret key, CSRF, accounts, headers."""
 
+import functools
 import os
 import secrets
 from pathlib import Path
@@ -10,6 +11,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import schema, storage
+from .doctor import ProxyHeadersSeen
 from .extension import Homework, get_state
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
@@ -59,11 +61,17 @@ def create_app(instance_path: str | os.PathLike | None = None, config: dict | No
     if app.config["HOMEWORK_PROXY_COUNT"]:
         count = int(app.config["HOMEWORK_PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+    # `homework doctor` compares HOMEWORK_PROXY_COUNT with the proxy headers really seen.
+    app.before_request(functools.partial(_note_proxy_headers, ProxyHeadersSeen(instance)))
     app.session_interface = _SessionInterface()
 
     if app.config["HOMEWORK_AUTO_MIGRATE"]:
         prepare_database(app)
     return app
+
+
+def _note_proxy_headers(seen: ProxyHeadersSeen) -> None:
+    seen.note(request.environ)
 
 
 def prepare_database(app: Flask) -> list[str]:

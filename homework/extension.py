@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "HOMEWORK_CHECKIN_LIMIT_PER_IP": 120,  # check-in requests per address per 10 minutes
     "HOMEWORK_BACKUP_DIR": None,  # None: <instance>/backups
     "HOMEWORK_BACKUP_KEEP": 14,
+    "HOMEWORK_MIN_FREE_DISK_MB": 1024,  # `homework doctor` warns below this
 }
 
 CSP = (
