@@ -9,7 +9,7 @@ PORT ?= 5000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 RUN_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji fonts-dejavu-core
-TEST_DEBS := $(RUN_DEBS) chromium poppler-utils zbar-tools
+TEST_DEBS := $(RUN_DEBS) chromium poppler-utils zbar-tools nginx
 
 # Exact versions of every dependency (see constraints.txt); pyproject.toml keeps the ranges.
 CONSTRAINTS := constraints.txt

@@ -1,5 +1,6 @@
 """The standalone clinic app: instance folder, secret key, CSRF, accounts, headers."""
 
+import functools
 import os
 import secrets
 from pathlib import Path
@@ -11,6 +12,7 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import schema, storage
+from .doctor import ProxyHeadersSeen
 from .extension import Homework, _security_headers, get_state
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
@@ -71,6 +73,8 @@ def create_app(
     if app.config["HOMEWORK_PROXY_COUNT"]:
         count = int(app.config["HOMEWORK_PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+    # `homework doctor` compares HOMEWORK_PROXY_COUNT with the proxy headers really seen.
+    app.before_request(functools.partial(_note_proxy_headers, ProxyHeadersSeen(instance)))
     app.session_interface = _SessionInterface()
     # The whole app is ours here: the headers go on every response, not only on the
     # blueprint's (Flask's own /static/ route and unrouted 404s too).
@@ -82,6 +86,10 @@ def create_app(
     if app.config["HOMEWORK_AUTO_MIGRATE"]:
         prepare_database(app, create=create_database)
     return app
+
+
+def _note_proxy_headers(seen: ProxyHeadersSeen) -> None:
+    seen.note(request.environ)
 
 
 # How long a start-up or `migrate` waits for another process's migrations to finish.

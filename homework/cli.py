@@ -142,6 +142,30 @@ def audit_anchor() -> None:
     click.echo(str(audit.anchor(storage.get_db())))
 
 
+@commands.command("doctor")
+def doctor_command() -> None:
+    """Say what is wrong with this server's set-up, each with its fix; exit 1 if anything is."""
+    from .doctor import Setup, run_checks
+
+    app = current_app._get_current_object()
+    from flask.helpers import get_debug_flag
+
+    debug = bool(app.debug or app.config.get("DEBUG") or get_debug_flag())
+    setup = Setup(config=app.config, instance=Path(app.instance_path), debug=debug)
+    findings = run_checks(setup)
+    for finding in findings:
+        if finding.ok:
+            click.echo(f"ok       {finding.what}")
+        else:
+            click.echo(f"PROBLEM  {finding.what}")
+            click.echo(f"         fix: {finding.fix}")
+    problems = sum(not f.ok for f in findings)
+    if problems:
+        click.echo(f"{problems} problem(s) found.")
+        sys.exit(1)
+    click.echo("Nothing wrong found.")
+
+
 @commands.group("library")
 def library_group() -> None:
     """List, show and validate assignment packs."""

@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "HOMEWORK_CHECKIN_LIMIT_PER_IP": 120,  # check-in requests per address per 10 minutes
     "HOMEWORK_BACKUP_DIR": None,  # None: <instance>/backups
     "HOMEWORK_BACKUP_KEEP": 14,
-    "HOMEWORK_MIN_FREE_DISK_MB": 200,  # /healthz answers 503 below this much free disk
+    "HOMEWORK_MIN_FREE_DISK_MB": 200,  # /healthz answers 503, doctor warns, below this
 }
 
 CSP = (

@@ -64,6 +64,12 @@ class _Gunicorn(BaseApplication):
         return self.application
 
 
+def _has_setting(name: str) -> bool:
+    from gunicorn.config import KNOWN_SETTINGS
+
+    return any(s.name == name for s in KNOWN_SETTINGS)
+
+
 def run_gunicorn(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     """Serve `app` until interrupted. The app holds no open database connection here."""
     _Gunicorn(
@@ -87,5 +93,9 @@ def run_gunicorn(app: Flask, host: str, port: int, workers: int, threads: int) -
             "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
             "errorlog": "-",
             "logger_class": RedactingLogger,
+            # gunicorn's control socket defaults to one path per user
+            # (~/.gunicorn/gunicorn.ctl): a second clinic's server on the same machine
+            # would take it over. homework has no use for it.
+            **({"control_socket_disable": True} if _has_setting("control_socket_disable") else {}),
         },
     ).run()

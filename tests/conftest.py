@@ -176,9 +176,9 @@ def homework_cli(*args: str, instance: Path, stdin: str | None = None, env=None)
 class LiveServer:
     """`homework serve` with a demo clinic, on a free loopback port."""
 
-    def __init__(self, instance: Path, config: str = ""):
+    def __init__(self, instance: Path, config: str = "", env: dict | None = None):
         self.instance = instance
-        demo = homework_cli("demo", instance=instance)
+        demo = homework_cli("demo", instance=instance, env=env)
         assert demo.returncode == 0, demo.stderr
         self.passwords = dict(re.findall(r"(\S+@\S+)\s+password: (\S+)", demo.stdout))
         patience = "".join(f"{key} = {value!r}\n" for key, value in PATIENT_CONFIG.items())
@@ -193,6 +193,7 @@ class LiveServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             text=True,
+            env={**os.environ, **(env or {})},
         )
         wait_for_port(port, self.proc)
 

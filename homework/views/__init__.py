@@ -321,4 +321,33 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
         )
         return body, 404
 
+    @bp.errorhandler(413)
+    def too_large(exc):
+        from flask import current_app, render_template
+
+        _drain_request_body()
+        limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+        body = render_template(
+            "homework/error.html",
+            title=_("That was too large to send"),
+            message=_(
+                "What you sent is larger than %(mb)d MB, so nothing was saved. Go back and "
+                "choose a smaller file (a logo needs far less than 2 MB).",
+                mb=limit // (1024 * 1024),
+            ),
+        )
+        return body, 413
+
     return bp
+
+
+def _drain_request_body(cap: int = 64 * 1024 * 1024) -> None:
+    """Read and drop an over-limit body, so the client (or proxy) still sending it gets our
+    answer instead of a reset connection."""
+    stream = request.environ.get("wsgi.input")
+    left = min(request.content_length or 0, cap)
+    while stream is not None and left > 0:
+        chunk = stream.read(min(left, 1024 * 1024))
+        if not chunk:
+            break
+        left -= len(chunk)
