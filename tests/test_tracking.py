@@ -394,3 +394,73 @@ def test_the_dashboard_follows_every_change_even_from_outside_the_app(app, thera
     assert "Renamed outside" not in therapist.get("/").get_data(as_text=True)
     assert "Renamed outside" in other.get("/").get_data(as_text=True)
     outside.close()
+
+
+def record_in_session(client, couple_id, hw_id, who):
+    token = csrf_token(client, f"/couples/{couple_id}")
+    data = {
+        "csrf_token": token,
+        f"p{hw_id}-who": who,
+        f"p{hw_id}-practiced_on": TODAY.isoformat(),
+        f"p{hw_id}-outcome": "done",
+    }
+    assert client.post(f"/homework/{hw_id}/practice", data=data).status_code == 302
+
+
+def test_a_revision_carries_the_practice_already_recorded(app, therapist, packet, db):
+    couple_id, path = packet
+    record_in_session(therapist, couple_id, 2, "a")
+    record_in_session(therapist, couple_id, 2, "b")
+    checkin_post(app.test_client(), path, item="2", who="a", reflection="before the revision")
+
+    token = csrf_token(therapist, "/homework/2/revise")
+    data = form_for(therapist, couple_id, "daily-appreciation")
+    response = therapist.post(
+        "/homework/2/revise", data={**data, "csrf_token": token, "action": "issue"}
+    )
+    assert response.status_code == 302
+    assert db.execute("SELECT status FROM homework WHERE id = 2").fetchone()[0] == "revised"
+
+    # The couple page counts the three practices against the revision that replaced item 2.
+    page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    track = re.search(r'id="item-3".*?</p>', page, re.S).group(0)
+    assert "<strong>3</strong> of 28 planned" in track
+    assert "Ana</bdi>: 2" in track and "Ben</bdi>: 1" in track
+
+    # So does the couple's check-in page, and their next practice adds to it.
+    phone = app.test_client()
+    assert "3 of 28 times" in phone.get(path).get_data(as_text=True)
+    checkin_post(phone, path, item="3", who="b")
+    assert "4 of 28 times" in phone.get(path).get_data(as_text=True)
+
+    # The session-prep summary's header and its table agree.
+    summary = therapist.get(f"/couples/{couple_id}/summary").get_data(as_text=True)
+    assert "4 practices recorded" in summary
+    row = re.search(
+        r"<th scope=\"row\">One specific appreciation a day.*?</tr>", summary, re.S
+    ).group(0)
+    cells = re.findall(r"<td>([^<]*)</td>", row)
+    assert cells[:3] == ["2", "2", "0"]
+
+    # Exports tie every record to the item it was first issued as.
+    records = therapist.get(f"/couples/{couple_id}/tracking.json").get_json()["practice"]
+    assert sorted((r["homework_id"], r["first_issue_id"]) for r in records) == [
+        (2, 2), (2, 2), (2, 2), (3, 2),
+    ]  # fmt: skip
+
+
+def test_existing_revision_chains_are_joined_up_by_the_migration(app, therapist, packet, db):
+    from homework import schema
+
+    couple_id, _ = packet
+    for hw_id in (2, 3):  # item 2 is revised into 3, and 3 into 4
+        token = csrf_token(therapist, f"/homework/{hw_id}/revise")
+        data = {**form_for(therapist, couple_id, "daily-appreciation"), "csrf_token": token}
+        assert therapist.post(f"/homework/{hw_id}/revise", data={**data, "action": "issue"})
+    # Take the database back to before the migration, as an older install has it.
+    db.execute("DROP INDEX homework_series")
+    db.execute("ALTER TABLE homework DROP COLUMN series_id")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = '0020_homework_series'")
+    assert schema.apply_migrations(db) == ["0020_homework_series"]
+    rows = db.execute("SELECT id, series_id FROM homework ORDER BY id").fetchall()
+    assert [tuple(r) for r in rows] == [(1, 1), (2, 2), (3, 2), (4, 2)]
