@@ -296,19 +296,38 @@ def progress(db: sqlite_utils.Database, items: list[dict]) -> dict[int, dict]:
         f" WHERE h.series_id IN ({marks}) GROUP BY h.series_id, p.who, p.outcome",
         list(series),
     ).fetchall()
-    out = {i["id"]: {"a": 0.0, "b": 0.0, "together": 0.0, "records": 0} for i in items}
+    out = {
+        i["id"]: {"a": 0.0, "b": 0.0, "together": 0.0, "records": 0, "times": dict.fromkeys(WHO, 0)}
+        for i in items
+    }
     for row in rows:
         entry = out[series[row["series_id"]]]
         entry[row["who"]] += OUTCOME_WEIGHT[row["outcome"]] * row["n"]
         entry["records"] += row["n"]
+        if row["outcome"] != "not":  # whole times practised, as a couple counts them
+            entry["times"][row["who"]] += row["n"]
     for item in items:
         entry = out[item["id"]]
         target = target_count(item)
         done = entry["a"] + entry["b"] + entry["together"]
         entry["target"] = target
+        entry["target_each"] = item["per_week"] * item["weeks"]
         entry["done"] = done
         entry["ratio"] = min(1.0, done / target) if target else 0.0
     return out
+
+
+def default_checkin_item(items: list[dict], today: date) -> int | None:
+    """The item a check-in form starts on: one open today, else one already started, else
+    the one that starts soonest (never one whose first day is still ahead when another
+    is open)."""
+    if not items:
+        return None
+    started = [i for i in items if date.fromisoformat(i["start_date"]) <= today]
+    open_today = [i for i in started if today <= date.fromisoformat(i["due_date"])]
+    if open_today or started:
+        return (open_today or started)[0]["id"]
+    return min(items, key=lambda i: (i["start_date"], i["id"]))["id"]
 
 
 def practice_log(

@@ -195,3 +195,18 @@ def test_the_whole_loop_from_packet_to_phone_to_dashboard(live_server, page, bro
     page.get_by_role("link", name="Session-prep summary").click()
     expect(page.get_by_text("The harbour at dusk was perfect.")).to_be_visible()
     expect(page.get_by_text("private: only for the therapist")).to_be_visible()
+
+
+def test_a_refused_checkin_moves_focus_to_the_message_on_a_phone(live_server, page):
+    from test_tracking_live import checkin_path
+
+    url, _, instance = live_server
+    path, _ = checkin_path(instance)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(url + path)
+    page.get_by_role("button", name="Send").click()  # nobody chosen as "who practised"
+    summary = page.get_by_role("alert")
+    expect(summary).to_contain_text("Nothing was sent yet.")
+    expect(summary).to_be_focused()
+    assert summary.evaluate("e => e.getBoundingClientRect().bottom") <= 844
+    page.screenshot(path=str(instance / "checkin-error.png"), full_page=True)

@@ -248,7 +248,9 @@ def test_therapist_records_in_session_and_sees_progress(therapist, packet, db):
     row = db.execute("SELECT who, source, recorded_by FROM practice").fetchone()
     assert tuple(row) == ("a", "session", 2)
     page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
-    assert "<strong>1</strong> of 28 planned" in page  # 7 a week x 2 weeks x each partner
+    # Whole times per partner: 7 a week for 2 weeks, each partner on their own.
+    assert "Ana</bdi>: <strong>1</strong> of 14" in page
+    assert "Ben</bdi>: <strong>0</strong> of 14" in page
     assert "(in session)" in page
     other = login_other(therapist.application)
     token = csrf_token(other, "/")
@@ -424,14 +426,15 @@ def test_a_revision_carries_the_practice_already_recorded(app, therapist, packet
     # The couple page counts the three practices against the revision that replaced item 2.
     page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
     track = re.search(r'id="item-3".*?</p>', page, re.S).group(0)
-    assert "<strong>3</strong> of 28 planned" in track
-    assert "Ana</bdi>: 2" in track and "Ben</bdi>: 1" in track
+    assert "Ana</bdi>: <strong>2</strong> of 14" in track
+    assert "Ben</bdi>: <strong>1</strong> of 14" in track
 
     # So does the couple's check-in page, and their next practice adds to it.
     phone = app.test_client()
-    assert "3 of 28 times" in phone.get(path).get_data(as_text=True)
+    page = phone.get(path).get_data(as_text=True)
+    assert "Ana</bdi>: 2 of 14 times" in page and "Ben</bdi>: 1 of 14 times" in page
     checkin_post(phone, path, item="3", who="b")
-    assert "4 of 28 times" in phone.get(path).get_data(as_text=True)
+    assert "Ben</bdi>: 2 of 14 times" in phone.get(path).get_data(as_text=True)
 
     # The session-prep summary's header and its table agree.
     summary = therapist.get(f"/couples/{couple_id}/summary").get_data(as_text=True)
@@ -464,3 +467,33 @@ def test_existing_revision_chains_are_joined_up_by_the_migration(app, therapist,
     assert schema.apply_migrations(db) == ["0020_homework_series"]
     rows = db.execute("SELECT id, series_id FROM homework ORDER BY id").fetchall()
     assert [tuple(r) for r in rows] == [(1, 1), (2, 2), (3, 2), (4, 2)]
+
+
+def test_the_checkin_form_starts_on_an_item_that_has_started(app, therapist):
+    couple_id = add_couple(therapist, partner_a="Ana", partner_b="Ben")
+    later = (TODAY + timedelta(days=3)).isoformat()
+    data = form_for(therapist, couple_id, "memory-walk", "daily-appreciation")
+    data["a0-start_date"] = later  # the first item starts in three days
+    assert post_assign(therapist, couple_id, data, "issue").status_code == 302
+    page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    path = re.search(r'class="link-box">http://localhost(/c/[A-Za-z0-9_-]+)<', page).group(1)
+    form = app.test_client().get(path).get_data(as_text=True)
+    selected = re.findall(r"<option([^>]*)>([^<]*)</option>", form)
+    assert [title for attrs, title in selected if "selected" in attrs] == [
+        "One specific appreciation a day"
+    ]
+
+
+def test_a_refused_checkin_says_so_at_the_top(app, packet, db):
+    _, path = packet
+    client = app.test_client()
+    token = csrf_token(client, path)
+    response = client.post(path, data={"csrf_token": token, "item": "2", "outcome": "done"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    summary = page.index('class="error-summary"')
+    # The message stands above the first field, where a phone shows it without scrolling.
+    assert summary < page.index("Choose who practised") < page.index('name="item"')
+    assert 'role="alert"' in page[summary - 60 : summary + 200]
+    assert "autofocus" in page[summary : summary + 200]
+    assert db.execute("SELECT COUNT(*) FROM practice").fetchone()[0] == 0
