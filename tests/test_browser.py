@@ -209,4 +209,18 @@ def test_a_refused_checkin_moves_focus_to_the_message_on_a_phone(live_server, pa
     expect(summary).to_contain_text("Nothing was sent yet.")
     expect(summary).to_be_focused()
     assert summary.evaluate("e => e.getBoundingClientRect().bottom") <= 844
-    page.screenshot(path=str(instance / "checkin-error.png"), full_page=True)
+
+
+def test_a_new_checkin_link_asks_first_and_says_what_breaks(live_server, page):
+    url, passwords, _ = live_server
+    login_as_therapist(page, url, passwords)
+    page.get_by_role("link", name="Couples", exact=True).click()
+    page.locator("table a").first.click()
+    links = page.locator(".link-box")
+    old_link = links.first.inner_text()
+    page.get_by_text("New link", exact=True).first.click()
+    warning = page.get_by_text("stop working at once").first
+    expect(warning).to_be_visible()
+    assert links.first.inner_text() == old_link  # nothing happened on the first click
+    page.get_by_role("button", name="Yes, make a new link").first.click()
+    expect(page.locator(".link-box").first).not_to_have_text(old_link)
