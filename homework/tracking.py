@@ -317,6 +317,21 @@ def progress(db: sqlite_utils.Database, items: list[dict]) -> dict[int, dict]:
     return out
 
 
+def link_stays_on_this_computer(url: str) -> bool:
+    """Tell whether a check-in link names this computer (localhost, 127.x, ::1): printed on
+    a handout, no couple's phone could open it."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def default_checkin_item(items: list[dict], today: date) -> int | None:
     """The item a check-in form starts on: one open today, else one already started, else
     the one that starts soonest (never one whose first day is still ahead when another

@@ -122,3 +122,34 @@ def test_plugin_mode_refuses_to_serve_with_pending_migrations(tmp_path):
     result = host.test_cli_runner().invoke(args=["homework", "migrate"])
     assert result.exit_code == 0, result.output
     assert client.get("/homework/healthz").status_code == 200
+
+
+def test_default_colours_pass_the_apps_own_contrast_rules():
+    import re
+    from pathlib import Path
+
+    from homework.branding import Brand, contrast_on_white
+
+    # Text in the default accent colour is readable (4.5:1), like any colour an admin picks.
+    assert contrast_on_white(Brand().accent) >= 4.5
+    static = Path(__file__).resolve().parent.parent / "homework" / "static"
+    for sheet in ("homework.css", "checkin.css"):
+        rings = re.findall(
+            r"(?:--focus:|outline:)\s*3px solid (#[0-9a-fA-F]{6})", (static / sheet).read_text()
+        )
+        assert rings, sheet
+        for colour in rings:  # a focus ring stands out from white and the page ground (3:1)
+            assert contrast_on_white(colour) >= 3, (sheet, colour)
+            assert contrast_on_white(colour) / contrast_on_white("#f5f3ef") >= 3, (sheet, colour)
+
+
+def test_dashboard_comes_first_in_the_menu(therapist):
+    import re
+
+    page = therapist.get("/").get_data(as_text=True)
+    nav = re.search(r'<nav aria-label="Main">.*?</nav>', page, re.S).group(0)
+    assert re.findall(r">(Dashboard|Couples|Library)</a>", nav) == [
+        "Dashboard",
+        "Couples",
+        "Library",
+    ]

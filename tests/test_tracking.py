@@ -497,3 +497,31 @@ def test_a_refused_checkin_says_so_at_the_top(app, packet, db):
     assert 'role="alert"' in page[summary - 60 : summary + 200]
     assert "autofocus" in page[summary : summary + 200]
     assert db.execute("SELECT COUNT(*) FROM practice").fetchone()[0] == 0
+
+
+def test_a_link_only_this_computer_can_open_is_flagged_before_printing(app, therapist, packet):
+    couple_id, _ = packet
+    page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    assert "http://localhost/c/" in page  # what the test client's requests look like
+    assert "a couple's phone cannot open them" in page
+
+    app.config["HOMEWORK_PUBLIC_URL"] = "https://practice.example"
+    page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    assert "https://practice.example/c/" in page
+    assert "a couple's phone cannot open them" not in page
+
+
+@pytest.mark.parametrize(
+    "url, local",
+    [
+        ("http://127.0.0.1:5000/c/x", True),
+        ("http://[::1]:5000/c/x", True),
+        ("http://LOCALHOST/c/x", True),
+        ("http://192.168.1.20:5000/c/x", False),  # another machine on the clinic's network
+        ("https://practice.example/c/x", False),
+    ],
+)
+def test_which_links_stay_on_this_computer(url, local):
+    from homework.tracking import link_stays_on_this_computer
+
+    assert link_stays_on_this_computer(url) is local

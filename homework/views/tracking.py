@@ -175,9 +175,11 @@ def packet_links(couple_id: int) -> dict[int, dict]:
         if link is None:
             continue
         live = not link.revoked and not link.expired(date.today())
+        url = public_url_for("homework.checkin", token=link.token) if live else None
         out[row["id"]] = {
             "live": live,
-            "url": public_url_for("homework.checkin", token=link.token) if live else None,
+            "url": url,
+            "local": bool(url) and tracking.link_stays_on_this_computer(url),
             "expires_on": link.expires_on,
         }
     return out
