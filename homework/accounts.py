@@ -182,6 +182,8 @@ def set_disabled(
     user = get_user(db, user_id)
     if user is None:
         raise AccountError(_("No such account."))
+    if disabled and actor_id == user_id:
+        raise AccountError(_("You cannot disable your own account. Ask another admin."))
     with write(db):
         if disabled and user["role"] == "admin":
             _refuse_removing_last_admin(db, user_id)

@@ -23,8 +23,10 @@ couple.json
               frequency, status, the personalization values and the exact text
               snapshot they were handed (with its sha256).
   practice    every practice record: day, who (a, b or together), done/partly/not,
-              helpfulness 1-5, reflection, whether the reflection was private, and
-              whether it came from the couple's check-in or the therapist's session.
+              helpfulness 1-5, reflection, whether the reflection was private,
+              whether it came from the couple's check-in or the therapist's session,
+              the item it was recorded on (homework_id) and the item that item was
+              first issued as (first_issue_id: revisions of one item share it).
 handouts/     a PDF of every item that was not withdrawn or replaced by a revision.
 """
 ITEM_KEYS = (

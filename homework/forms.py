@@ -598,10 +598,10 @@ class BrandForm(HomeworkForm):
     )
     accent = StringField(
         _l("Accent colour"),
-        description=_l("Hex, e.g. #b5654a."),
+        description=_l("Hex, e.g. #a0523a."),
         validators=[
             DataRequired(),
-            Regexp(HEX_COLOUR, message=_l("Use a hex colour like #b5654a.")),
+            Regexp(HEX_COLOUR, message=_l("Use a hex colour like #a0523a.")),
         ],
     )
     address = StringField(_l("Address"), validators=[Length(max=200)])

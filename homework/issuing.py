@@ -264,8 +264,9 @@ def _insert_item(db, couple_id, packet_id, item: Item, actor_id: int, revision_o
     cur = db.execute(
         "INSERT INTO homework (couple_id, packet_id, assignment_id, assignment_version, pack_id,"
         " title, personalization, snapshot, snapshot_sha256, start_date, due_date, per_week,"
-        " weeks, revision_of, created_by, created_at, who)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " weeks, revision_of, created_by, created_at, who, series_id)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+        " (SELECT series_id FROM homework WHERE id = ?))",
         [
             couple_id,
             packet_id,
@@ -284,8 +285,11 @@ def _insert_item(db, couple_id, packet_id, item: Item, actor_id: int, revision_o
             actor_id,
             _now(),
             item.assignment.who,
+            revision_of,
         ],
     )
+    if revision_of is None:  # a first issue starts its own series
+        db.execute("UPDATE homework SET series_id = id WHERE id = ?", [cur.lastrowid])
     return cur.lastrowid
 
 
@@ -404,7 +408,7 @@ def list_for_couple(db: sqlite_utils.Database, couple_id: int, today: date) -> l
     """Every item issued to a couple, newest first, with its effective status."""
     rows = db.execute(
         "SELECT id, couple_id, packet_id, assignment_id, title, start_date, due_date, per_week,"
-        " weeks, who, status, revision_of, created_at FROM homework WHERE couple_id = ?"
+        " weeks, who, status, revision_of, series_id, created_at FROM homework WHERE couple_id = ?"
         " ORDER BY created_at DESC, id DESC",
         [couple_id],
     )

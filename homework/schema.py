@@ -518,3 +518,19 @@ def _therapist_ids_any_type(db: sqlite_utils.Database) -> None:
             raise
     finally:
         db.execute("PRAGMA foreign_keys = ON")
+
+
+@migrations(name="0020_homework_series")
+def _homework_series(db: sqlite_utils.Database) -> None:
+    # A revision continues its item's history: every item names the first item of its chain
+    # (itself, for a first issue), and practice is counted per chain, not per revision.
+    db.execute("ALTER TABLE homework ADD COLUMN series_id INTEGER REFERENCES homework(id)")
+    db.execute(
+        """WITH RECURSIVE chain(id, root) AS (
+            SELECT id, id FROM homework WHERE revision_of IS NULL
+            UNION ALL
+            SELECT h.id, chain.root FROM homework h JOIN chain ON h.revision_of = chain.id
+        )
+        UPDATE homework SET series_id = (SELECT root FROM chain WHERE chain.id = homework.id)"""
+    )
+    db.execute("CREATE INDEX homework_series ON homework(series_id)")

@@ -280,8 +280,9 @@ def practice_writer(
 def packet_checkin_items(db: sqlite_utils.Database, packet_id: int) -> list[dict]:
     """The items a packet's check-in page offers (current ones only)."""
     rows = db.execute(
-        "SELECT id, couple_id, packet_id, title, start_date, due_date, per_week, weeks, who, status"
-        " FROM homework WHERE packet_id = ? AND status IN ('active', 'done') ORDER BY id",
+        "SELECT id, couple_id, packet_id, title, start_date, due_date, per_week, weeks, who,"
+        " status, series_id FROM homework WHERE packet_id = ? AND status IN ('active', 'done')"
+        " ORDER BY id",
         [packet_id],
     )
     return [dict(r) for r in rows]
@@ -293,29 +294,67 @@ def target_count(item: dict) -> int:
 
 
 def progress(db: sqlite_utils.Database, items: list[dict]) -> dict[int, dict]:
-    """Per item: practice so far by who, weighted completion against the target."""
+    """Per item: practice so far by who, weighted completion against the target.
+
+    Practice recorded on earlier revisions of an item counts for it: a revision continues
+    its item's history."""
     if not items:
         return {}
-    ids = [i["id"] for i in items]
-    marks = ",".join("?" * len(ids))
+    series = {i["series_id"]: i["id"] for i in items}
+    marks = ",".join("?" * len(series))
     rows = db.execute(
-        f"SELECT homework_id, who, outcome, COUNT(*) AS n FROM practice"  # noqa: S608
-        f" WHERE homework_id IN ({marks}) GROUP BY homework_id, who, outcome",
-        ids,
+        f"SELECT h.series_id, p.who, p.outcome, COUNT(*) AS n FROM practice p"  # noqa: S608
+        f" JOIN homework h ON h.id = p.homework_id"
+        f" WHERE h.series_id IN ({marks}) GROUP BY h.series_id, p.who, p.outcome",
+        list(series),
     ).fetchall()
-    out = {i["id"]: {"a": 0.0, "b": 0.0, "together": 0.0, "records": 0} for i in items}
+    out = {
+        i["id"]: {"a": 0.0, "b": 0.0, "together": 0.0, "records": 0, "times": dict.fromkeys(WHO, 0)}
+        for i in items
+    }
     for row in rows:
-        entry = out[row["homework_id"]]
+        entry = out[series[row["series_id"]]]
         entry[row["who"]] += OUTCOME_WEIGHT[row["outcome"]] * row["n"]
         entry["records"] += row["n"]
+        if row["outcome"] != "not":  # whole times practised, as a couple counts them
+            entry["times"][row["who"]] += row["n"]
     for item in items:
         entry = out[item["id"]]
         target = target_count(item)
         done = entry["a"] + entry["b"] + entry["together"]
         entry["target"] = target
+        entry["target_each"] = item["per_week"] * item["weeks"]
         entry["done"] = done
         entry["ratio"] = min(1.0, done / target) if target else 0.0
     return out
+
+
+def link_stays_on_this_computer(url: str) -> bool:
+    """Tell whether a check-in link names this computer (localhost, 127.x, ::1): printed on
+    a handout, no couple's phone could open it."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def default_checkin_item(items: list[dict], today: date) -> int | None:
+    """The item a check-in form starts on: one open today, else one already started, else
+    the one that starts soonest (never one whose first day is still ahead when another
+    is open)."""
+    if not items:
+        return None
+    started = [i for i in items if date.fromisoformat(i["start_date"]) <= today]
+    open_today = [i for i in started if today <= date.fromisoformat(i["due_date"])]
+    if open_today or started:
+        return (open_today or started)[0]["id"]
+    return min(items, key=lambda i: (i["start_date"], i["id"]))["id"]
 
 
 def practice_log(
@@ -323,7 +362,7 @@ def practice_log(
 ) -> list[dict]:
     """A couple's practice records, newest first."""
     rows = db.execute(
-        "SELECT p.*, h.title FROM practice p JOIN homework h ON h.id = p.homework_id"
+        "SELECT p.*, h.title, h.series_id FROM practice p JOIN homework h ON h.id = p.homework_id"
         " WHERE p.couple_id = ? AND p.practiced_on >= ? ORDER BY p.practiced_on DESC, p.id DESC",
         [couple_id, (since or date.min).isoformat()],
     )
@@ -358,8 +397,9 @@ def last_session(db: sqlite_utils.Database, couple_id: int) -> date | None:
 def export_rows(db: sqlite_utils.Database, couple_id: int) -> list[dict]:
     """Every practice record of a couple, oldest first, for CSV and JSON export."""
     rows = db.execute(
-        "SELECT p.id, p.homework_id, h.title, h.assignment_id, p.practiced_on, p.who, p.outcome,"
-        " p.helpfulness, p.reflection, p.reflection_private, p.source, p.created_at"
+        "SELECT p.id, p.homework_id, h.series_id AS first_issue_id, h.title, h.assignment_id,"
+        " p.practiced_on, p.who, p.outcome, p.helpfulness, p.reflection, p.reflection_private,"
+        " p.source, p.created_at"
         " FROM practice p JOIN homework h ON h.id = p.homework_id WHERE p.couple_id = ?"
         " ORDER BY p.practiced_on, p.id",
         [couple_id],
@@ -373,16 +413,19 @@ def session_summary(db: sqlite_utils.Database, couple_id: int, since: date) -> d
         dict(r)
         for r in db.execute(
             "SELECT id, couple_id, title, start_date, due_date, per_week, weeks, who, status,"
-            " created_at FROM homework WHERE couple_id = ?"
-            " AND (status = 'active' OR created_at >= ? OR due_date >= ?)"
+            " series_id, created_at FROM homework h WHERE couple_id = ?"
+            " AND (status = 'active' OR created_at >= ? OR due_date >= ?"
+            # an older item with practice in the period belongs in its summary too
+            "      OR EXISTS (SELECT 1 FROM practice p JOIN homework r ON r.id = p.homework_id"
+            "                 WHERE r.series_id = h.series_id AND p.practiced_on >= ?))"
             " AND status != 'revised' ORDER BY id",
-            [couple_id, since.isoformat(), since.isoformat()],
+            [couple_id, since.isoformat(), since.isoformat(), since.isoformat()],
         )
     ]
     log = practice_log(db, couple_id, since)
     per_item = {}
     for item in items:
-        records = [r for r in log if r["homework_id"] == item["id"]]
+        records = [r for r in log if r["series_id"] == item["series_id"]]
         ratings = [r["helpfulness"] for r in records if r["helpfulness"]]
         per_item[item["id"]] = {
             "by_who": {

@@ -1,3 +1,4 @@
+import re
 import threading
 import time
 import unicodedata
@@ -313,13 +314,39 @@ def test_duplicate_email_is_refused_and_nothing_is_added(admin, db):
     assert db.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 3
 
 
-def test_the_last_admin_cannot_be_disabled(admin, db):
+def test_an_admin_cannot_disable_themselves(admin, db):
+    page = admin.get("/admin/users").get_data(as_text=True)
+    own_row = re.search(r"<tr[^>]*>\s*<td><a href=\"/admin/users/1\">.*?</tr>", page, re.S)[0]
+    assert "Disable" not in own_row and "Reset password" in own_row  # not even offered
     token = csrf_token(admin, "/admin/users")
     response = admin.post(
         "/admin/users/1/disable", data={"csrf_token": token}, follow_redirects=True
     )
-    assert "only active admin" in response.get_data(as_text=True)
+    assert "You cannot disable your own account" in response.get_data(as_text=True)
     assert db.execute("SELECT disabled FROM users WHERE id = 1").fetchone()[0] == 0
+
+
+def test_the_last_admin_cannot_be_disabled(app, db):
+    from homework.accounts import AccountError, set_disabled
+
+    with pytest.raises(AccountError, match="only active admin"):
+        set_disabled(db, 1, True, actor_id=None)  # from the command line, say
+    assert db.execute("SELECT disabled FROM users WHERE id = 1").fetchone()[0] == 0
+
+
+def test_destructive_actions_ask_first_and_say_what_breaks(admin):
+    page = admin.get("/admin/users").get_data(as_text=True)
+    other_row = re.search(r"<tr[^>]*>\s*<td><a href=\"/admin/users/2\">.*?</tr>", page, re.S)[0]
+    for label, warning in (
+        ("Reset password", "Their password stops working"),
+        ("Disable", "They are signed out at once"),
+    ):
+        panel = re.search(
+            rf'<details class="confirm">\s*<summary[^>]*>{label}</summary>.*?</details>',
+            other_row,
+            re.S,
+        )
+        assert panel and warning in panel[0] and "<button" in panel[0]
 
 
 def test_admin_resets_a_password_and_the_old_one_stops_working(app, admin, auth):

@@ -192,3 +192,34 @@ def test_a_server_error_shows_a_reference_that_the_log_has_with_the_traceback(
     assert logged[0].exc_info[0] is RuntimeError
     assert "the disk said no" in caplog.text
     assert response.headers["Content-Security-Policy"]
+
+
+def test_default_colours_pass_the_apps_own_contrast_rules():
+    import re
+    from pathlib import Path
+
+    from homework.branding import Brand, contrast_on_white
+
+    # Text in the default accent colour is readable (4.5:1), like any colour an admin picks.
+    assert contrast_on_white(Brand().accent) >= 4.5
+    static = Path(__file__).resolve().parent.parent / "homework" / "static"
+    for sheet in ("homework.css", "checkin.css"):
+        rings = re.findall(
+            r"(?:--focus:|outline:)\s*3px solid (#[0-9a-fA-F]{6})", (static / sheet).read_text()
+        )
+        assert rings, sheet
+        for colour in rings:  # a focus ring stands out from white and the page ground (3:1)
+            assert contrast_on_white(colour) >= 3, (sheet, colour)
+            assert contrast_on_white(colour) / contrast_on_white("#f5f3ef") >= 3, (sheet, colour)
+
+
+def test_dashboard_comes_first_in_the_menu(therapist):
+    import re
+
+    page = therapist.get("/").get_data(as_text=True)
+    nav = re.search(r'<nav aria-label="Main">.*?</nav>', page, re.S).group(0)
+    assert re.findall(r">(Dashboard|Couples|Library)</a>", nav) == [
+        "Dashboard",
+        "Couples",
+        "Library",
+    ]

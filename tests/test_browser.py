@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -195,3 +197,75 @@ def test_the_whole_loop_from_packet_to_phone_to_dashboard(live_server, page, bro
     page.get_by_role("link", name="Session-prep summary").click()
     expect(page.get_by_text("The harbour at dusk was perfect.")).to_be_visible()
     expect(page.get_by_text("private: only for the therapist")).to_be_visible()
+
+
+def test_a_refused_checkin_moves_focus_to_the_message_on_a_phone(live_server, page):
+    from test_tracking_live import checkin_path
+
+    url, _, instance = live_server
+    path, _ = checkin_path(instance)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(url + path)
+    page.get_by_role("button", name="Send").click()  # nobody chosen as "who practised"
+    summary = page.get_by_role("alert")
+    expect(summary).to_contain_text("Nothing was sent yet.")
+    expect(summary).to_be_focused()
+    assert summary.evaluate("e => e.getBoundingClientRect().bottom") <= 844
+
+
+def test_a_new_checkin_link_asks_first_and_says_what_breaks(live_server, page):
+    url, passwords, _ = live_server
+    login_as_therapist(page, url, passwords)
+    page.get_by_role("link", name="Couples", exact=True).click()
+    page.locator("table a").first.click()
+    links = page.locator(".link-box")
+    old_link = links.first.inner_text()
+    page.get_by_text("New link", exact=True).first.click()
+    warning = page.get_by_text("stop working at once").first
+    expect(warning).to_be_visible()
+    assert links.first.inner_text() == old_link  # nothing happened on the first click
+    page.get_by_role("button", name="Yes, make a new link").first.click()
+    expect(page.locator(".link-box").first).not_to_have_text(old_link)
+
+
+def no_wider_than_a_phone(page, url: str) -> None:
+    """Open `url` at 390 px: the page never scrolls sideways, nor do the tables that list
+    people or summaries (they become cards)."""
+    page.goto(url)
+    page.wait_for_load_state("domcontentloaded")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, (url, width)
+    wide_tables = page.evaluate(
+        """() => [...document.querySelectorAll('table.stack')]
+              .filter(t => t.scrollWidth > t.clientWidth + 1).length"""
+    )
+    assert wide_tables == 0, url
+
+
+def test_every_page_fits_a_phone(live_server, page):
+    from test_tracking_live import checkin_path
+
+    url, passwords, instance = live_server
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(url + "/login")
+    no_wider_than_a_phone(page, url + "/login")
+    login_as_therapist(page, url, passwords)
+    path, item = checkin_path(instance)
+    couple = page.evaluate("async (u) => (await fetch(u)).text()", url + f"/homework/{item}")
+    couple_id = re.search(r'href="/couples/(\d+)"', couple).group(1)
+    for page_path in (
+        "/", "/couples", "/couples/new", f"/couples/{couple_id}", f"/couples/{couple_id}/edit",
+        f"/couples/{couple_id}/assign?a=memory-walk&a=speaker-listener",
+        f"/couples/{couple_id}/summary", f"/homework/{item}", f"/homework/{item}/revise",
+        "/library", "/library/memory-walk", "/account", "/account/two-factor",
+    ):  # fmt: skip
+        no_wider_than_a_phone(page, url + page_path)
+    page.get_by_role("button", name="Sign out").click()
+    page.goto(url + "/login")
+    page.get_by_label("Email").fill("admin@demo.invalid")
+    page.get_by_label("Password").fill(passwords["admin@demo.invalid"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(url + "/")
+    for page_path in ("/settings", "/admin/users", "/admin/couples", "/admin/users/2"):
+        no_wider_than_a_phone(page, url + page_path)
+    no_wider_than_a_phone(page, url + path)  # the couple's check-in page

@@ -357,7 +357,9 @@ def test_therapist_records_in_session_and_sees_progress(therapist, packet, db):
     row = db.execute("SELECT who, source, recorded_by FROM practice").fetchone()
     assert tuple(row) == ("a", "session", 2)
     page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
-    assert "<strong>1</strong> of 28 planned" in page  # 7 a week x 2 weeks x each partner
+    # Whole times per partner: 7 a week for 2 weeks, each partner on their own.
+    assert "Ana</bdi>: <strong>1</strong> of 14" in page
+    assert "Ben</bdi>: <strong>0</strong> of 14" in page
     assert "(in session)" in page
     other = login_other(therapist.application)
     token = csrf_token(other, "/")
@@ -550,3 +552,132 @@ def test_the_dashboard_follows_every_change_even_from_outside_the_app(app, thera
     assert "Renamed outside" not in therapist.get("/").get_data(as_text=True)
     assert "Renamed outside" in other.get("/").get_data(as_text=True)
     outside.close()
+
+
+def record_in_session(client, couple_id, hw_id, who):
+    token = csrf_token(client, f"/couples/{couple_id}")
+    data = {
+        "csrf_token": token,
+        f"p{hw_id}-who": who,
+        f"p{hw_id}-practiced_on": TODAY.isoformat(),
+        f"p{hw_id}-outcome": "done",
+    }
+    assert client.post(f"/homework/{hw_id}/practice", data=data).status_code == 302
+
+
+def test_a_revision_carries_the_practice_already_recorded(app, therapist, packet, db):
+    couple_id, path = packet
+    record_in_session(therapist, couple_id, 2, "a")
+    record_in_session(therapist, couple_id, 2, "b")
+    checkin_post(app.test_client(), path, item="2", who="a", reflection="before the revision")
+
+    token = csrf_token(therapist, "/homework/2/revise")
+    data = form_for(therapist, couple_id, "daily-appreciation")
+    response = therapist.post(
+        "/homework/2/revise", data={**data, "csrf_token": token, "action": "issue"}
+    )
+    assert response.status_code == 302
+    assert db.execute("SELECT status FROM homework WHERE id = 2").fetchone()[0] == "revised"
+
+    # The couple page counts the three practices against the revision that replaced item 2.
+    page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    track = re.search(r'id="item-3".*?</p>', page, re.S).group(0)
+    assert "Ana</bdi>: <strong>2</strong> of 14" in track
+    assert "Ben</bdi>: <strong>1</strong> of 14" in track
+
+    # So does the couple's check-in page, and their next practice adds to it.
+    phone = app.test_client()
+    page = phone.get(path).get_data(as_text=True)
+    assert "Ana</bdi>: 2 of 14 times" in page and "Ben</bdi>: 1 of 14 times" in page
+    checkin_post(phone, path, item="3", who="b")
+    assert "Ben</bdi>: 2 of 14 times" in phone.get(path).get_data(as_text=True)
+
+    # The session-prep summary's header and its table agree.
+    summary = therapist.get(f"/couples/{couple_id}/summary").get_data(as_text=True)
+    assert "4 practices recorded" in summary
+    row = re.search(
+        r"<th scope=\"row\">One specific appreciation a day.*?</tr>", summary, re.S
+    ).group(0)
+    cells = re.findall(r"<td>([^<]*)</td>", row)
+    assert cells[:3] == ["2", "2", "0"]
+
+    # Exports tie every record to the item it was first issued as.
+    records = therapist.get(f"/couples/{couple_id}/tracking.json").get_json()["practice"]
+    assert sorted((r["homework_id"], r["first_issue_id"]) for r in records) == [
+        (2, 2), (2, 2), (2, 2), (3, 2),
+    ]  # fmt: skip
+
+
+def test_existing_revision_chains_are_joined_up_by_the_migration(app, therapist, packet, db):
+    from homework import schema
+
+    couple_id, _ = packet
+    for hw_id in (2, 3):  # item 2 is revised into 3, and 3 into 4
+        token = csrf_token(therapist, f"/homework/{hw_id}/revise")
+        data = {**form_for(therapist, couple_id, "daily-appreciation"), "csrf_token": token}
+        assert therapist.post(f"/homework/{hw_id}/revise", data={**data, "action": "issue"})
+    # Take the database back to before the migration, as an older install has it.
+    db.execute("DROP INDEX homework_series")
+    db.execute("ALTER TABLE homework DROP COLUMN series_id")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = '0020_homework_series'")
+    assert schema.apply_migrations(db) == ["0020_homework_series"]
+    rows = db.execute("SELECT id, series_id FROM homework ORDER BY id").fetchall()
+    assert [tuple(r) for r in rows] == [(1, 1), (2, 2), (3, 2), (4, 2)]
+
+
+def test_the_checkin_form_starts_on_an_item_that_has_started(app, therapist):
+    couple_id = add_couple(therapist, partner_a="Ana", partner_b="Ben")
+    later = (TODAY + timedelta(days=3)).isoformat()
+    data = form_for(therapist, couple_id, "memory-walk", "daily-appreciation")
+    data["a0-start_date"] = later  # the first item starts in three days
+    assert post_assign(therapist, couple_id, data, "issue").status_code == 302
+    page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    path = re.search(r'class="link-box">http://localhost(/c/[A-Za-z0-9_-]+)<', page).group(1)
+    form = app.test_client().get(path).get_data(as_text=True)
+    selected = re.findall(r"<option([^>]*)>([^<]*)</option>", form)
+    assert [title for attrs, title in selected if "selected" in attrs] == [
+        "One specific appreciation a day"
+    ]
+
+
+def test_a_refused_checkin_says_so_at_the_top(app, packet, db):
+    _, path = packet
+    client = app.test_client()
+    token = csrf_token(client, path)
+    response = client.post(path, data={"csrf_token": token, "item": "2", "outcome": "done"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    summary = page.index('class="error-summary"')
+    # The message stands above the first field, where a phone shows it without scrolling.
+    assert summary < page.index("Choose who practised") < page.index('name="item"')
+    assert 'role="alert"' in page[summary - 60 : summary + 200]
+    assert "autofocus" in page[summary : summary + 200]
+    assert db.execute("SELECT COUNT(*) FROM practice").fetchone()[0] == 0
+
+
+def test_a_link_only_this_computer_can_open_is_flagged_before_printing(app, therapist, packet):
+    couple_id, _ = packet
+    page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    assert "http://localhost/c/" in page  # what the test client's requests look like
+    assert "a couple's phone cannot open them" in page
+
+    app.config["HOMEWORK_PUBLIC_URL"] = "https://practice.example"
+    page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    assert "https://practice.example/c/" in page
+    assert "a couple's phone cannot open them" not in page
+
+
+@pytest.mark.parametrize(
+    "url, local",
+    [
+        ("http://127.0.0.1:5000/c/x", True),
+        ("http://[::1]:5000/c/x", True),
+        ("http://LOCALHOST/c/x", True),
+        ("http://192.168.1.20:5000/c/x", False),  # another machine on the clinic's network
+        ("https://practice.example/c/x", False),
+    ],
+)
+def test_which_links_stay_on_this_computer(url, local):
+    from homework.tracking import link_stays_on_this_computer
+
+    assert link_stays_on_this_computer(url) is local

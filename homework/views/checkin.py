@@ -85,8 +85,7 @@ def checkin(token: str):
     form.who.choices = [("a", partner_a), ("b", partner_b), ("together", _("Both of us, together"))]
     if request.method == "GET":
         form.practiced_on.data = date.today()
-        if len(items) == 1:
-            form.item.data = items[0]["id"]
+        form.item.data = tracking.default_checkin_item(items, date.today())
     status = 200
     if posting:
         if not form.validate_on_submit():

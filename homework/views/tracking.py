@@ -211,6 +211,7 @@ def packet_links(couple_id: int) -> dict[int, dict]:
             "live": live,
             "url": url,
             "problem": problem,
+            "local": bool(url) and tracking.link_stays_on_this_computer(url),
             "expires_on": link.expires_on,
         }
     return out
