@@ -3,7 +3,7 @@
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from flask import Flask, current_app, render_template, request
@@ -14,6 +14,10 @@ from . import schema, storage
 from .library import Library, load_library
 from .plugins import make_plugin_manager
 from .resources import resource_dir
+
+if TYPE_CHECKING:
+    from .branding import Brand
+    from .handouts import HandoutInputs
 
 # Every configuration key, with its default. The README's table lists each one (a test
 # checks), and `init_app` fills in whatever the app has not set.
@@ -202,16 +206,68 @@ def _operational_error(exc):
     raise exc
 
 
-def current_brand():
-    """The branding for this request: the first `brand` hook answer (a host's or ours)."""
-    from .branding import Brand
+def current_brand() -> "Brand":
+    """The branding for this request: the clinic's saved branding under whatever the
+    `brand` hook answers (a host's keys win). Every page and handout reads this one."""
+    return _brand_and_host_keys()[0]
 
-    return Brand.from_mapping(get_state().pm.hook.brand() or {})
+
+def host_brand_keys() -> frozenset[str]:
+    """The branding keys a plugin's `brand` hook supplies (not editable on Settings)."""
+    return _brand_and_host_keys()[1]
+
+
+def _brand_and_host_keys():
+    from dataclasses import replace
+
+    from .branding import LogoError, host_logo, merge_brand
+
+    hook = get_state().pm.hook.brand
+    # The hook is firstresult for plugins that answer with everything; calling each
+    # implementation lets a host give only some keys and keep the clinic's others.
+    answers = [impl.function() for impl in reversed(hook.get_hookimpls())]
+    brand, host_keys = merge_brand([a for a in answers if a])
+    if "logo" in host_keys and brand.logo:
+        state = get_state()
+        try:
+            name = host_logo(
+                brand.logo,
+                Path(current_app.config["HOMEWORK_UPLOADS"]),
+                state.extra.setdefault("host_logos", {}),
+            )
+        except LogoError as exc:
+            logged = state.extra.setdefault("host_logos_refused", set())
+            if str(exc) not in logged:
+                logged.add(str(exc))
+                current_app.logger.warning("the brand hook's logo was refused: %s", exc)
+            name = ""
+        brand = replace(brand, logo=name)
+    return brand, host_keys
 
 
 def extra_handout_css() -> str:
     """Every plugin's extra handout CSS, joined."""
     return "\n".join(css for css in get_state().pm.hook.extra_handout_css() if css)
+
+
+def handout_inputs() -> "HandoutInputs":
+    """What every handout prints besides its snapshots: brand, plugin CSS, check-in link."""
+    from .handouts import HandoutInputs
+
+    return HandoutInputs(current_brand(), extra_handout_css(), live_checkin_url)
+
+
+def live_checkin_url(packet_id: int) -> str | None:
+    """The live check-in URL of a packet (None when revoked, expired or there is none)."""
+    from datetime import date
+
+    from . import tracking
+
+    secret, _weeks = checkin_config()
+    link = tracking.current_link(storage.get_db(), secret, packet_id)
+    if link is None or link.revoked or link.expired(date.today()):
+        return None
+    return public_url_for("homework.checkin", token=link.token)
 
 
 def checkin_config() -> tuple[str, int]:

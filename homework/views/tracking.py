@@ -6,7 +6,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import gettext as _
 
 from .. import audit, exports, tracking
-from ..extension import checkin_config, current_brand, emit, public_url_for
+from ..extension import checkin_config, current_brand, emit, handout_inputs, public_url_for
 from ..forms import ActionForm, SessionPracticeForm
 from ..storage import get_db, write
 from . import current_therapist, login_required
@@ -157,15 +157,6 @@ def tracking_export(couple_id: int, fmt: str):
     return Response(exports.tracking_csv(rows), mimetype="text/csv", headers=headers)
 
 
-def checkin_url(packet_id: int) -> str | None:
-    """The live check-in URL of a packet, for the couple's page and the handout."""
-    secret, _weeks = checkin_config()
-    link = tracking.current_link(get_db(), secret, packet_id)
-    if link is None or link.revoked or link.expired(date.today()):
-        return None
-    return public_url_for("homework.checkin", token=link.token)
-
-
 def packet_links(couple_id: int) -> dict[int, dict]:
     """For each of a couple's packets: its link state and URL."""
     secret, _weeks = checkin_config()
@@ -186,15 +177,13 @@ def packet_links(couple_id: int) -> dict[int, dict]:
 @login_required
 def couple_export(couple_id: int):
     """One zip with the couple's data (documented JSON) and their handout PDFs."""
-    from ..handouts import render_handout
     from ..pdf import RenderError
     from .handouts import _render_failed
 
     couple = own_couple(couple_id)
     db = get_db()
-    brand = current_brand()
     try:
-        body, count = exports.couple_archive(db, couple, lambda s: render_handout([s], brand))
+        body, count = exports.couple_archive(db, couple, handout_inputs())
     except RenderError as exc:
         return _render_failed(exc)
     with write(db):
