@@ -10,7 +10,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import schema, storage
-from .extension import Homework, get_state
+from .extension import CSP, Homework, get_state
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
 MIN_SECRET_KEY_LENGTH = 32
@@ -47,6 +47,7 @@ def create_app(instance_path: str | os.PathLike | None = None, config: dict | No
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the server-side session
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
         HOMEWORK_AUTO_MIGRATE=True,
+        HOMEWORK_CSP=CSP,
     )
     app.config.from_pyfile("config.py", silent=True)
     app.config.from_prefixed_env()

@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "HOMEWORK_CHECKIN_LIMIT_PER_IP": 120,  # check-in requests per address per 10 minutes
     "HOMEWORK_BACKUP_DIR": None,  # None: <instance>/backups
     "HOMEWORK_BACKUP_KEEP": 14,
+    "HOMEWORK_CSP": None,  # None: the host's choice (no header); create_app() sets CSP
 }
 
 CSP = (
@@ -53,6 +54,10 @@ CSP = (
     "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
+
+# The pages a couple opens from the QR code. Their headers are documented in the README
+# ("Headers a host must leave alone").
+CHECKIN_ENDPOINTS = ("homework.checkin", "homework.checkin_ics")
 
 
 @dataclass
@@ -128,6 +133,10 @@ class Homework:
         bp.before_request(_require_current_migrations)
         bp.after_request(_security_headers)
         app.register_blueprint(bp, url_prefix=prefix or None)
+        # Flask calls an app's after_request functions last-registered first, so the
+        # first in the list runs after all of the host's: a host header hook cannot undo
+        # the check-in page's privacy headers. It touches nothing but that page.
+        app.after_request_funcs.setdefault(None, []).insert(0, _checkin_privacy_headers)
         from .server import RedactingFilter
 
         app.logger.addFilter(RedactingFilter())
@@ -179,12 +188,32 @@ def _security_headers(response):
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
-    headers.setdefault("Content-Security-Policy", CSP)
+    if request.endpoint in CHECKIN_ENDPOINTS:
+        return response  # _checkin_privacy_headers sets these, after the host's hooks
+    # A host's layout has its own inline style and script: which policy fits it is the
+    # host's choice (the standalone app sets HOMEWORK_CSP to the strict CSP).
+    if current_app.config["HOMEWORK_CSP"]:
+        headers.setdefault("Content-Security-Policy", current_app.config["HOMEWORK_CSP"])
     headers.setdefault("X-Frame-Options", "DENY")
     if request.endpoint != "homework.static":
         # Every homework page may show client data: never store it in a cache.
         headers["Cache-Control"] = "no-store"
         headers["Pragma"] = "no-cache"
+    return response
+
+
+def _checkin_privacy_headers(response):
+    """The check-in page's headers, whatever a host's own header code set before."""
+    if request.endpoint in CHECKIN_ENDPOINTS:
+        headers = response.headers
+        # Its address is the couple's credential: never send it on as a referrer.
+        headers["Referrer-Policy"] = "no-referrer"
+        # No other site may frame it and steer a partner's taps.
+        headers["X-Frame-Options"] = "DENY"
+        headers["Content-Security-Policy"] = CSP  # homework's own small layout, no host chrome
+        headers["Cache-Control"] = "no-store"
+        headers["Pragma"] = "no-cache"
+        headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
