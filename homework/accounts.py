@@ -15,7 +15,7 @@ from flask import current_app, g, request, session, url_for
 from flask_babel import gettext as _
 
 from . import audit
-from .passwords import DUMMY_HASH, hash_password, password_problem, verify_password
+from .passwords import dummy_hash, hash_password, password_problem, verify_password
 from .plugins import hookimpl
 from .storage import get_db, write
 
@@ -284,7 +284,7 @@ def authenticate(db: sqlite_utils.Database, email: str, password: str, ip: str) 
         [email],
     ).fetchone()
     # Verify against a dummy hash for unknown accounts so the answer takes the same time.
-    ok = verify_password(row["password_hash"] if row else DUMMY_HASH, password)
+    ok = verify_password(row["password_hash"] if row else dummy_hash(), password)
     ok = ok and row is not None and not row["disabled"]
     with write(db):
         db.execute(

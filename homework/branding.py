@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import sqlite_utils
-from PIL import Image, UnidentifiedImageError
 
 from . import audit
 from .storage import write
@@ -83,6 +82,8 @@ def process_logo(data: bytes) -> bytes:
 
     Only PNG and JPEG are accepted, whatever the file is called; size and pixel count are
     capped before decoding, so a decompression bomb is refused without being expanded."""
+    from PIL import Image, UnidentifiedImageError  # only when a logo arrives
+
     if len(data) > LOGO_MAX_BYTES:
         raise LogoError(f"The logo is {len(data) / 1e6:.1f} MB; the limit is 2 MB.")
     try:

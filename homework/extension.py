@@ -11,7 +11,7 @@ from flask_babel import Babel
 from flask_babel import gettext as _
 
 from . import schema, storage
-from .library import Library, load_library
+from .library import Library, load_library_once
 from .plugins import make_plugin_manager
 from .resources import resource_dir
 
@@ -108,7 +108,7 @@ class Homework:
             plugins.insert(0, accounts)
         pm = make_plugin_manager(plugins, load_entry_points=app.config["HOMEWORK_LOAD_PLUGINS"])
         with app.app_context():
-            library = load_library(assignment_pack_folders(pm))
+            library = load_library_once(assignment_pack_folders(pm))
         for problem in library.problems:
             app.logger.warning("assignment library: %s (file skipped)", problem)
         state = HomeworkState(pm=pm, url_prefix=prefix, standalone=self.standalone, library=library)

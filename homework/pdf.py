@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 
@@ -66,6 +65,8 @@ class _Worker:
             close_fds=True,
         )
         theirs.close()
+        from multiprocessing.connection import Connection  # not in a web process that never prints
+
         self.conn = Connection(ours.detach())
 
     def alive(self) -> bool:

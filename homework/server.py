@@ -3,13 +3,11 @@
 import logging
 
 from flask import Flask
-from gunicorn.app.base import BaseApplication
 
 # A check-in link is a credential: it must never reach a log file. One redaction, shared
-# with the log filters a host app installs (homework.logs).
-from .logs import CHECKIN_PATH, RedactingGunicornLogger, redact  # noqa: F401
-
-RedactingLogger = RedactingGunicornLogger  # the name `homework serve` has always used
+# with the log filters a host app installs (homework.logs). gunicorn itself is imported
+# only by `homework serve`, not by every app that mounts homework.
+from .logs import CHECKIN_PATH, redact  # noqa: F401
 
 
 class RedactingFilter(logging.Filter):
@@ -22,23 +20,25 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-class _Gunicorn(BaseApplication):
-    def __init__(self, app: Flask, options: dict) -> None:
-        self.application = app
-        self.options = options
-        super().__init__()
+def _gunicorn_application(app: Flask, options: dict):
+    from gunicorn.app.base import BaseApplication
 
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
+    class _Gunicorn(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
 
-    def load(self) -> Flask:
-        return self.application
+        def load(self) -> Flask:
+            return app
+
+    return _Gunicorn()
 
 
 def run_gunicorn(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     """Serve `app` until interrupted. The app holds no open database connection here."""
-    _Gunicorn(
+    from .logs import RedactingGunicornLogger
+
+    _gunicorn_application(
         app,
         {
             "bind": f"{host}:{port}",
@@ -58,6 +58,6 @@ def run_gunicorn(app: Flask, host: str, port: int, workers: int, threads: int) -
             # reach a log, so log the path only.
             "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
             "errorlog": "-",
-            "logger_class": RedactingLogger,
+            "logger_class": RedactingGunicornLogger,
         },
     ).run()
