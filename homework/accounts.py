@@ -17,8 +17,8 @@ from flask_babel import gettext as _
 
 from . import audit
 from .passwords import (
-    DUMMY_HASH,
     check_password,
+    dummy_hash,
     hash_password,
     password_problem,
     verify_password,
@@ -354,7 +354,7 @@ def authenticate(db: sqlite_utils.Database, email: str, password: str, ip: str) 
     # Verified outside the write lock (argon2 is slow on purpose); the attempt is already
     # counted as a failure and only turns into a success below.
     # Verify against a dummy hash for unknown accounts so the answer takes the same time.
-    ok, rehash = check_password(row["password_hash"] if row else DUMMY_HASH, password)
+    ok, rehash = check_password(row["password_hash"] if row else dummy_hash(), password)
     ok = ok and row is not None and not row["disabled"]
     new_hash = hash_password(password) if ok and rehash else None
     with write(db):

@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import schema, storage
 from .doctor import ProxyHeadersSeen
-from .extension import Homework, _security_headers, get_state
+from .extension import CSP, Homework, _security_headers, get_state
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
 MIN_SECRET_KEY_LENGTH = 32
@@ -57,6 +57,7 @@ def create_app(
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the server-side session
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
         HOMEWORK_AUTO_MIGRATE=True,
+        HOMEWORK_CSP=CSP,
     )
     app.config.from_pyfile("config.py", silent=True)
     app.config.from_prefixed_env()

@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import sqlite_utils
-from PIL import Image, UnidentifiedImageError
 
 from . import audit
 from .storage import write
@@ -83,6 +82,8 @@ def process_logo(data: bytes) -> bytes:
 
     Only PNG and JPEG are accepted, whatever the file is called; size and pixel count are
     capped before decoding, so a decompression bomb is refused without being expanded."""
+    from PIL import Image, UnidentifiedImageError  # only when a logo arrives
+
     if len(data) > LOGO_MAX_BYTES:
         raise LogoError(f"The logo is {len(data) / 1e6:.1f} MB; the limit is 2 MB.")
     try:
@@ -122,6 +123,49 @@ def store_logo(uploads: Path, png: bytes) -> str:
         tmp.write_bytes(png)
         tmp.replace(path)
     return name
+
+
+def merge_brand(answers: list[dict]) -> tuple[Brand, frozenset[str]]:
+    """One brand from the `brand` hook's answers, most important first: each key comes
+    from the first answer that gives it. Returns the brand and the keys the first
+    answers gave (all but the last, which is the clinic's own saved branding)."""
+    known = {f.name for f in fields(Brand)}
+    merged: dict = {}
+    for answer in reversed(answers):
+        merged.update({k: v for k, v in answer.items() if k in known and v is not None})
+    overridden = frozenset(
+        k for answer in answers[:-1] for k, v in answer.items() if k in known and v is not None
+    )
+    return Brand.from_mapping(merged), overridden
+
+
+def host_logo(value: str | bytes | Path, uploads: Path, cache: dict) -> str:
+    """Store a logo a host's `brand` hook gave (a path, bytes, or one of our own upload
+    names) through the same checks as an upload; return its stored name.
+
+    `cache` maps the sha256 of what was given to the stored name, so each distinct logo
+    is checked and re-encoded once per process. Raises LogoError when it is refused."""
+    if isinstance(value, str) and read_logo(uploads, value) is not None:
+        return value
+    if isinstance(value, str | Path):
+        try:
+            with open(value, "rb") as fh:
+                data = fh.read(LOGO_MAX_BYTES + 1)
+        except OSError as exc:
+            raise LogoError(f"The logo file {value} could not be read ({exc.strerror}).") from None
+    elif isinstance(value, bytes | bytearray):
+        data = bytes(value)
+    else:
+        raise LogoError(f"A logo must be a file path or bytes, not {type(value).__name__}.")
+    key = hashlib.sha256(data).hexdigest()
+    if key not in cache:
+        try:
+            cache[key] = store_logo(uploads, process_logo(data))
+        except LogoError as exc:
+            cache[key] = exc  # refused once, refused every time: don't decode it again
+    if isinstance(cache[key], LogoError):
+        raise cache[key]
+    return cache[key]
 
 
 def read_logo(uploads: Path, name: str) -> bytes | None:

@@ -1,5 +1,6 @@
 """Command line: `homework ...` standalone, `flask homework ...` inside a host app."""
 
+import contextlib
 import functools
 import os
 import sys
@@ -298,8 +299,8 @@ def render_command(
 ) -> None:
     """Render one assignment to a PDF handout, without any couple in the database."""
     from .couples import Couple
-    from .extension import current_brand, extra_handout_css
-    from .handouts import render_handout
+    from .extension import handout_inputs
+    from .handouts import build_handout
     from .issuing import build_snapshot, default_personalization
     from .pdf import RenderError
 
@@ -309,10 +310,12 @@ def render_command(
     couple = Couple.unsaved(_name(partner_a, "--partner-a"), _name(partner_b, "--partner-b"))
     begin = start.date() if start else date.today()
     p = default_personalization(assignment, begin, _parse_sets(assignment, sets))
-    brand = current_brand()
-    snapshot = build_snapshot(assignment, couple, p, therapist.strip(), brand.name, _long_date)
+    inputs = handout_inputs()
+    snapshot = build_snapshot(
+        assignment, couple, p, therapist.strip(), inputs.brand.name, _long_date
+    )
     try:
-        pdf = render_handout([snapshot], brand, extra_handout_css())
+        pdf = build_handout([snapshot], None, inputs)
     except RenderError as exc:
         raise click.ClickException(str(exc)) from exc
     output.write_bytes(pdf)
@@ -332,11 +335,30 @@ def _long_date(value: date) -> str:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 def export_command(couple_id: int, out_dir: Path) -> None:
     """Write every active handout of a couple as PDFs, rendering in parallel on all cores."""
+    from dataclasses import replace
+
+    from .extension import handout_inputs
     from .handouts import export_couple_handouts
     from .pdf import RenderError
 
+    app = current_app._get_current_object()
+    if app.config["HOMEWORK_PUBLIC_URL"]:
+        # Check-in links are built as they are for the download button: from
+        # HOMEWORK_PUBLIC_URL, as if in a request at the app's root.
+        context = app.test_request_context("/")
+    else:
+        context = contextlib.nullcontext()
+        click.echo(
+            "note: these handouts have no check-in QR code: set HOMEWORK_PUBLIC_URL (the"
+            " address couples reach homework at) to print it as the download button does",
+            err=True,
+        )
     try:
-        written = export_couple_handouts(current_app._get_current_object(), couple_id, out_dir)
+        with context:
+            inputs = handout_inputs()
+            if not app.config["HOMEWORK_PUBLIC_URL"]:
+                inputs = replace(inputs, checkin_url=lambda packet_id: None)
+            written = export_couple_handouts(app, couple_id, out_dir, inputs)
     except LookupError:
         raise click.BadParameter(f"no couple with id {couple_id}", param_hint="--couple") from None
     except RenderError as exc:

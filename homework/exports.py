@@ -5,12 +5,12 @@ import io
 import json
 import unicodedata
 import zipfile
-from collections.abc import Callable
 from datetime import date
 
 import sqlite_utils
 
 from .couples import Couple
+from .handouts import HandoutInputs, item_handout
 from .tracking import export_rows
 
 ARCHIVE_README = """This archive holds everything homework stored for one couple.
@@ -67,10 +67,10 @@ def tracking_json(couple: Couple, rows: list[dict]) -> str:
 
 
 def couple_archive(
-    db: sqlite_utils.Database, couple: Couple, render_pdf: Callable[[dict], bytes]
+    db: sqlite_utils.Database, couple: Couple, inputs: HandoutInputs
 ) -> tuple[bytes, int]:
-    """One zip: README.txt, couple.json and a PDF of every current handout (rendered by
-    `render_pdf(snapshot)`). Returns the zip and how many items it describes."""
+    """One zip: README.txt, couple.json and a PDF of every current handout (the same bytes
+    as its download button). Returns the zip and how many items it describes."""
     items = [
         dict(r)
         for r in db.execute("SELECT * FROM homework WHERE couple_id = ? ORDER BY id", [couple.id])
@@ -95,6 +95,6 @@ def couple_archive(
         archive.writestr("couple.json", json.dumps(document, ensure_ascii=False, indent=2))
         for item in items:
             if item["status"] in ("active", "done"):
-                pdf = render_pdf(json.loads(item["snapshot"]))
+                pdf = item_handout(item, inputs)
                 archive.writestr(f"handouts/handout-{item['start_date']}-{item['id']}.pdf", pdf)
     return buffer.getvalue(), len(items)

@@ -3,7 +3,7 @@
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from flask import Flask, current_app, render_template, request
@@ -11,9 +11,13 @@ from flask_babel import Babel
 from flask_babel import gettext as _
 
 from . import schema, storage
-from .library import Library, load_library
+from .library import Library, load_library_once
 from .plugins import make_plugin_manager
 from .resources import resource_dir
+
+if TYPE_CHECKING:
+    from .branding import Brand
+    from .handouts import HandoutInputs
 
 # Every configuration key, with its default. The README's table lists each one (a test
 # checks), and `init_app` fills in whatever the app has not set.
@@ -46,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "HOMEWORK_BACKUP_DIR": None,  # None: <instance>/backups
     "HOMEWORK_BACKUP_KEEP": 14,
     "HOMEWORK_MIN_FREE_DISK_MB": 200,  # /healthz answers 503, doctor warns, below this
+    "HOMEWORK_CSP": None,  # None: the host's choice (no header); create_app() sets CSP
 }
 
 CSP = (
@@ -53,6 +58,10 @@ CSP = (
     "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
+
+# The pages a couple opens from the QR code. Their headers are documented in the README
+# ("Headers a host must leave alone").
+CHECKIN_ENDPOINTS = ("homework.checkin", "homework.checkin_ics")
 
 
 @dataclass
@@ -111,7 +120,7 @@ class Homework:
             plugins, load_entry_points=app.config["HOMEWORK_LOAD_PLUGINS"], disabled=disabled
         )
         with app.app_context():
-            library = load_library(assignment_pack_folders(pm))
+            library = load_library_once(assignment_pack_folders(pm))
         for problem in library.problems:
             app.logger.warning("assignment library: %s (file skipped)", problem)
         state = HomeworkState(pm=pm, url_prefix=prefix, standalone=self.standalone, library=library)
@@ -141,6 +150,10 @@ class Homework:
         bp.register_error_handler(storage.DatabaseUnavailable, _database_error)
         bp.register_error_handler(sqlite3.DatabaseError, _database_error)
         app.register_blueprint(bp, url_prefix=prefix or None)
+        # Flask calls an app's after_request functions last-registered first, so the
+        # first in the list runs after all of the host's: a host header hook cannot undo
+        # the check-in page's privacy headers. It touches nothing but that page.
+        app.after_request_funcs.setdefault(None, []).insert(0, _checkin_privacy_headers)
 
         from .cli import commands
 
@@ -232,7 +245,12 @@ def _security_headers(response):
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
-    headers.setdefault("Content-Security-Policy", CSP)
+    if request.endpoint in CHECKIN_ENDPOINTS:
+        return response  # _checkin_privacy_headers sets these, after the host's hooks
+    # A host's layout has its own inline style and script: which policy fits it is the
+    # host's choice (the standalone app sets HOMEWORK_CSP to the strict CSP).
+    if current_app.config["HOMEWORK_CSP"]:
+        headers.setdefault("Content-Security-Policy", current_app.config["HOMEWORK_CSP"])
     headers.setdefault("X-Frame-Options", "DENY")
     if request.is_secure:  # over HTTPS, or through a proxy that said so (ProxyFix)
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
@@ -240,6 +258,21 @@ def _security_headers(response):
         # Every homework page may show client data: never store it in a cache.
         headers["Cache-Control"] = "no-store"
         headers["Pragma"] = "no-cache"
+    return response
+
+
+def _checkin_privacy_headers(response):
+    """The check-in page's headers, whatever a host's own header code set before."""
+    if request.endpoint in CHECKIN_ENDPOINTS:
+        headers = response.headers
+        # Its address is the couple's credential: never send it on as a referrer.
+        headers["Referrer-Policy"] = "no-referrer"
+        # No other site may frame it and steer a partner's taps.
+        headers["X-Frame-Options"] = "DENY"
+        headers["Content-Security-Policy"] = CSP  # homework's own small layout, no host chrome
+        headers["Cache-Control"] = "no-store"
+        headers["Pragma"] = "no-cache"
+        headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
@@ -306,16 +339,68 @@ def _database_error(exc):
     return body, 503, {"Retry-After": "60", "Cache-Control": "no-store"}
 
 
-def current_brand():
-    """The branding for this request: the first `brand` hook answer (a host's or ours)."""
-    from .branding import Brand
+def current_brand() -> "Brand":
+    """The branding for this request: the clinic's saved branding under whatever the
+    `brand` hook answers (a host's keys win). Every page and handout reads this one."""
+    return _brand_and_host_keys()[0]
 
-    return Brand.from_mapping(get_state().pm.hook.brand() or {})
+
+def host_brand_keys() -> frozenset[str]:
+    """The branding keys a plugin's `brand` hook supplies (not editable on Settings)."""
+    return _brand_and_host_keys()[1]
+
+
+def _brand_and_host_keys():
+    from dataclasses import replace
+
+    from .branding import LogoError, host_logo, merge_brand
+
+    hook = get_state().pm.hook.brand
+    # The hook is firstresult for plugins that answer with everything; calling each
+    # implementation lets a host give only some keys and keep the clinic's others.
+    answers = [impl.function() for impl in reversed(hook.get_hookimpls())]
+    brand, host_keys = merge_brand([a for a in answers if a])
+    if "logo" in host_keys and brand.logo:
+        state = get_state()
+        try:
+            name = host_logo(
+                brand.logo,
+                Path(current_app.config["HOMEWORK_UPLOADS"]),
+                state.extra.setdefault("host_logos", {}),
+            )
+        except LogoError as exc:
+            logged = state.extra.setdefault("host_logos_refused", set())
+            if str(exc) not in logged:
+                logged.add(str(exc))
+                current_app.logger.warning("the brand hook's logo was refused: %s", exc)
+            name = ""
+        brand = replace(brand, logo=name)
+    return brand, host_keys
 
 
 def extra_handout_css() -> str:
     """Every plugin's extra handout CSS, joined."""
     return "\n".join(css for css in get_state().pm.hook.extra_handout_css() if css)
+
+
+def handout_inputs() -> "HandoutInputs":
+    """What every handout prints besides its snapshots: brand, plugin CSS, check-in link."""
+    from .handouts import HandoutInputs
+
+    return HandoutInputs(current_brand(), extra_handout_css(), live_checkin_url)
+
+
+def live_checkin_url(packet_id: int) -> str | None:
+    """The live check-in URL of a packet (None when revoked, expired or there is none)."""
+    from datetime import date
+
+    from . import tracking
+
+    secret, _weeks = checkin_config()
+    link = tracking.current_link(storage.get_db(), secret, packet_id)
+    if link is None or link.revoked or link.expired(date.today()):
+        return None
+    return public_url_for("homework.checkin", token=link.token)
 
 
 def checkin_config() -> tuple[str, int]:

@@ -1,6 +1,8 @@
 """Printed handouts: the HTML for one item or a packet, rendered to a tagged PDF."""
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -13,6 +15,17 @@ from .pdf import RenderLimits, get_pool
 
 STYLESHEET = Path(__file__).parent / "static" / "handout.css"
 WEEKDAYS = 7
+
+
+@dataclass(frozen=True)
+class HandoutInputs:
+    """Everything a handout prints besides its snapshots. Every path that builds a handout
+    (download, packet, couple export, `homework export`, sample) gets it from one place."""
+
+    brand: Brand
+    extra_css: str = ""
+    # packet id -> its live check-in URL (None: revoked, expired, or no address known)
+    checkin_url: Callable[[int], str | None] = lambda packet_id: None
 
 
 def handout_filename(issued_on: date) -> str:
@@ -105,6 +118,13 @@ def qr_data_uri(url: str) -> str:
     return segno.make(url, error="m").svg_data_uri(scale=4, border=2, dark="#1f2a30")
 
 
+def build_handout(snapshots: list[dict], packet_id: int | None, inputs: HandoutInputs) -> bytes:
+    """The one function that builds every handout: the same snapshots, packet and inputs
+    give the same PDF bytes, whichever path asks."""
+    checkin_url = inputs.checkin_url(packet_id) if packet_id else None
+    return render_handout(snapshots, inputs.brand, inputs.extra_css, checkin_url)
+
+
 def render_handout(
     snapshots: list[dict], brand: Brand, extra_css: str = "", checkin_url: str | None = None
 ) -> bytes:
@@ -112,47 +132,51 @@ def render_handout(
     logo = read_logo(Path(current_app.config["HOMEWORK_UPLOADS"]), brand.logo)
     checkin = {"url": checkin_url, "qr": qr_data_uri(checkin_url)} if checkin_url else None
     html = handout_html(snapshots, brand, extra_css, has_logo=bool(logo), checkin=checkin)
-    return render_document(html, logo)
+    return render_document(html, logo, extra_css)
 
 
-def render_document(html: str, logo: bytes | None = None) -> bytes:
+def render_document(html: str, logo: bytes | None = None, extra_css: str = "") -> bytes:
     """Render one of our HTML documents (handout, summary) through the worker pool."""
     assets = {"handout.css": (STYLESHEET.read_bytes(), "text/css")}
     if logo:
         assets["logo.png"] = (logo, "image/png")
+    if extra_css:
+        # A stylesheet of its own, not text inside <style>: HTML escaping would break
+        # every rule with ">" or quotes in it.
+        assets["extra.css"] = (extra_css.encode(), "text/css")
     # A stable identifier (not a random one) keeps the bytes, and so the sha256, stable.
-    identifier = hashlib.sha256(html.encode() + (logo or b"")).hexdigest()[:32]
+    digest = hashlib.sha256(html.encode() + b"\0" + (logo or b"") + b"\0" + extra_css.encode())
     options = {
         "pdf_variant": "pdf/ua-1",
-        "pdf_identifier": identifier.encode(),
+        "pdf_identifier": digest.hexdigest()[:32].encode(),
         "custom_metadata": False,
     }
     slot_dir = Path(current_app.instance_path) / "render-slots"
     return get_pool(render_limits()).render(html, assets, options, slot_dir)
 
 
-def export_couple_handouts(app, couple_id: int, out_dir: Path) -> list[Path]:
+def export_couple_handouts(app, couple_id: int, out_dir: Path, inputs: HandoutInputs) -> list[Path]:
     """Render every active item of a couple into `out_dir`, in parallel (one per slot)."""
-    import json
     from concurrent.futures import ThreadPoolExecutor
 
     from . import audit
-    from .extension import current_brand, extra_handout_css
     from .storage import get_db, write
 
     db = get_db()
     if db.execute("SELECT 1 FROM couples WHERE id = ?", [couple_id]).fetchone() is None:
         raise LookupError(couple_id)
     rows = db.execute(
-        "SELECT id, snapshot, start_date FROM homework WHERE couple_id = ? AND status = 'active'"
-        " ORDER BY id",
+        "SELECT id, packet_id, snapshot, start_date FROM homework"
+        " WHERE couple_id = ? AND status = 'active' ORDER BY id",
         [couple_id],
     ).fetchall()
-    brand, extra_css = current_brand(), extra_handout_css()
+    # Links are looked up here, once: the render threads have no request to build them in.
+    links = {row["packet_id"]: inputs.checkin_url(row["packet_id"]) for row in rows}
+    fixed = replace(inputs, checkin_url=links.get)
 
     def one(row) -> tuple[int, bytes]:
         with app.app_context():
-            return row["id"], render_handout([json.loads(row["snapshot"])], brand, extra_css)
+            return row["id"], item_handout(row, fixed)
 
     with ThreadPoolExecutor(max_workers=render_limits().workers) as pool:
         results = list(pool.map(one, rows))
@@ -171,3 +195,10 @@ def export_couple_handouts(app, couple_id: int, out_dir: Path) -> list[Path]:
             detail={"items": len(rows)},
         )
     return written
+
+
+def item_handout(row, inputs: HandoutInputs) -> bytes:
+    """The handout of one issued item (a `homework` row), as its download button gives it."""
+    import json
+
+    return build_handout([json.loads(row["snapshot"])], row["packet_id"], inputs)

@@ -632,6 +632,43 @@ def load_library(folders: Iterable[Path | str]) -> Library:
     return library
 
 
+# Parsed libraries of this process, by the files they were parsed from: a process that
+# builds many apps (a host's test suite) parses and validates each pack once.
+_parsed: dict[tuple, Library] = {}
+_parsed_lock = threading.Lock()
+_PARSED_KEEP = 8
+
+
+def _files_key(folders: list[Path]) -> tuple:
+    key = []
+    for folder in folders:
+        files = []
+        for path in sorted([folder / "pack.yaml", *folder.glob("*.md")]):
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # a missing file is reported by load_library (and stays missing)
+            files.append((path.name, st.st_mtime_ns, st.st_size))
+        key.append((str(folder.absolute()), tuple(files)))
+    return tuple(key)
+
+
+def load_library_once(folders: Iterable[Path | str]) -> Library:
+    """`load_library`, parsed once per process for the same files (names, sizes, mtimes);
+    a changed, added or removed file parses afresh."""
+    folders = [Path(f) for f in folders]
+    key = _files_key(folders)
+    with _parsed_lock:
+        library = _parsed.get(key)
+    if library is None:
+        library = load_library(folders)
+        with _parsed_lock:
+            _parsed[key] = library
+            while len(_parsed) > _PARSED_KEEP:
+                del _parsed[next(iter(_parsed))]
+    return library
+
+
 def render_sections(assignment: Assignment, values: Mapping[str, object]) -> dict[str, Any]:
     """Render every section with `values` filled in: Markup for prose, lists for steps
     and prompts. The HTML page and the PDF handout both print from this."""

@@ -1,5 +1,6 @@
 """Password rules (a frequency-based strength estimate) and argon2id hashing."""
 
+import functools
 import re
 import secrets
 import unicodedata
@@ -106,8 +107,11 @@ def verify_password(stored_hash: str, password: str) -> bool:
     return check_password(stored_hash, password)[0]
 
 
-# Verified against when the account does not exist, so both answers take the same time.
-DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+@functools.cache
+def dummy_hash() -> str:
+    """A hash to verify against when the account does not exist, so both answers take the
+    same time. Made on first use: hashing at import cost every host app's start-up."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def generate_password() -> str:

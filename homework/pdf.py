@@ -22,7 +22,6 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 # A render failure shows the therapist a plain message; its cause goes to the log.
@@ -77,6 +76,8 @@ class _Worker:
             close_fds=True,
         )
         theirs.close()
+        from multiprocessing.connection import Connection  # not in a web process that never prints
+
         self.conn = Connection(ours.detach())
         self.renders = 0
 

@@ -1,40 +1,13 @@
 """Run the app under gunicorn's threaded workers."""
 
 import logging
-import re
 
 from flask import Flask
-from gunicorn.app.base import BaseApplication
-from gunicorn.glogging import Logger
 
-# A check-in link is a credential: it must never reach a log file.
-CHECKIN_PATH = re.compile(r"/c/[A-Za-z0-9_-]{16,}")
-
-
-# Control characters (C0, DEL, C1): a request path is decoded from %0D%0A and the like.
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def redact(text: str) -> str:
-    """Replace every check-in token in `text`."""
-    return CHECKIN_PATH.sub("/c/[link]", text)
-
-
-def escape_controls(text: str) -> str:
-    """Write control characters as \\xNN, so a value cannot start a forged log line."""
-    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-class RedactingLogger(Logger):
-    """gunicorn's logger, with check-in tokens taken out of access log lines and control
-    characters (a CR/LF decoded from the path) escaped."""
-
-    def atoms(self, resp, req, environ, request_time):
-        atoms = super().atoms(resp, req, environ, request_time)
-        for key, value in atoms.items():
-            if isinstance(value, str):
-                atoms[key] = escape_controls(redact(value))
-        return atoms
+# A check-in link is a credential: it must never reach a log file. One redaction, shared
+# with the log filters a host app installs (homework.logs). gunicorn itself is imported
+# only by `homework serve`, not by every app that mounts homework.
+from .logs import CHECKIN_PATH, escape_controls, redact  # noqa: F401
 
 
 class RedactingFilter(logging.Filter):
@@ -50,18 +23,18 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-class _Gunicorn(BaseApplication):
-    def __init__(self, app: Flask, options: dict) -> None:
-        self.application = app
-        self.options = options
-        super().__init__()
+def _gunicorn_application(app: Flask, options: dict):
+    from gunicorn.app.base import BaseApplication
 
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
+    class _Gunicorn(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
 
-    def load(self) -> Flask:
-        return self.application
+        def load(self) -> Flask:
+            return app
+
+    return _Gunicorn()
 
 
 def _has_setting(name: str) -> bool:
@@ -72,7 +45,9 @@ def _has_setting(name: str) -> bool:
 
 def run_gunicorn(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     """Serve `app` until interrupted. The app holds no open database connection here."""
-    _Gunicorn(
+    from .logs import RedactingGunicornLogger
+
+    _gunicorn_application(
         app,
         {
             "bind": f"{host}:{port}",
@@ -92,7 +67,7 @@ def run_gunicorn(app: Flask, host: str, port: int, workers: int, threads: int) -
             # reach a log, so log the path only.
             "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
             "errorlog": "-",
-            "logger_class": RedactingLogger,
+            "logger_class": RedactingGunicornLogger,
             # gunicorn's control socket defaults to one path per user
             # (~/.gunicorn/gunicorn.ctl): a second clinic's server on the same machine
             # would take it over. homework has no use for it.

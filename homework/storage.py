@@ -515,9 +515,3 @@ def is_locked_error(exc: BaseException) -> bool:
 def init_app(app: Flask) -> None:
     """Close the per-request connection at the end of every app context."""
     app.teardown_appcontext(close_db)
-
-
-def clinic_name(db: sqlite_utils.Database) -> str | None:
-    """Return the clinic's name, or None before one is set."""
-    row = db.execute("SELECT name FROM clinic WHERE id = 1").fetchone()
-    return row[0] if row else None

@@ -11,7 +11,9 @@
       if (input) { el.textContent = input.value; }
     });
     ["primary", "accent"].forEach(function (name) {
-      var value = form.elements[name].value.trim();
+      // A colour the host supplies has no field here: the preview shows the host's.
+      var input = form.elements[name];
+      var value = (input ? input.value : preview.getAttribute("data-" + name) || "").trim();
       if (hex.test(value)) { preview.style.setProperty("--bp-" + name, value); }
     });
   }

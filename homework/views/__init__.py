@@ -217,10 +217,10 @@ def _library_problems() -> list:
 
 
 def _clinic_name() -> str:
-    from ..storage import clinic_name, get_db
+    from ..extension import current_brand
 
     try:
-        return clinic_name(get_db()) or "homework"
+        return current_brand().name or "homework"
     except Exception:  # the error page must render even when the database cannot
         return "homework"
 

@@ -8,7 +8,7 @@ from flask_babel import format_date
 from flask_babel import gettext as _
 
 from .. import couples, issuing
-from ..extension import checkin_config, emit, get_state
+from ..extension import checkin_config, current_brand, emit, get_state
 from ..forms import (
     ActionForm,
     AssignForm,
@@ -19,7 +19,7 @@ from ..forms import (
 )
 from ..handouts import tracking_grid
 from ..issuing import Personalization
-from ..storage import clinic_name, get_db
+from ..storage import get_db
 from . import current_therapist, login_required, safe_next
 from .couples import own_couple
 
@@ -79,7 +79,7 @@ def _matched_cautions(assignments, couple) -> list[tuple]:
 
 def _build_items(pairs, couple) -> list[issuing.Item]:
     me = current_therapist()
-    clinic = clinic_name(get_db()) or ""
+    clinic = current_brand().name
     items = []
     for assignment, form in pairs:
         p = personalization_from_form(form, assignment)

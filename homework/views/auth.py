@@ -278,7 +278,7 @@ def login_code():
 def two_factor():
     """Set up or turn off two-factor login for one's own account."""
     from .. import twofactor
-    from ..storage import clinic_name
+    from ..extension import current_brand
 
     db = get_db()
     me = current_therapist()
@@ -309,7 +309,7 @@ def two_factor():
     else:
         secret = twofactor.start_enrolment(db, me.id)
         context.update(
-            secret=secret, qr=twofactor.qr_code(secret, user["email"], clinic_name(db) or "")
+            secret=secret, qr=twofactor.qr_code(secret, user["email"], current_brand().name)
         )
     errors = code_form.errors or off_form.errors
     return render_template("homework/two_factor.html", **context), 400 if errors else 200

@@ -8,8 +8,8 @@ from flask import Blueprint, Response, abort, render_template
 from flask_babel import gettext as _
 
 from .. import audit, issuing
-from ..extension import UntrustedHost, current_brand, extra_handout_css
-from ..handouts import handout_filename, render_document, render_handout
+from ..extension import UntrustedHost, handout_inputs
+from ..handouts import build_handout, handout_filename, render_document
 from ..pdf import RenderError
 from ..storage import get_db, write
 from . import current_therapist, login_required
@@ -22,10 +22,10 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/packets/<homework_rowid:packet_id>/handout.pdf", "packet_pdf", packet_pdf)
 
 
-def _render_or_error(snapshots: list[dict], brand, extra_css: str, checkin_url=None):
+def _render_or_error(snapshots: list[dict], packet_id: int | None):
     """(pdf, None) or (None, an error response with a clear message)."""
     try:
-        return render_handout(snapshots, brand, extra_css, checkin_url), None
+        return build_handout(snapshots, packet_id, handout_inputs()), None
     except RenderError as exc:
         return None, _render_failed(exc)
 
@@ -59,24 +59,21 @@ def _download(pdf: bytes, snapshots: list[dict]) -> Response:
     )
 
 
-def _pdf_bytes_or_error(snapshots: list[dict], brand, extra_css: str):
-    pdf, error = _render_or_error(snapshots, brand, extra_css)
+def _pdf_bytes_or_error(snapshots: list[dict]):
+    pdf, error = _render_or_error(snapshots, None)
     return error or _download(pdf, snapshots)
 
 
 def _pdf_response(
     snapshots: list[dict], object_type: str, object_id: int, couple_id: int, packet_id: int
 ):
-    from .tracking import checkin_url
-
     try:
-        url = checkin_url(packet_id)
-    except UntrustedHost as exc:
+        pdf, error = _render_or_error(snapshots, packet_id)
+    except UntrustedHost as exc:  # no trusted address to print the check-in link with
         body = render_template(
             "homework/error.html", title=_("The handout was not printed"), message=str(exc)
         )
         return body, 400
-    pdf, error = _render_or_error(snapshots, current_brand(), extra_handout_css(), url)
     if error:
         return error
     with write(get_db()) as db:

@@ -4,10 +4,9 @@ from flask import Blueprint, abort, render_template, request
 from flask_babel import gettext as _
 
 from .. import merge
-from ..extension import get_state
+from ..extension import current_brand, get_state
 from ..forms import parse_id
 from ..library import CATEGORIES, WHO, render_sections
-from ..storage import clinic_name, get_db
 from . import current_therapist, login_required
 
 DURATIONS = (10, 20, 30, 45, 60)
@@ -58,7 +57,7 @@ def assignment(assignment_id: str):
         "partner_a": _("Sam"),
         "partner_b": _("Alex"),
         "therapist": current_therapist().name,
-        "clinic": clinic_name(get_db()) or _("your clinic"),
+        "clinic": current_brand().name or _("your clinic"),
         "start_date": _("Monday"),
         "due_date": _("your next session"),
         **found.defaults(),

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 
 from .. import branding, issuing
 from ..couples import Couple
-from ..extension import current_brand, extra_handout_css, get_state
+from ..extension import current_brand, get_state, host_brand_keys
 from ..forms import BrandForm
 from ..storage import get_db
 from . import admin_required, current_therapist
@@ -23,30 +23,45 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/settings/logo.png", "logo", logo)
 
 
+def _brand_form(stored: branding.Brand, host_keys: frozenset[str]) -> tuple[BrandForm, list[str]]:
+    """The branding form without the fields a host's `brand` hook supplies, and those
+    fields' labels (the page says the host supplies them)."""
+    form = BrandForm(data=asdict(stored))
+    supplied = []
+    for key in sorted(host_keys, key=list(form._fields).index):
+        supplied.append(str(form[key].label.text))
+        del form[key]
+        if key == "logo":
+            del form["remove_logo"]
+    return form, supplied
+
+
 @admin_required
 def settings():
     db = get_db()
     stored = branding.load_brand(db)
-    form = BrandForm(data=asdict(stored))
-    warnings = []
+    host_keys = host_brand_keys()
+    form, supplied = _brand_form(stored, host_keys)
+    page = {"brand": current_brand(), "supplied": supplied}
     if form.validate_on_submit():
-        logo_name = "" if form.remove_logo.data else stored.logo
-        upload = request.files.get("logo")
-        if upload and upload.filename:
-            try:
-                png = branding.process_logo(upload.stream.read(branding.LOGO_MAX_BYTES + 1))
-            except branding.LogoError as exc:
-                form.logo.errors = [str(exc)]
-                return render_template(
-                    "homework/settings.html", form=form, brand=stored, warnings=[]
-                ), 400
-            logo_name = branding.store_logo(Path(current_app.config["HOMEWORK_UPLOADS"]), png)
+        logo_name = stored.logo
+        if "logo" not in host_keys:
+            logo_name = "" if form.remove_logo.data else stored.logo
+            upload = request.files.get("logo")
+            if upload and upload.filename:
+                try:
+                    png = branding.process_logo(upload.stream.read(branding.LOGO_MAX_BYTES + 1))
+                except branding.LogoError as exc:
+                    form.logo.errors = [str(exc)]
+                    return render_template("homework/settings.html", form=form, **page), 400
+                logo_name = branding.store_logo(Path(current_app.config["HOMEWORK_UPLOADS"]), png)
+        # What the host supplies stays as the clinic last saved it.
         values = {
             k: (v or "").strip()
             for k, v in form.data.items()
             if k in asdict(stored) and k != "logo"
         }
-        new = replace(branding.Brand.from_mapping(values), logo=logo_name)
+        new = replace(stored, **values, logo=logo_name)
         branding.save_brand(db, new, current_therapist().id)
         for label, colour in ((_("main colour"), new.primary), (_("accent colour"), new.accent)):
             ratio = branding.contrast_on_white(colour)
@@ -64,15 +79,12 @@ def settings():
         flash(_("Branding saved."), "info")
         return redirect(url_for("homework.settings"))
     status = 400 if form.errors else 200
-    return render_template(
-        "homework/settings.html", form=form, brand=stored, warnings=warnings
-    ), status
+    return render_template("homework/settings.html", form=form, **page), status
 
 
 @admin_required
 def logo():
-    stored = branding.load_brand(get_db())
-    data = branding.read_logo(Path(current_app.config["HOMEWORK_UPLOADS"]), stored.logo)
+    data = branding.read_logo(Path(current_app.config["HOMEWORK_UPLOADS"]), current_brand().logo)
     if data is None:
         return "", 404
     return data, 200, {"Content-Type": "image/png", "Cache-Control": "no-store"}
@@ -90,4 +102,4 @@ def sample_pdf():
     snapshot = issuing.build_snapshot(
         assignment, couple, p, me.name, brand.name, long_date, me.printed_line
     )
-    return _pdf_bytes_or_error([snapshot], brand, extra_handout_css())
+    return _pdf_bytes_or_error([snapshot])

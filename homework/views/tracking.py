@@ -6,7 +6,14 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import gettext as _
 
 from .. import audit, exports, submissions, tracking
-from ..extension import UntrustedHost, checkin_config, current_brand, emit, public_url_for
+from ..extension import (
+    UntrustedHost,
+    checkin_config,
+    current_brand,
+    emit,
+    handout_inputs,
+    public_url_for,
+)
 from ..forms import ActionForm, SessionPracticeForm
 from ..storage import get_db, write
 from . import current_therapist, login_required
@@ -182,16 +189,6 @@ def tracking_export(couple_id: int, fmt: str):
     return Response(exports.tracking_csv(rows), mimetype="text/csv", headers=headers)
 
 
-def checkin_url(packet_id: int) -> str | None:
-    """The live check-in URL of a packet, for the couple's page and the handout; raise
-    UntrustedHost when there is no trusted address to print."""
-    secret, _weeks = checkin_config()
-    link = tracking.current_link(get_db(), secret, packet_id)
-    if link is None or link.revoked or link.expired(date.today()):
-        return None
-    return public_url_for("homework.checkin", token=link.token)
-
-
 def packet_links(couple_id: int) -> dict[int, dict]:
     """For each of a couple's packets: its link state and URL."""
     secret, _weeks = checkin_config()
@@ -220,17 +217,20 @@ def packet_links(couple_id: int) -> dict[int, dict]:
 @login_required
 def couple_export(couple_id: int):
     """One zip with the couple's data (documented JSON) and their handout PDFs."""
-    from ..handouts import render_handout
     from ..pdf import RenderError
     from .handouts import _render_failed
 
     couple = own_couple(couple_id)
     db = get_db()
-    brand = current_brand()
     try:
-        body, count = exports.couple_archive(db, couple, lambda s: render_handout([s], brand))
+        body, count = exports.couple_archive(db, couple, handout_inputs())
     except RenderError as exc:
         return _render_failed(exc)
+    except UntrustedHost as exc:  # no trusted address to print the check-in links with
+        page = render_template(
+            "homework/error.html", title=_("The export was not made"), message=str(exc)
+        )
+        return page, 400
     with write(db):
         audit.record(
             db, "couple.exported", actor_id=current_therapist().id, object_type="couple",
