@@ -61,8 +61,7 @@ def _redacting_logger_class():
         def atoms(self, resp, req, environ, request_time):
             atoms = super().atoms(resp, req, environ, request_time)
             return {
-                k: escape_controls(redact(v)) if isinstance(v, str) else v
-                for k, v in atoms.items()
+                k: escape_controls(redact(v)) if isinstance(v, str) else v for k, v in atoms.items()
             }
 
     return RedactingGunicornLogger
