@@ -22,6 +22,10 @@ def csrf(html: str) -> str:
     return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
 
 
+def form_key(html: str) -> str:
+    return re.search(r'name="form_key" value="([^"]+)"', html).group(1)
+
+
 def sign_in(app, email=THERAPIST, client=None):
     client = client or app.test_client()
     page = client.get("/login").get_data(as_text=True)
@@ -36,7 +40,13 @@ def new_couple(client, label="Harbour couple") -> str:
     page = client.get("/homework/couples/new").get_data(as_text=True)
     response = client.post(
         "/homework/couples/new",
-        data={"label": label, "partner_a": "Jo", "partner_b": "Kai", "csrf_token": csrf(page)},
+        data={
+            "label": label,
+            "partner_a": "Jo",
+            "partner_b": "Kai",
+            "csrf_token": csrf(page),
+            "form_key": form_key(page),
+        },
     )
     assert response.status_code == 302, response.get_data(as_text=True)
     return response.headers["Location"]
@@ -157,10 +167,18 @@ def test_homeworks_forms_are_protected_whatever_the_host_does(tmp_path, config):
     page = mara.get("/homework/couples/new")
     assert page.status_code == 200
     assert 'name="csrf_token"' in page.get_data(as_text=True)
+    # it carries the page's one-time form key, so only the missing CSRF token can refuse it
     tokenless = mara.post(
-        "/homework/couples/new", data={"label": "Forged", "partner_a": "A", "partner_b": "B"}
+        "/homework/couples/new",
+        data={
+            "label": "Forged",
+            "partner_a": "A",
+            "partner_b": "B",
+            "form_key": form_key(page.get_data(as_text=True)),
+        },
     )
     assert tokenless.status_code == 400
+    assert "one-time key" not in tokenless.get_data(as_text=True)
     couple = new_couple(mara)
     assert 'name="csrf_token" value="' in mara.get(couple).get_data(as_text=True)
     assert "Forged" not in mara.get("/homework/couples").get_data(as_text=True)
