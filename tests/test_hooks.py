@@ -40,8 +40,15 @@ def issue(client) -> tuple[str, str]:
     page = client.get("/hw/couples/new").get_data(as_text=True)
     response = client.post(
         "/hw/couples/new",
-        data={"label": "Hooks", "partner_a": "Jo", "partner_b": "Kai", "csrf_token": csrf(page)},
+        data={
+            "label": "Hooks",
+            "partner_a": "Jo",
+            "partner_b": "Kai",
+            "csrf_token": csrf(page),
+            "form_key": re.search(r'name="form_key" value="([^"]+)"', page).group(1),
+        },
     )
+    assert response.status_code == 302, response.get_data(as_text=True)[-1500:]
     couple = response.headers["Location"]
     page = client.get(f"{couple}/assign?a=memory-walk").get_data(as_text=True)
     form = {"csrf_token": csrf(page), "a": "memory-walk", "action": "issue"}
