@@ -2,6 +2,7 @@
 
 import contextlib
 import logging
+import os
 import subprocess
 import sys
 import urllib.error
@@ -11,7 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import free_port, wait_for_port
 
+import homework
 from homework.logs import RedactingArgsFilter, redact
+
+# The servers import the homework under test, not whichever one the interpreter has installed.
+HOMEWORK_ROOT = Path(homework.__file__).resolve().parent.parent
 
 TOKEN = "Zm9vYmFyYmF6cXV4cXV1eC1jaGVjay1pbi10b2tlbg"
 HOST = """
@@ -40,7 +45,7 @@ def serve(tmp_path: Path, command: list[str], redact: bool) -> str:
     port = free_port()
     env = {
         "PATH": str(Path(sys.executable).parent),
-        "PYTHONPATH": str(tmp_path),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(HOMEWORK_ROOT)]),
         "LOG_HOST_INSTANCE": str(tmp_path / "instance"),
         "LOG_HOST_REDACT": "1" if redact else "",
     }
