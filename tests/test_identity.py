@@ -63,15 +63,22 @@ def test_the_migration_keeps_rows_indexes_triggers_and_the_audit_chain(tmp_path)
     db = connect(tmp_path / "h.db")
     schema.migrations.apply(db, stop_before="0018_therapist_ids_any_type")
     couple = create_couple(db, 5, COUPLE)
+    erased = create_couple(db, 5, COUPLE)
     with write(db):
         audit.record(db, "test.event", actor_id=5, object_type="couple", object_id=couple)
+        db.execute("DELETE FROM couples WHERE id = ?", [erased])
+    couple_uuid = db.execute("SELECT uuid FROM couples WHERE id = ?", [couple]).fetchone()[0]
     before = {
         row[0]
         for row in db.execute(
             "SELECT name FROM sqlite_master WHERE type IN ('index', 'trigger')"
         ).fetchall()
     }
-    assert "0018_therapist_ids_any_type" in schema.apply_migrations(db)
+    # Only 0018: later migrations add indexes of their own.
+    names = schema.migration_status(db)[1]
+    later = names[names.index("0018_therapist_ids_any_type") + 1 :]
+    schema.migrations.apply(db, stop_before=later[0] if later else None)
+    assert schema.migration_status(db)[1] == later
     after = {
         row[0]
         for row in db.execute(
@@ -81,6 +88,12 @@ def test_the_migration_keeps_rows_indexes_triggers_and_the_audit_chain(tmp_path)
     # The new primary key of owner_changes (no longer the rowid) brings its own index.
     assert after == before | {"sqlite_autoindex_owner_changes_1"}
     assert get_owned_couple(db, couple, 5) is not None
+    # What 0008 made stays: the couple's UUID, and AUTOINCREMENT (an erased id is never reused).
+    assert db.execute("SELECT uuid FROM couples WHERE id = ?", [couple]).fetchone()[0] == (
+        couple_uuid
+    )
+    assert "AUTOINCREMENT" in db["couples"].schema
+    assert create_couple(db, 5, COUPLE) == erased + 1
     assert db.execute("SELECT n FROM owner_changes WHERE owner_id = 5").fetchone()[0] >= 1
     assert audit.verify(db).ok
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
