@@ -1,4 +1,5 @@
 import hashlib
+import html as htmllib
 import json
 import re
 import sqlite3
@@ -25,14 +26,18 @@ def form_for(client, couple_id, *ids, **values):
         if not name or name.group(1) in ("csrf_token", "a", "action"):
             continue
         value = re.search(r'value="([^"]*)"', tag)
-        if 'type="checkbox"' in tag:
-            if "checked" in tag:
-                data.setdefault(name.group(1), []).append(value.group(1) if value else "y")
+        checkbox = 'type="checkbox"' in tag
+        if checkbox and "checked" not in tag:
+            continue
+        sent = htmllib.unescape(value.group(1)) if value else ("y" if checkbox else "")
+        if checkbox or name.group(1) in data:
+            # A browser sends one value per control: a locked step's hidden input shares
+            # its name with the step boxes.
+            before = data.get(name.group(1), [])
+            data[name.group(1)] = [*(before if isinstance(before, list) else [before]), sent]
         else:
-            data[name.group(1)] = value.group(1) if value else ""
+            data[name.group(1)] = sent
     for match in re.finditer(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', html, re.S):
-        import html as htmllib
-
         data[match.group(1)] = htmllib.unescape(match.group(2)).lstrip("\r\n")
     for match in re.finditer(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', html, re.S):
         selected = re.search(
