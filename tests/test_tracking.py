@@ -554,21 +554,23 @@ def test_the_dashboard_follows_every_change_even_from_outside_the_app(app, thera
     outside.close()
 
 
-def record_in_session(client, couple_id, hw_id, who):
-    token = csrf_token(client, f"/couples/{couple_id}")
+def record_in_session(client, db, couple_id, hw_id, who):
+    before = db.execute("SELECT COUNT(*) FROM practice").fetchone()[0]
     data = {
-        "csrf_token": token,
+        **form_values(client, f"/couples/{couple_id}"),
         f"p{hw_id}-who": who,
         f"p{hw_id}-practiced_on": TODAY.isoformat(),
         f"p{hw_id}-outcome": "done",
     }
     assert client.post(f"/homework/{hw_id}/practice", data=data).status_code == 302
+    # A refused record redirects too, with a message: count what was stored.
+    assert db.execute("SELECT COUNT(*) FROM practice").fetchone()[0] == before + 1
 
 
 def test_a_revision_carries_the_practice_already_recorded(app, therapist, packet, db):
     couple_id, path = packet
-    record_in_session(therapist, couple_id, 2, "a")
-    record_in_session(therapist, couple_id, 2, "b")
+    record_in_session(therapist, db, couple_id, 2, "a")
+    record_in_session(therapist, db, couple_id, 2, "b")
     checkin_post(app.test_client(), path, item="2", who="a", reflection="before the revision")
 
     token = csrf_token(therapist, "/homework/2/revise")
@@ -598,7 +600,7 @@ def test_a_revision_carries_the_practice_already_recorded(app, therapist, packet
     row = re.search(
         r"<th scope=\"row\">One specific appreciation a day.*?</tr>", summary, re.S
     ).group(0)
-    cells = re.findall(r"<td>([^<]*)</td>", row)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
     assert cells[:3] == ["2", "2", "0"]
 
     # Exports tie every record to the item it was first issued as.
