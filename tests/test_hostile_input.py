@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from conftest import csrf_token
+from conftest import csrf_token, form_values
 from test_assign import form_for, post_assign
 from test_couples import add_couple
 from test_tracking import checkin_post
@@ -43,7 +43,7 @@ def test_control_characters_are_stripped_from_a_therapists_text(therapist, db):
         therapist.post(
             "/couples/new",
             data={
-                "csrf_token": csrf_token(therapist, "/couples/new"),
+                **form_values(therapist, "/couples/new"),
                 "label": "Wed 5pm",
                 "partner_a": "Ana",
                 "partner_b": "Ben",
@@ -120,7 +120,7 @@ def test_frequency_in_other_digits_is_refused(therapist, db):
         therapist.post(
             "/couples/new",
             data={
-                "csrf_token": csrf_token(therapist, "/couples/new"),
+                **form_values(therapist, "/couples/new"),
                 "label": "Wed 5pm",
                 "partner_a": "Ana",
                 "partner_b": "Ben",
