@@ -209,7 +209,7 @@ def _name(value: str, which: str) -> str:
     return value
 
 
-@commands.command("render")
+@commands.command("render", with_appcontext=False)
 @click.argument("assignment_id")
 @click.option("--partner-a", required=True, help="Partner A's name as printed.")
 @click.option("--partner-b", required=True, help="Partner B's name as printed.")
@@ -219,6 +219,8 @@ def _name(value: str, which: str) -> str:
 @click.option("--therapist", default="", help="The therapist's name as printed.")
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="Start date (default today).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@_opens_database(create=False, auto_migrate=False)  # it needs no database, only a brand
+@with_appcontext
 def render_command(
     assignment_id: str,
     partner_a: str,
@@ -241,7 +243,12 @@ def render_command(
     couple = Couple.unsaved(_name(partner_a, "--partner-a"), _name(partner_b, "--partner-b"))
     begin = start.date() if start else date.today()
     p = default_personalization(assignment, begin, _parse_sets(assignment, sets))
-    brand = current_brand()
+    try:
+        brand = current_brand()
+    except storage.DatabaseMissing:  # no clinic yet: the default letterhead
+        from .branding import Brand
+
+        brand = Brand.from_mapping({})
     snapshot = build_snapshot(assignment, couple, p, therapist.strip(), brand.name, _long_date)
     try:
         pdf = render_handout([snapshot], brand, extra_handout_css())
