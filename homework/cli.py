@@ -278,7 +278,7 @@ def _name(value: str, which: str) -> str:
     return value
 
 
-@commands.command("render")
+@commands.command("render", with_appcontext=False)
 @click.argument("assignment_id")
 @click.option("--partner-a", required=True, help="Partner A's name as printed.")
 @click.option("--partner-b", required=True, help="Partner B's name as printed.")
@@ -288,6 +288,8 @@ def _name(value: str, which: str) -> str:
 @click.option("--therapist", default="", help="The therapist's name as printed.")
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="Start date (default today).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@_opens_database(create=False, auto_migrate=False)  # it needs no database, only a brand
+@with_appcontext
 def render_command(
     assignment_id: str,
     partner_a: str,
@@ -299,7 +301,7 @@ def render_command(
 ) -> None:
     """Render one assignment to a PDF handout, without any couple in the database."""
     from .couples import Couple
-    from .extension import handout_inputs
+    from .extension import extra_handout_css, handout_inputs
     from .handouts import build_handout
     from .issuing import build_snapshot, default_personalization
     from .pdf import RenderError
@@ -310,7 +312,13 @@ def render_command(
     couple = Couple.unsaved(_name(partner_a, "--partner-a"), _name(partner_b, "--partner-b"))
     begin = start.date() if start else date.today()
     p = default_personalization(assignment, begin, _parse_sets(assignment, sets))
-    inputs = handout_inputs()
+    try:
+        inputs = handout_inputs()
+    except storage.DatabaseMissing:  # no clinic yet: the default letterhead
+        from .branding import Brand
+        from .handouts import HandoutInputs
+
+        inputs = HandoutInputs(Brand.from_mapping({}), extra_handout_css())
     snapshot = build_snapshot(
         assignment, couple, p, therapist.strip(), inputs.brand.name, _long_date
     )
