@@ -189,7 +189,7 @@ def test_stale_wal_files_are_removed_on_restore(tmp_path):
     assert len(stale_wal) > 32  # header and frames, not an empty file
     # Called directly: `homework restore` opens the database first, which would replay and
     # checkpoint this WAL itself before the swap, hiding whether restore removes it.
-    restore(archive, db_path, instance / "uploads")
+    restore(archive, db_path, instance / "uploads", ledger=instance / "erasures.jsonl")
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     restored = conn.execute(

@@ -215,35 +215,46 @@ def test_migrate_creates_the_database_and_says_truly_how_many_it_applied(tmp_pat
     assert "0 migration(s) applied" in again.stdout
 
 
-def test_a_second_migrate_waits_for_the_first_then_finds_nothing_to_do(tmp_path):
+def test_a_second_migrate_waits_for_the_first_then_finds_nothing_to_do(tmp_path, monkeypatch):
+    from homework import storage
+
     path = tmp_path / "homework.db"
-    first = connect(path)  # an empty database, being migrated by someone else
-    first.conn.execute("BEGIN IMMEDIATE")
-    second = connect(path, busy_timeout_ms=120_000)
-    tried_to_write = threading.Event()
+    first, second = connect(path), connect(path, busy_timeout_ms=120_000)
+    first_inside, second_queued, let_first_go = (threading.Event() for _ in range(3))
 
-    def trace(sql: str) -> None:
-        if sql.lstrip().upper().startswith(("BEGIN IMMEDIATE", "CREATE", "INSERT")):
-            tried_to_write.set()
+    def trace(sql: str) -> None:  # hold the first migrate in the middle of its work
+        if sql.lstrip().upper().startswith("CREATE TABLE USERS"):
+            first_inside.set()
+            let_first_go.wait(120)
 
-    second.conn.set_trace_callback(trace)
+    first.conn.set_trace_callback(trace)
+    queue = storage._WriterLock.acquire
+
+    def acquire(self, timeout):  # note when the second one joins the writers' queue
+        if threading.current_thread().name == "second":
+            second_queued.set()
+        return queue(self, timeout)
+
+    monkeypatch.setattr(storage._WriterLock, "acquire", acquire)
     outcome = {}
 
-    def run_second() -> None:
+    def run(name: str, db) -> None:
         try:
-            outcome["applied"] = apply_migrations(second)
+            outcome[name] = apply_migrations(db)
         except Exception as exc:  # the answer under test
-            outcome["error"] = exc
+            outcome[name] = exc
 
-    thread = threading.Thread(target=run_second)
-    thread.start()
-    # Wait until the second one is committed to writing (whatever it read before that
-    # decides what it believes is pending), then let the first one finish.
-    assert tried_to_write.wait(60)
-    migrations.apply(first)
-    first.conn.execute("COMMIT")
-    thread.join(120)
-    assert outcome == {"applied": []}
+    threads = [threading.Thread(target=run, args=("first", first), name="first")]
+    threads[0].start()
+    assert first_inside.wait(60)
+    threads.append(threading.Thread(target=run, args=("second", second), name="second"))
+    threads[1].start()
+    assert second_queued.wait(60)  # it read everything as pending, and now waits its turn
+    let_first_go.set()
+    for thread in threads:
+        thread.join(120)
+    assert outcome["first"] == [m.name for m in migrations.pending(connect(tmp_path / "x.db"))]
+    assert outcome["second"] == []
     first.close()
     second.close()
 
