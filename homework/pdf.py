@@ -36,6 +36,10 @@ class RenderBusy(RenderError):
     """Every render slot stayed busy past the wait limit."""
 
 
+# How long a new worker may take to import WeasyPrint before it counts as broken.
+STARTUP_SECONDS = 120.0
+
+
 @dataclass(frozen=True)
 class RenderLimits:
     workers: int = max(1, os.cpu_count() or 1)
@@ -80,6 +84,7 @@ class _Worker:
 
         self.conn = Connection(ours.detach())
         self.renders = 0
+        self.ready = False  # it says so once WeasyPrint is imported
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -189,6 +194,14 @@ class RenderPool:
 
     def _run(self, worker: _Worker, html: str, assets: dict, options: dict) -> bytes:
         try:
+            # A new worker's start-up (importing WeasyPrint) is not the render's time: a
+            # render after a retired worker gets the same wall-clock budget as any other.
+            if not worker.ready:
+                if not worker.conn.poll(STARTUP_SECONDS):
+                    worker.stop(kill=True)
+                    raise RenderError(MESSAGES["crashed"])
+                worker.conn.recv()
+                worker.ready = True
             worker.conn.send((html, assets, options, self.limits.cpu_seconds))
             if not worker.conn.poll(self.limits.timeout_seconds):
                 self._retire(worker, "interrupted", kill=True)

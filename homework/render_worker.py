@@ -8,6 +8,7 @@ process) when a render is stuck in C code that never returns to Python.
 This module must stay free of Flask imports: it is what the worker process runs.
 """
 
+import contextlib
 import math
 import os
 import resource
@@ -93,6 +94,15 @@ def worker_main(conn: Connection, memory_mb: int) -> None:
     signal.signal(signal.SIGXCPU, signal.SIG_DFL)  # past the backstop: the process ends
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     import weasyprint  # noqa: F401  (warm: imported once, before the first request)
+
+    # The first layout loads fonts and fills caches (seconds): do it now, before saying
+    # ready, so that no couple's render pays for it against its time limits.
+    with contextlib.suppress(Exception):  # a real render will report whatever is wrong
+        render("<p>ready</p>", {}, {})
+    try:
+        conn.send(("ready",))
+    except (BrokenPipeError, OSError):
+        return
 
     while True:
         try:

@@ -94,6 +94,7 @@ def test_rlimit_cpu_ends_a_render_stuck_in_c_code():
     theirs.close()
     conn = Connection(ours.detach())
     try:
+        assert conn.recv() == ("ready",)  # WeasyPrint imported
         conn.send(("<p>x</p>", {}, {}, 0.5))
         # The connection becomes readable when the worker answers or dies; the bound is
         # only there so a broken backstop fails instead of hanging the suite.
