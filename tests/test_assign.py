@@ -2,6 +2,7 @@ import hashlib
 import json
 import re
 import sqlite3
+from html import unescape
 
 import pytest
 from conftest import csrf_token
@@ -24,12 +25,17 @@ def form_for(client, couple_id, *ids, **values):
         name = re.search(r'name="([^"]+)"', tag)
         if not name or name.group(1) in ("csrf_token", "a", "action"):
             continue
-        value = re.search(r'value="([^"]*)"', tag)
+        found = re.search(r'value="([^"]*)"', tag)
+        # A browser sends the attribute's text, not its HTML escapes.
+        value = unescape(found.group(1)) if found else None
         if 'type="checkbox"' in tag:
-            if "checked" in tag:
-                data.setdefault(name.group(1), []).append(value.group(1) if value else "y")
+            if "checked" in tag and "disabled" not in tag:
+                data.setdefault(name.group(1), []).append(value if found else "y")
+        elif 'type="hidden"' in tag and name.group(1).endswith("-steps"):
+            # A locked step sends its number in a hidden input beside the step checkboxes.
+            data.setdefault(name.group(1), []).append(value)
         else:
-            data[name.group(1)] = value.group(1) if value else ""
+            data[name.group(1)] = value if found else ""
     for match in re.finditer(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', html, re.S):
         import html as htmllib
 
