@@ -279,3 +279,18 @@ def _owner_changes(db: sqlite_utils.Database) -> None:
             f"CREATE TRIGGER couples_{event.lower()}_changes AFTER {event} ON couples"
             f" BEGIN {body} END"
         )
+
+
+@migrations(name="0014_couple_screening")
+def _couple_screening(db: sqlite_utils.Database) -> None:
+    # Whether a couple has been screened for partner violence. Couples that exist already
+    # were never asked, so they start "not-screened" (every conflict, touch and
+    # vulnerability exercise then warns) unless the violence-or-fear flag is set.
+    db.execute(
+        "ALTER TABLE couples ADD COLUMN screening TEXT NOT NULL DEFAULT 'not-screened'"
+        " CHECK (screening IN ('not-screened', 'screened', 'flagged'))"
+    )
+    db.execute(
+        "UPDATE couples SET screening = 'flagged'"
+        " WHERE EXISTS (SELECT 1 FROM json_each(couples.flags) WHERE value = 'violence-or-fear')"
+    )

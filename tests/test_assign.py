@@ -1,4 +1,5 @@
 import hashlib
+import html as htmllib
 import json
 import re
 import sqlite3
@@ -25,14 +26,19 @@ def form_for(client, couple_id, *ids, **values):
         if not name or name.group(1) in ("csrf_token", "a", "action"):
             continue
         value = re.search(r'value="([^"]*)"', tag)
-        if 'type="checkbox"' in tag:
+        if value:
+            value = re.match(r"(.*)", htmllib.unescape(value.group(1)), re.S)
+        if 'type="hidden"' in tag and name.group(1).endswith("-steps"):
+            data.setdefault(name.group(1), []).append(value.group(1))  # a locked step
+        elif 'type="radio"' in tag:
+            if "checked" in tag:
+                data[name.group(1)] = value.group(1)
+        elif 'type="checkbox"' in tag:
             if "checked" in tag:
                 data.setdefault(name.group(1), []).append(value.group(1) if value else "y")
         else:
             data[name.group(1)] = value.group(1) if value else ""
     for match in re.finditer(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', html, re.S):
-        import html as htmllib
-
         data[match.group(1)] = htmllib.unescape(match.group(2)).lstrip("\r\n")
     for match in re.finditer(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', html, re.S):
         selected = re.search(
@@ -183,7 +189,7 @@ def test_another_therapists_homework_is_404(app, therapist, couple_id, db):
 
 
 def test_cautions_must_be_confirmed_and_the_confirmation_is_audited(therapist, db):
-    couple_id = add_couple(therapist, flags=["violence-or-fear"])
+    couple_id = add_couple(therapist, flags=["trauma-history"])
     data = form_for(therapist, couple_id, "gentle-touch-check-ins")
     page = post_assign(therapist, couple_id, data, "issue")
     assert page.status_code == 400
@@ -197,7 +203,8 @@ def test_cautions_must_be_confirmed_and_the_confirmation_is_audited(therapist, d
     ).fetchone()[0]
     assert json.loads(detail) == {
         "assignments": ["gentle-touch-check-ins"],
-        "flags": ["violence-or-fear"],
+        "flags": ["trauma-history"],
+        "screening": "screened",
     }
 
 

@@ -126,5 +126,6 @@ def couple_page(couple_id: int):
         past=[i for i in items if i["effective_status"] != "active"],
         assignments=library.search(),
         flags=couples.FLAGS,
+        screening=couples.SCREENING,
         actions=ActionForm(),
     )
