@@ -60,7 +60,12 @@ def couple_id(therapist):
 
 
 def test_preview_shows_both_names_and_saves_nothing(therapist, couple_id, db):
-    data = form_for(therapist, couple_id, "memory-walk", **{"a0-field_place": "the old pier"})
+    data = form_for(
+        therapist,
+        couple_id,
+        "memory-walk",
+        **{"a0-field_place": "the old pier", "a0-first_speaker": "a"},
+    )
     response = post_assign(therapist, couple_id, data, "preview")
     page = response.get_data(as_text=True)
     assert response.status_code == 200
@@ -85,7 +90,8 @@ def test_issue_stores_snapshot_hash_and_audit_in_one_go(therapist, couple_id, db
     row = db.execute("SELECT * FROM homework").fetchone()
     snapshot = json.loads(row["snapshot"])
     assert hashlib.sha256(row["snapshot"].encode()).hexdigest() == row["snapshot_sha256"]
-    assert row["assignment_id"] == "memory-walk" and row["assignment_version"] == 1
+    walk = load_library([resource_dir("assignments") / "core"]).get("memory-walk")
+    assert row["assignment_id"] == "memory-walk" and row["assignment_version"] == walk.version
     assert snapshot["note"] == "Enjoy this, Ana and Ben."
     assert "the old pier" in snapshot["sections"]["why"]
     assert snapshot["barrier_plan"]["backup"] == "a shorter walk by the river"
