@@ -579,6 +579,23 @@ class CheckinForm(HomeworkForm):
     )
 
 
+class PrivateNoteForm(HomeworkForm):
+    """One partner's note to the therapist, sent from the check-in page."""
+
+    written_by = RadioField(
+        _l("Who is writing"),
+        default="",
+        validators=[Optional()],
+    )
+    body = TextAreaField(
+        _l("Your note"),
+        validators=[
+            DataRequired(_l("Write your note first.")),
+            Length(max=4000, message=_l("Please keep it under 4,000 characters.")),
+        ],
+    )
+
+
 class SessionPracticeForm(HomeworkForm):
     """The therapist records a practice in session, in a couple of clicks."""
 

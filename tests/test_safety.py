@@ -365,3 +365,98 @@ def test_bad_safety_choices_are_refused(safe_client, safe_app, field, value, mes
     db = connect(safe_app.config["HOMEWORK_DATABASE"])
     assert homework_rows(db) == 0
     db.close()
+
+
+# A private note to the therapist
+
+
+@pytest.fixture
+def checkin_path(therapist):
+    import re
+
+    couple_id = add_couple(therapist, partner_a="Ana", partner_b="Ben")
+    data = form_for(therapist, couple_id, "preparing-for-session")
+    assert post_assign(therapist, couple_id, data, "issue").status_code == 302
+    page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    url = re.search(r'class="link-box">(http://localhost/c/[A-Za-z0-9_-]+)<', page).group(1)
+    return couple_id, url.replace("http://localhost", "")
+
+
+def test_a_partner_can_send_the_therapist_a_private_note(app, therapist, checkin_path, db):
+    couple_id, path = checkin_path
+    partner = app.test_client()
+    page = partner.get(path).get_data(as_text=True)
+    assert "A private note to your therapist" in page
+    token = csrf_token(partner, path)
+    secret = "I am scared of how he gets when he drinks."
+    response = partner.post(
+        path + "/note",
+        data={"note-csrf_token": token, "note-written_by": "a", "note-body": secret},
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("?sent=note")
+    after = partner.get(path + "?sent=note").get_data(as_text=True)
+    assert "Only your therapist will read it." in after
+    assert secret not in after  # the other partner shares this link
+    row = db.execute("SELECT couple_id, written_by, body FROM private_notes").fetchone()
+    assert tuple(row) == (couple_id, "a", secret)
+    couple_page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    assert secret in couple_page
+    assert secret in therapist.get(f"/couples/{couple_id}/summary").get_data(as_text=True)
+    pdf = therapist.get(f"/couples/{couple_id}/summary.pdf").data
+    assert "scared" not in pdftext(pdf)
+    audit_row = db.execute(
+        "SELECT object_id, detail FROM audit_log WHERE action = 'note.received'"
+    ).fetchone()
+    assert audit_row[0] == couple_id and "scared" not in (audit_row[1] or "")
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"note-body": "   "}, "Write your note first."),
+        ({"note-body": "x" * 4001}, "Please keep it under 4,000 characters."),
+        ({"note-body": "hello", "note-written_by": "c"}, "Not a valid choice"),
+    ],
+)
+def test_a_bad_private_note_is_refused_and_nothing_is_stored(
+    app, checkin_path, db, fields, message
+):
+    _, path = checkin_path
+    partner = app.test_client()
+    token = csrf_token(partner, path)
+    response = partner.post(path + "/note", data={"note-csrf_token": token, **fields})
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert db.execute("SELECT COUNT(*) FROM private_notes").fetchone()[0] == 0
+
+
+def test_a_private_note_needs_a_live_link(app, checkin_path, db):
+    _, path = checkin_path
+    partner = app.test_client()
+    token = csrf_token(partner, path)
+    response = partner.post(
+        "/c/not-a-token/note", data={"note-csrf_token": token, "note-body": "hello"}
+    )
+    assert response.status_code == 404
+    assert "This link is not active" in response.get_data(as_text=True)
+    assert db.execute("SELECT COUNT(*) FROM private_notes").fetchone()[0] == 0
+
+
+def test_preparing_for_session_points_to_the_private_note(therapist):
+    couple_id = add_couple(therapist)
+    data = form_for(therapist, couple_id, "preparing-for-session")
+    preview = post_assign(therapist, couple_id, data, "preview").get_data(as_text=True)
+    assert "send a private note from your check-in page" in preview
+
+
+def test_erasing_a_couple_erases_their_private_notes(app, checkin_path, db, tmp_path):
+    from homework.erasure import erase_couple
+
+    couple_id, path = checkin_path
+    partner = app.test_client()
+    token = csrf_token(partner, path)
+    partner.post(path + "/note", data={"note-csrf_token": token, "note-body": "for you only"})
+    assert db.execute("SELECT COUNT(*) FROM private_notes").fetchone()[0] == 1
+    assert erase_couple(db, couple_id, None, tmp_path / "ledger")
+    assert db.execute("SELECT COUNT(*) FROM private_notes").fetchone()[0] == 0

@@ -6,7 +6,7 @@ from datetime import date
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .. import couples, issuing, tracking
+from .. import couples, issuing, notes, tracking
 from ..extension import get_state
 from ..forms import ActionForm, CoupleForm
 from ..storage import get_db
@@ -127,5 +127,6 @@ def couple_page(couple_id: int):
         assignments=library.search(),
         flags=couples.FLAGS,
         screening=couples.SCREENING,
+        private_notes=notes.notes_for_couple(db, couple.id)[:10],
         actions=ActionForm(),
     )
