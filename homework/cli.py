@@ -231,7 +231,9 @@ def render_command(
     begin = start.date() if start else date.today()
     p = default_personalization(assignment, begin, _parse_sets(assignment, sets))
     brand = current_brand()
-    snapshot = build_snapshot(assignment, couple, p, therapist.strip(), brand.name, _long_date)
+    snapshot = build_snapshot(
+        assignment, couple, p, therapist.strip(), brand.name, _long_date, crisis=brand.crisis
+    )
     try:
         pdf = render_handout([snapshot], brand, extra_handout_css())
     except RenderError as exc:
