@@ -312,7 +312,13 @@ def render_command(
     p = default_personalization(assignment, begin, _parse_sets(assignment, sets))
     inputs = handout_inputs()
     snapshot = build_snapshot(
-        assignment, couple, p, therapist.strip(), inputs.brand.name, _long_date
+        assignment,
+        couple,
+        p,
+        therapist.strip(),
+        inputs.brand.name,
+        _long_date,
+        crisis=inputs.brand.crisis,
     )
     try:
         pdf = build_handout([snapshot], None, inputs)
