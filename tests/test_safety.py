@@ -4,7 +4,7 @@ stop and crisis lines, the built-in safety choices on the form and the handout."
 import json
 
 import pytest
-from conftest import THERAPIST_PASSWORD, csrf_token, set_crisis_line
+from conftest import PATIENT_CONFIG, THERAPIST_PASSWORD, csrf_token, form_values, set_crisis_line
 from test_assign import form_for, post_assign
 from test_couples import COUPLE, add_couple, audit_actions
 from test_library import make_pack
@@ -62,8 +62,8 @@ def test_screening_state_is_saved_shown_and_audited(therapist, db):
 
 def test_a_new_couple_starts_not_screened(therapist, db):
     data = {k: v for k, v in COUPLE.items() if k != "screening"}
-    token = csrf_token(therapist, "/couples/new")
-    response = therapist.post("/couples/new", data={**data, "csrf_token": token})
+    hidden = form_values(therapist, "/couples/new")
+    response = therapist.post("/couples/new", data={**data, **hidden})
     assert response.status_code == 302
     couple_id = int(response.headers["Location"].rsplit("/", 1)[1])
     row = db.execute("SELECT screening FROM couples WHERE id = ?", [couple_id]).fetchone()
@@ -231,7 +231,8 @@ def safe_app(tmp_path):
     folder = make_pack(tmp_path / "pack", files={"safe.md": SAFE.format(id="safe")})
     app = create_app(
         instance_path=tmp_path / "instance",
-        config={"TESTING": True, "HOMEWORK_ASSIGNMENT_DIRS": [str(folder)]},
+        config={"TESTING": True, "HOMEWORK_ASSIGNMENT_DIRS": [str(folder)], **PATIENT_CONFIG},
+        create_database=True,
     )
     with app.app_context():
         from homework.storage import get_db
