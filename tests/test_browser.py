@@ -208,7 +208,7 @@ def test_a_refused_checkin_moves_focus_to_the_message_on_a_phone(live_server, pa
     path, _ = checkin_path(instance)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(url + path)
-    page.get_by_role("button", name="Send").click()  # nobody chosen as "who practised"
+    page.get_by_role("button", name="Send", exact=True).click()  # nobody chosen as "who practised"
     summary = page.get_by_role("alert")
     expect(summary).to_contain_text("Nothing was sent yet.")
     expect(summary).to_be_focused()

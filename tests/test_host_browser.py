@@ -101,7 +101,7 @@ def test_a_therapist_works_inside_the_host(host_server, page, browser, tmp_path)
     mobile.get_by_label("Both of us, together").check()
     mobile.get_by_role("radio", name="Done").check()
     mobile.get_by_label("A few words about it (optional)").fill("The wall at low tide.")
-    mobile.get_by_role("button", name="Send").click()
+    mobile.get_by_role("button", name="Send", exact=True).click()
     expect(mobile.get_by_text("Thank you! It is recorded.")).to_be_visible()
     assert mobile.evaluate("document.documentElement.scrollWidth") <= 390
     phone.close()
