@@ -27,6 +27,9 @@ from homework.storage import get_db  # noqa: E402
 ASSIGNMENTS = ("memory-walk", "speaker-listener", "daily-appreciation")
 
 
+CRISIS = "In a crisis, call your local emergency number."
+
+
 def seed(couples: int) -> list[list[dict]]:
     """Create `couples` couples with three active handouts each; return their snapshots."""
     db = get_db()
@@ -37,7 +40,14 @@ def seed(couples: int) -> list[list[dict]]:
     all_snapshots = []
     for n in range(couples):
         couple_id = create_couple(
-            db, owner, {"label": f"B{n}", "partner_a": f"Ari{n}", "partner_b": f"Bo{n}"}
+            db,
+            owner,
+            {
+                "label": f"B{n}",
+                "partner_a": f"Ari{n}",
+                "partner_b": f"Bo{n}",
+                "screening": "screened",
+            },
         )
         couple = get_owned_couple(db, couple_id, owner)
         items = []
@@ -45,7 +55,13 @@ def seed(couples: int) -> list[list[dict]]:
             a = library.get(assignment_id)
             p = default_personalization(a, date(2026, 5, 4))
             items.append(
-                Item(a, p, build_snapshot(a, couple, p, "Dr. Bench Mark", "Bench Clinic", str))
+                Item(
+                    a,
+                    p,
+                    build_snapshot(
+                        a, couple, p, "Dr. Bench Mark", "Bench Clinic", str, crisis=CRISIS
+                    ),
+                )
             )
         issue_packet(db, couple, owner, items, [])
         all_snapshots.append([i.snapshot for i in items])

@@ -320,7 +320,13 @@ def render_command(
 
         inputs = HandoutInputs(Brand.from_mapping({}), extra_handout_css())
     snapshot = build_snapshot(
-        assignment, couple, p, therapist.strip(), inputs.brand.name, _long_date
+        assignment,
+        couple,
+        p,
+        therapist.strip(),
+        inputs.brand.name,
+        _long_date,
+        crisis=inputs.brand.crisis,
     )
     try:
         pdf = build_handout([snapshot], None, inputs)

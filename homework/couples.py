@@ -20,6 +20,14 @@ FLAGS = {
     "trauma-history": _l("Trauma history"),
     "separation-considered": _l("Separation being considered"),
 }
+# Whether the couple has been screened for partner violence. "flagged" is the same thing
+# as the violence-or-fear flag: saving one sets the other.
+SCREENING = {
+    "not-screened": _l("Not yet screened for partner violence"),
+    "screened": _l("Screened: no violence or fear found"),
+    "flagged": _l("Flagged: violence or fear in the relationship"),
+}
+SCREEN_FLAG = "violence-or-fear"
 SORTS = {
     "label": "label COLLATE NOCASE, id",
     "newest": "created_at DESC, id DESC",
@@ -49,6 +57,7 @@ class Couple:
     created_at: str
     updated_at: str
     uuid: str = ""  # never reused, unlike `id` before 0008; what the erasure ledger names
+    screening: str = "not-screened"
 
     @classmethod
     def unsaved(cls, partner_a: str, partner_b: str) -> "Couple":
@@ -75,7 +84,14 @@ def clean_name(value: str) -> str:
 def _values(data: dict) -> dict:
     values = {key: clean_name(data.get(key, "")) for key in EDITABLE if key != "notes"}
     values["notes"] = (data.get("notes") or "").strip()
-    values["flags"] = json.dumps(sorted(f for f in data.get("flags", []) if f in FLAGS))
+    screening = data.get("screening") or "not-screened"
+    if screening not in SCREENING:
+        raise ValueError(f"unknown screening state {screening!r}")
+    flags = {f for f in data.get("flags", []) if f in FLAGS and f != SCREEN_FLAG}
+    if screening == "flagged":
+        flags.add(SCREEN_FLAG)
+    values["flags"] = json.dumps(sorted(flags))
+    values["screening"] = screening
     return values
 
 
@@ -92,11 +108,16 @@ def insert_couple(db: sqlite_utils.Database, owner_id: int, data: dict) -> int:
     cur = db.execute(
         "INSERT INTO couples (owner_id, label, partner_a, partner_a_pronouns,"
         " partner_a_language, partner_b, partner_b_pronouns, partner_b_language, notes,"
-        " flags, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        [owner_id, *(values[k] for k in EDITABLE), values["flags"], now, now],
+        " flags, screening, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [owner_id, *(values[k] for k in EDITABLE), values["flags"], values["screening"], now, now],
     )
     audit.record(
-        db, "couple.created", actor_id=owner_id, object_type="couple", object_id=cur.lastrowid
+        db,
+        "couple.created",
+        actor_id=owner_id,
+        object_type="couple",
+        object_id=cur.lastrowid,
+        detail={"screening": values["screening"]},
     )
     return cur.lastrowid
 
@@ -105,19 +126,25 @@ def update_couple(db: sqlite_utils.Database, couple: Couple, actor_id: int, data
     """Save edits to a couple's names, notes and flags."""
     values = _values(data)
     with write(db):
-        assignments = ", ".join(f"{k} = ?" for k in (*EDITABLE, "flags"))  # constant names
+        columns = (*EDITABLE, "flags", "screening")
+        assignments = ", ".join(f"{k} = ?" for k in columns)  # constant names
         db.execute(
             f"UPDATE couples SET {assignments}, updated_at = ? WHERE id = ?",  # noqa: S608
-            [*(values[k] for k in EDITABLE), values["flags"], _now(), couple.id],
+            [*(values[k] for k in columns), _now(), couple.id],
         )
+        detail = {}
         changed_flags = sorted(set(json.loads(values["flags"])) ^ set(couple.flags))
+        if changed_flags:
+            detail["flags_changed"] = changed_flags
+        if values["screening"] != couple.screening:
+            detail["screening"] = [couple.screening, values["screening"]]
         audit.record(
             db,
             "couple.edited",
             actor_id=actor_id,
             object_type="couple",
             object_id=couple.id,
-            detail={"flags_changed": changed_flags} if changed_flags else None,
+            detail=detail or None,
         )
 
 

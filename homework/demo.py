@@ -7,7 +7,7 @@ import sqlite_utils
 from flask_babel import format_date
 
 from . import accounts, couples, issuing
-from .branding import Brand, save_brand
+from .branding import Brand, load_brand, save_brand
 from .library import Library
 from .passwords import generate_password
 
@@ -53,6 +53,7 @@ DEMO_COUPLES = [
         "partner_b": "Jonah",
         "partner_b_pronouns": "he/him",
         "notes": "Demo couple. Working on reconnecting after a busy year with a new baby.",
+        "screening": "screened",
         "flags": [],
         "homework": [
             (
@@ -71,6 +72,7 @@ DEMO_COUPLES = [
         "partner_b": "Imani",
         "partner_b_pronouns": "she/her",
         "notes": "Demo couple. Frequent escalation around household tasks.",
+        "screening": "screened",
         "flags": ["high-conflict"],
         "homework": [
             ("time-out-and-repair", "active", -2, {}),
@@ -84,6 +86,7 @@ DEMO_COUPLES = [
         "partner_b": "Anders",
         "partner_b_pronouns": "he/him",
         "notes": "Demo couple. Planning a move; want more time together.",
+        "screening": "screened",
         "flags": [],
         "homework": [
             ("state-of-us", "active", -3, {}),
@@ -107,7 +110,8 @@ def seed_demo_couples(
     ):
         return []
     therapist_id, therapist_name = row["id"], row["name"]
-    clinic = db.execute("SELECT name FROM clinic WHERE id = 1").fetchone()[0]
+    brand = load_brand(db)
+    clinic = brand.name
     lines = []
     for spec in DEMO_COUPLES:
         couple_id = couples.create_couple(db, therapist_id, spec)
@@ -121,7 +125,13 @@ def seed_demo_couples(
             if status == "done":
                 p = replace(p, note=f"Thank you both, {couple.partner_a} and {couple.partner_b}!")
             snapshot = issuing.build_snapshot(
-                assignment, couple, p, therapist_name, clinic, lambda d: format_date(d, "full")
+                assignment,
+                couple,
+                p,
+                therapist_name,
+                clinic,
+                lambda d: format_date(d, "full"),
+                crisis=brand.crisis,
             )
             _, [hw_id] = issuing.issue_packet(
                 db,

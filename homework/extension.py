@@ -61,7 +61,7 @@ CSP = (
 
 # The pages a couple opens from the QR code. Their headers are documented in the README
 # ("Headers a host must leave alone").
-CHECKIN_ENDPOINTS = ("homework.checkin", "homework.checkin_ics")
+CHECKIN_ENDPOINTS = ("homework.checkin", "homework.checkin_ics", "homework.checkin_note")
 
 
 @dataclass

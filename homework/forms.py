@@ -41,7 +41,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from . import merge
 from .branding import HEX_COLOUR, WORDS
-from .couples import FLAGS
+from .couples import FLAGS, SCREEN_FLAG, SCREENING
 from .issuing import BARRIER_KEYS, Personalization
 from .library import Assignment
 from .library import Field as LibraryField
@@ -283,10 +283,20 @@ class CoupleForm(HomeworkForm):
         description=_l("Only you see these. They are never printed or shown to the couple."),
         validators=[Length(max=20_000)],
     )
+    screening = RadioField(
+        _l("Screening for partner violence"),
+        description=_l(
+            "Until a couple is screened, every exercise with conflict, touch or vulnerability "
+            "shows its violence-or-fear caution. A flagged couple gets no homework to do "
+            "together unless you record an individual safety assessment."
+        ),
+        choices=[SelectChoice(key, label) for key, label in SCREENING.items()],
+        default="not-screened",
+    )
     flags = MultiCheckboxField(
-        _l("Safety flags"),
+        _l("Other safety flags"),
         description=_l("Assignments with matching cautions will warn you before you assign them."),
-        choices=[SelectChoice(key, label) for key, label in FLAGS.items()],
+        choices=[SelectChoice(key, label) for key, label in FLAGS.items() if key != SCREEN_FLAG],
         validate_choice=True,
     )
 
@@ -579,6 +589,12 @@ class AssignForm(HomeworkForm):
     confirm_cautions = BooleanField(
         _l("I have read the cautions above and still want to give this to this couple.")
     )
+    confirm_assessment = BooleanField(
+        _l(
+            "I have done an individual safety assessment with each partner, and I judge this "
+            "homework safe for them to do together."
+        )
+    )
 
 
 class BrandForm(HomeworkForm):
@@ -611,7 +627,10 @@ class BrandForm(HomeworkForm):
     confidentiality = StringField(_l("Confidentiality notice"), validators=[Length(max=300)])
     crisis = StringField(
         _l("Crisis resources line"),
-        description=_l("e.g. a local crisis line. Printed in bold at the foot of every page."),
+        description=_l(
+            "e.g. a local crisis line. Printed in bold on every page. Required: no handout "
+            "can be issued until it is set."
+        ),
         validators=[Length(max=300)],
     )
     paper = SelectField(
@@ -654,6 +673,23 @@ class CheckinForm(HomeworkForm):
             SelectChoice("private", _l("Only our therapist")),
         ],
         default="shared",
+    )
+
+
+class PrivateNoteForm(HomeworkForm):
+    """One partner's note to the therapist, sent from the check-in page."""
+
+    written_by = RadioField(
+        _l("Who is writing"),
+        default="",
+        validators=[Optional()],
+    )
+    body = TextAreaField(
+        _l("Your note"),
+        validators=[
+            DataRequired(_l("Write your note first.")),
+            Length(max=4000, message=_l("Please keep it under 4,000 characters.")),
+        ],
     )
 
 

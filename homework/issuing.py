@@ -14,7 +14,7 @@ import sqlite_utils
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
-from . import audit, merge
+from . import audit, merge, safety
 from .couples import MAX_SQLITE_INT, Couple
 from .library import Assignment, render_inline, render_markdown
 from .storage import write
@@ -142,11 +142,13 @@ def build_snapshot(
     clinic: str,
     format_date,
     therapist_line: str = "",
+    crisis: str = "",
 ) -> dict:
     """Render the handout text for this couple; the result is what gets stored.
 
     `therapist` is the name merge fields print; `therapist_line` (name, credentials,
-    contact) is what the handout's header prints."""
+    contact) is what the handout's header prints; `crisis` is the clinic's crisis line,
+    kept with the text so a re-print says what the couple was handed."""
     locked = locked_step_problems(assignment, p)
     if locked:
         i, what = locked[0]
@@ -202,6 +204,7 @@ def build_snapshot(
                 )
             )
         ),
+        "crisis": str(escape(crisis.strip())),
         "take_turns": bool(assignment.turns and p.first_speaker == "turns"),
         "keep_for_session": [str(merge.fill_text(t, values)) for t in p.keep_for_session],
         "stop": (
@@ -233,6 +236,7 @@ def as_markup(snapshot: dict) -> dict:
     stop = snapshot.get("stop")
     out["stop"] = {k: Markup(v) for k, v in stop.items()} if stop else None  # noqa: S704
     out["take_turns"] = snapshot.get("take_turns", False)
+    out["crisis"] = Markup(snapshot.get("crisis", ""))  # noqa: S704
     out["stop_line"] = Markup(  # noqa: S704
         snapshot.get("stop_line")
         or escape(
@@ -300,11 +304,20 @@ def issue_packet(
     items: list[Item],
     confirmed_flags: list[str],
     checkin: tuple[str, int] | None = None,
+    assessed: bool = False,
 ) -> tuple[int, list[int]]:
     """Store every item (snapshot, hash, values), the packet's check-in link and the audit
-    rows in one transaction. `checkin` is (secret key, weeks the link outlives the due date)."""
+    rows in one transaction. `checkin` is (secret key, weeks the link outlives the due date).
+
+    `confirmed_flags` are the cautions the therapist confirmed and `assessed` says they
+    recorded an individual safety assessment; without what the couple's screening state
+    and flags need (safety.review), or without a crisis line, nothing is stored."""
     if not items:
         raise ValueError("nothing to issue")
+    result = safety.review([i.assignment for i in items], couple)
+    safety.check_issue(
+        result, confirmed_flags, assessed, [i.snapshot.get("crisis", "") for i in items]
+    )
     with write(db):
         packet_id = db.execute(
             "INSERT INTO packets (couple_id, created_by, created_at) VALUES (?, ?, ?)",
@@ -321,18 +334,7 @@ def issue_packet(
             create_token(
                 db, secret_key, couple.id, packet_id, last_due + timedelta(weeks=weeks), actor_id
             )
-        if confirmed_flags:
-            audit.record(
-                db,
-                "caution.confirmed",
-                actor_id=actor_id,
-                object_type="packet",
-                object_id=packet_id,
-                detail={
-                    "flags": sorted(confirmed_flags),
-                    "assignments": [i.assignment.id for i in items],
-                },
-            )
+        _audit_safety(db, actor_id, "packet", packet_id, couple, result, items, assessed)
         for hw_id, item in zip(ids, items, strict=True):
             audit.record(
                 db,
@@ -345,10 +347,45 @@ def issue_packet(
     return packet_id, ids
 
 
+def _audit_safety(db, actor_id, object_type, object_id, couple, result, items, assessed) -> None:
+    if result.cautions:
+        audit.record(
+            db,
+            "caution.confirmed",
+            actor_id=actor_id,
+            object_type=object_type,
+            object_id=object_id,
+            detail={
+                "flags": result.flags,
+                "assignments": [i.assignment.id for i in items],
+                "screening": couple.screening,
+            },
+        )
+    if result.blocked and assessed:
+        audit.record(
+            db,
+            "safety.assessment_recorded",
+            actor_id=actor_id,
+            object_type=object_type,
+            object_id=object_id,
+            detail={"couple": couple.id, "assignments": [a.id for a in result.blocked]},
+        )
+
+
 def revise_homework(
-    db: sqlite_utils.Database, old: dict, item: Item, actor_id: int, confirmed_flags: list[str]
+    db: sqlite_utils.Database,
+    old: dict,
+    item: Item,
+    actor_id: int,
+    confirmed_flags: list[str],
+    couple: Couple,
+    assessed: bool = False,
 ) -> int:
-    """Issue a new revision of `old`; the old one stays readable, marked revised."""
+    """Issue a new revision of `old`; the old one stays readable, marked revised.
+
+    Checked like `issue_packet`: cautions confirmed, assessment recorded, crisis line."""
+    result = safety.review([item.assignment], couple)
+    safety.check_issue(result, confirmed_flags, assessed, [item.snapshot.get("crisis", "")])
     with write(db):
         current = db.execute("SELECT status FROM homework WHERE id = ?", [old["id"]]).fetchone()
         if current["status"] not in ("active", "done"):
@@ -358,15 +395,7 @@ def revise_homework(
             "UPDATE homework SET status = 'revised', status_changed_at = ? WHERE id = ?",
             [_now(), old["id"]],
         )
-        if confirmed_flags:
-            audit.record(
-                db,
-                "caution.confirmed",
-                actor_id=actor_id,
-                object_type="homework",
-                object_id=new_id,
-                detail={"flags": sorted(confirmed_flags), "assignments": [item.assignment.id]},
-            )
+        _audit_safety(db, actor_id, "homework", new_id, couple, result, [item], assessed)
         audit.record(
             db,
             "homework.revised",

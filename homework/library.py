@@ -568,7 +568,11 @@ class Library:
             self._index.execute("DELETE FROM docs")
             self._index.executemany(
                 "INSERT INTO docs (id, title, summary, body) VALUES (?, ?, ?, ?)",
-                [(a.id, a.title, a.summary, a.body) for a in self.assignments.values()],
+                # Merge field names ({{ first_speaker }}) are not words of the text.
+                [
+                    (a.id, a.title, a.summary, merge.MERGE_FIELD.sub(" ", a.body))
+                    for a in self.assignments.values()
+                ],
             )
 
     def get(self, assignment_id: str) -> Assignment | None:

@@ -442,6 +442,39 @@ def _totp_last_step(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE users ADD COLUMN totp_last_step INTEGER")
 
 
+@migrations(name="0014_couple_screening")
+def _couple_screening(db: sqlite_utils.Database) -> None:
+    # Whether a couple has been screened for partner violence. Couples that exist already
+    # were never asked, so they start "not-screened" (every conflict, touch and
+    # vulnerability exercise then warns) unless the violence-or-fear flag is set.
+    db.execute(
+        "ALTER TABLE couples ADD COLUMN screening TEXT NOT NULL DEFAULT 'not-screened'"
+        " CHECK (screening IN ('not-screened', 'screened', 'flagged'))"
+    )
+    db.execute(
+        "UPDATE couples SET screening = 'flagged'"
+        " WHERE EXISTS (SELECT 1 FROM json_each(couples.flags) WHERE value = 'violence-or-fear')"
+    )
+
+
+@migrations(name="0015_private_notes")
+def _private_notes(db: sqlite_utils.Database) -> None:
+    # A note one partner sends the therapist from the check-in page, so a frightened
+    # partner is never limited to what the two of them write together. Erasing the
+    # couple takes the notes with it (the cascade).
+    db.execute(
+        """CREATE TABLE private_notes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            couple_id INTEGER NOT NULL REFERENCES couples(id) ON DELETE CASCADE,
+            packet_id INTEGER,
+            written_by TEXT NOT NULL CHECK (written_by IN ('a', 'b', '')),
+            body TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX private_notes_couple ON private_notes(couple_id, created_at)")
+
+
 # Columns that hold a therapist id from the identity hook. A host may use string ids
 # (UUIDs): INTEGER affinity would turn a numeric-looking one ("007", "1e5") into another
 # number, and owner_changes' INTEGER PRIMARY KEY refuses text outright. Without a declared

@@ -124,9 +124,25 @@ def auth(client):
     return Auth(client)
 
 
+TEST_CRISIS = "In a crisis, call 000 (test crisis line)."
+
+
+def set_crisis_line(app, crisis: str = TEST_CRISIS) -> None:
+    """Give the clinic a crisis line, without which nothing can be issued."""
+    from dataclasses import replace
+
+    from homework.branding import load_brand, save_brand
+    from homework.storage import get_db
+
+    with app.app_context():
+        db = get_db()
+        save_brand(db, replace(load_brand(db), crisis=crisis), actor_id=None)
+
+
 @pytest.fixture
-def therapist(auth):
-    """A client logged in as a therapist."""
+def therapist(app, auth):
+    """A client logged in as a therapist, in a clinic that has set its crisis line."""
+    set_crisis_line(app)
     response = auth.login()
     assert response.status_code == 302
     return auth.client

@@ -26,11 +26,13 @@ def form_for(client, couple_id, *ids, **values):
         if not name or name.group(1) in ("csrf_token", "a", "action"):
             continue
         value = re.search(r'value="([^"]*)"', tag)
-        checkbox = 'type="checkbox"' in tag
-        if checkbox and "checked" not in tag:
+        checkbox, radio = 'type="checkbox"' in tag, 'type="radio"' in tag
+        if (checkbox or radio) and "checked" not in tag:
             continue
         sent = htmllib.unescape(value.group(1)) if value else ("y" if checkbox else "")
-        if checkbox or name.group(1) in data:
+        if radio:
+            data[name.group(1)] = sent
+        elif checkbox or name.group(1) in data:
             # A browser sends one value per control: a locked step's hidden input shares
             # its name with the step boxes.
             before = data.get(name.group(1), [])
@@ -59,7 +61,12 @@ def couple_id(therapist):
 
 
 def test_preview_shows_both_names_and_saves_nothing(therapist, couple_id, db):
-    data = form_for(therapist, couple_id, "memory-walk", **{"a0-field_place": "the old pier"})
+    data = form_for(
+        therapist,
+        couple_id,
+        "memory-walk",
+        **{"a0-field_place": "the old pier", "a0-first_speaker": "a"},
+    )
     response = post_assign(therapist, couple_id, data, "preview")
     page = response.get_data(as_text=True)
     assert response.status_code == 200
@@ -84,7 +91,8 @@ def test_issue_stores_snapshot_hash_and_audit_in_one_go(therapist, couple_id, db
     row = db.execute("SELECT * FROM homework").fetchone()
     snapshot = json.loads(row["snapshot"])
     assert hashlib.sha256(row["snapshot"].encode()).hexdigest() == row["snapshot_sha256"]
-    assert row["assignment_id"] == "memory-walk" and row["assignment_version"] == 1
+    walk = load_library([resource_dir("assignments") / "core"]).get("memory-walk")
+    assert row["assignment_id"] == "memory-walk" and row["assignment_version"] == walk.version
     assert snapshot["note"] == "Enjoy this, Ana and Ben."
     assert "the old pier" in snapshot["sections"]["why"]
     assert snapshot["barrier_plan"]["backup"] == "a shorter walk by the river"
@@ -188,7 +196,7 @@ def test_another_therapists_homework_is_404(app, therapist, couple_id, db):
 
 
 def test_cautions_must_be_confirmed_and_the_confirmation_is_audited(therapist, db):
-    couple_id = add_couple(therapist, flags=["violence-or-fear"])
+    couple_id = add_couple(therapist, flags=["trauma-history"])
     data = form_for(therapist, couple_id, "gentle-touch-check-ins")
     page = post_assign(therapist, couple_id, data, "issue")
     assert page.status_code == 400
@@ -202,7 +210,8 @@ def test_cautions_must_be_confirmed_and_the_confirmation_is_audited(therapist, d
     ).fetchone()[0]
     assert json.loads(detail) == {
         "assignments": ["gentle-touch-check-ins"],
-        "flags": ["violence-or-fear"],
+        "flags": ["trauma-history"],
+        "screening": "screened",
     }
 
 

@@ -77,7 +77,7 @@ def test_library_filters_live_without_a_reload(live_server, page):
     assert "q=walk" in page.url and "category=memory" in page.url
     page.get_by_role("link", name="A memory walk").click()
     expect(page.get_by_role("heading", name="A memory walk", level=1)).to_be_visible()
-    expect(page.get_by_text("Sam tells one memory from this place")).to_be_visible()
+    expect(page.get_by_text("One of you tells one memory from this place")).to_be_visible()
 
 
 def test_library_works_without_javascript(live_server, browser):
@@ -111,6 +111,7 @@ def test_create_a_couple_and_give_them_the_memory_walk(live_server, page):
         "Take your time, {{ partner_a }} and {{ partner_b }}."
     )
     page.get_by_label("Backup plan").fill("a short walk around the block")
+    page.get_by_role("radio", name="Noa").check()
     page.get_by_role("button", name="Preview the handout").click()
 
     preview = page.locator(".preview")
@@ -177,14 +178,15 @@ def test_the_whole_loop_from_packet_to_phone_to_dashboard(live_server, page, bro
     mobile.get_by_role("radio", name="Done").check()
     mobile.get_by_role("radio", name="5", exact=True).check()
     mobile.get_by_label("A few words about it (optional)").fill("The harbour at dusk was perfect.")
-    mobile.get_by_role("button", name="Send").click()
+    mobile.get_by_role("button", name="Send", exact=True).click()
     expect(mobile.get_by_text("Thank you! It is recorded.")).to_be_visible()
     mobile.get_by_label("Which practice").select_option(label="Small promises kept")
-    mobile.get_by_role("radio", name="Anders").check()
+    # The private note to the therapist has its own "who" and its own send button.
+    mobile.get_by_role("group", name="Who practised").get_by_label("Anders").check()
     mobile.get_by_role("radio", name="Partly").check()
     mobile.get_by_label("A few words about it (optional)").fill("I forgot once and felt bad.")
     mobile.get_by_label("Only our therapist").check()
-    mobile.get_by_role("button", name="Send").click()
+    mobile.get_by_role("button", name="Send", exact=True).click()
     expect(mobile.get_by_text("Thank you! It is recorded.")).to_be_visible()
     expect(mobile.get_by_text("I forgot once and felt bad.")).to_have_count(0)
     mobile.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
@@ -206,7 +208,7 @@ def test_a_refused_checkin_moves_focus_to_the_message_on_a_phone(live_server, pa
     path, _ = checkin_path(instance)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(url + path)
-    page.get_by_role("button", name="Send").click()  # nobody chosen as "who practised"
+    page.get_by_role("button", name="Send", exact=True).click()  # nobody chosen as "who practised"
     summary = page.get_by_role("alert")
     expect(summary).to_contain_text("Nothing was sent yet.")
     expect(summary).to_be_focused()
@@ -269,3 +271,52 @@ def test_every_page_fits_a_phone(live_server, page):
     for page_path in ("/settings", "/admin/users", "/admin/couples", "/admin/users/2"):
         no_wider_than_a_phone(page, url + page_path)
     no_wider_than_a_phone(page, url + path)  # the couple's check-in page
+
+
+def test_touch_for_an_unscreened_couple_needs_the_caution_and_keeps_the_consent_step(
+    live_server, page
+):
+    url, passwords, _ = live_server
+    login_as_therapist(page, url, passwords)
+    page.goto(url + "/couples/new")
+    page.get_by_label("Label for your list").fill("Saturday 11am")
+    page.get_by_label("Partner A's name").fill("Rin")
+    page.get_by_label("Partner B's name").fill("Tomas")
+    # A new couple starts "not yet screened"; nothing is ticked here on purpose.
+    page.get_by_role("button", name="Add couple").click()
+    expect(page.get_by_text("Not yet screened for partner violence")).to_be_visible()
+
+    page.get_by_label("Gentle touch with check-ins").check()
+    page.get_by_role("button", name="Personalize the chosen ones").click()
+    cautions = page.locator(".cautions", has_text="Before you give this")
+    expect(cautions.get_by_text("has not been screened for partner violence")).to_be_visible()
+    expect(cautions.get_by_text("any history of sexual pressure or coercion")).to_be_visible()
+
+    # The consent agreement is shown ticked, cannot be unticked, and has no wording box.
+    consent = page.locator("#a0-steps-0")
+    expect(consent).to_be_checked()
+    expect(consent).to_be_disabled()
+    consent.click(force=True)
+    expect(consent).to_be_checked()
+    expect(page.get_by_text("Change the wording of step 1 for this couple")).to_have_count(0)
+    expect(page.get_by_text("Safety step: always included, in these words.")).to_be_visible()
+
+    # Without confirming the caution, nothing goes ahead.
+    page.get_by_role("button", name="Preview the handout").click()
+    expect(page.get_by_text("Please confirm that you have considered the cautions")).to_be_visible()
+
+    # Even a page whose locked step was taken out by hand is refused by the server.
+    page.get_by_label("I have read the cautions above").check()
+    page.evaluate(
+        'document.querySelector(\'input[type=hidden][name="a0-steps"][value="0"]\').remove()'
+    )
+    page.get_by_role("button", name="Preview the handout").click()
+    expect(page.get_by_text("Step 1 is a safety step and cannot be left out.")).to_be_visible()
+
+    page.get_by_label("I have read the cautions above").check()
+    page.get_by_role("button", name="Preview the handout").click()
+    preview = page.locator(".preview")
+    expect(preview.get_by_text("this is non-sexual touch only")).to_be_visible()
+    expect(preview.get_by_text("Stop if either of you feels unsafe")).to_be_visible()
+    page.get_by_role("button", name="Issue to the couple").first.click()
+    expect(page.get_by_text("Given to Rin and Tomas.")).to_be_visible()

@@ -9,6 +9,8 @@ COUPLE = {
     "partner_b": "Ben",
     "partner_a_pronouns": "she/her",
     "notes": "Private: met in 2019.",
+    # Most tests are not about screening; a screened couple gets no screening cautions.
+    "screening": "screened",
 }
 
 

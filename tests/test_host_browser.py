@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import free_port, wait_for_port
+from conftest import free_port, set_crisis_line, wait_for_port
 from host import PASSWORD, create_app
 from playwright.sync_api import expect
 from test_pdf import pdftext
@@ -24,6 +24,7 @@ class HostServer:
         app = create_app(str(instance))  # creates and seeds the host's own tables
         result = app.test_cli_runner().invoke(args=["homework", "migrate"])
         assert result.exit_code == 0, result.output
+        set_crisis_line(app)  # nothing is issued without one
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.log = (instance / "gunicorn.log").open("w")
@@ -101,7 +102,7 @@ def test_a_therapist_works_inside_the_host(host_server, page, browser, tmp_path)
     mobile.get_by_label("Both of us, together").check()
     mobile.get_by_role("radio", name="Done").check()
     mobile.get_by_label("A few words about it (optional)").fill("The wall at low tide.")
-    mobile.get_by_role("button", name="Send").click()
+    mobile.get_by_role("button", name="Send", exact=True).click()
     expect(mobile.get_by_text("Thank you! It is recorded.")).to_be_visible()
     assert mobile.evaluate("document.documentElement.scrollWidth") <= 390
     phone.close()

@@ -66,6 +66,17 @@ def test_the_check_in_page_keeps_its_privacy_headers_in_a_host(tmp_path):
     assert response.headers["Cache-Control"] == "no-store"
 
 
+def test_the_private_note_answer_keeps_the_check_in_headers_in_a_host(tmp_path):
+    # Refused here (no CSRF token): whatever answers a note carries the check-in headers.
+    client = make_host(tmp_path).test_client()
+    response = client.post(f"/homework/c/{BOGUS_TOKEN}/note", data={"note-body": ""})
+    assert response.status_code == 400
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Content-Security-Policy"] == CSP
+    assert response.headers["Cache-Control"] == "no-store"
+
+
 @pytest.mark.parametrize("order", ["host-hook-first", "host-hook-last"])
 def test_a_host_header_hook_cannot_overwrite_them(tmp_path, order):
     def security_headers(response):

@@ -419,6 +419,28 @@ def test_cli_list_show_and_validate(runner, tmp_path):
     assert "A memory walk" in result.output and "source:" in result.output
     result = runner.invoke(args=["homework", "library", "show", "nope"])
     assert result.exit_code == 2
+    result = runner.invoke(args=["homework", "library", "validate"])
+    assert result.exit_code == 0 and "assignment(s) valid" in result.output
+
+
+def test_the_bundled_pack_passes_its_own_clinical_checks():
+    from homework.checks import check_assignments
+
+    library = load_library([CORE])
+    assert [str(p) for p in check_assignments(library.assignments.values())] == []
+
+
+@pytest.mark.parametrize(
+    ("assignment_id", "locked"),
+    [
+        ("gentle-touch-check-ins", "non-sexual touch only"),
+        ("fears-and-hopes", "Either of you can pause at any time"),
+        ("time-out-and-repair", "agree on your time-out signal"),
+    ],
+)
+def test_the_safety_steps_of_the_core_pack_are_locked(assignment_id, locked):
+    a = load_library([CORE]).get(assignment_id)
+    assert [locked in a.sections["steps"][i] for i in sorted(a.locked_steps)] == [True]
 
 
 def test_cli_validate_reports_every_problem_as_file_field_message(runner, tmp_path):

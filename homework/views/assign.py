@@ -7,7 +7,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import format_date
 from flask_babel import gettext as _
 
-from .. import couples, issuing
+from .. import couples, issuing, safety
 from ..extension import checkin_config, current_brand, emit, get_state
 from ..forms import (
     ActionForm,
@@ -68,54 +68,64 @@ def choose_couple(assignment_id: str):
     return render_template("homework/choose_couple.html", a=assignment, couples=mine)
 
 
-def _matched_cautions(assignments, couple) -> list[tuple]:
-    matched = []
-    for a in assignments:
-        hits = [c for c in a.cautions if c["flag"] in couple.flags]
-        if hits:
-            matched.append((a, hits))
-    return matched
-
-
-def _build_items(pairs, couple) -> list[issuing.Item]:
+def _build_items(pairs, couple, crisis: str) -> list[issuing.Item]:
     me = current_therapist()
     clinic = current_brand().name
     items = []
     for assignment, form in pairs:
         p = personalization_from_form(form, assignment)
         snapshot = issuing.build_snapshot(
-            assignment, couple, p, me.name, clinic, long_date, me.printed_line
+            assignment, couple, p, me.name, clinic, long_date, me.printed_line, crisis
         )
         items.append(issuing.Item(assignment, p, snapshot))
     return items
 
 
-def _validate_all(outer: AssignForm, subforms: list, matched: list) -> bool:
+def _validate_all(outer: AssignForm, subforms: list, review: safety.Review, crisis: str) -> bool:
     results = [form.validate() for form in subforms]  # every form, so every error shows
     ok = all(results)
-    if matched and not outer.confirm_cautions.data:
+    if review.cautions and not outer.confirm_cautions.data:
         outer.confirm_cautions.errors.append(
             _("Please confirm that you have considered the cautions for this couple.")
         )
         ok = False
+    if review.blocked and not outer.confirm_assessment.data:
+        outer.confirm_assessment.errors.append(
+            _(
+                "This couple is flagged for violence or fear. Record that you have done an "
+                "individual safety assessment before you give them homework to do together."
+            )
+        )
+        ok = False
+    if outer.action.data == "issue" and not crisis.strip():
+        outer.action.errors = [
+            _(
+                "Your clinic's crisis line is not set, and every handout must carry one. "
+                "Ask an admin to add it under Settings → Clinic branding."
+            )
+        ]
+        ok = False
     return ok
 
 
-def _personalize_page(couple, pairs, outer, matched, previews, revising, status: int):
+def _personalize_page(couple, pairs, outer, review, previews, revising, status: int, crisis):
     """The personalize page, for a new packet or for a revision of one item."""
     return render_template(
         "homework/assign.html",
         couple=couple,
         pairs=pairs,
         outer=outer,
-        matched=matched,
+        review=review,
+        matched=review.cautions,
         previews=previews,
         revising=revising,
         flags=couples.FLAGS,
+        screening=couples.SCREENING,
+        crisis=crisis,
     ), status
 
 
-def _kept_after_refusal(outer: AssignForm, couple, pairs, revising=None):
+def _kept_after_refusal(outer: AssignForm, couple, pairs, review, crisis: str, revising=None):
     """The personalize page again, every value as typed, when the CSRF token was refused.
 
     A personalization can take an hour, longer than a host's WTF_CSRF_TIME_LIMIT: nothing
@@ -129,8 +139,7 @@ def _kept_after_refusal(outer: AssignForm, couple, pairs, revising=None):
         ),
         "error",
     )
-    matched = _matched_cautions([a for a, _form in pairs], couple)
-    return _personalize_page(couple, pairs, outer, matched, None, revising, 400)
+    return _personalize_page(couple, pairs, outer, review, None, revising, 400, crisis)
 
 
 # The views that redisplay their form when the host's CSRFProtect refuses a token.
@@ -158,18 +167,25 @@ def assign_to_couple(couple_id: int):
         )
         for n, a in enumerate(chosen)
     ]
-    matched = _matched_cautions(chosen, couple)
+    review = safety.review(chosen, couple)
+    crisis = current_brand().crisis
     previews = None
     status = 200
     if request.method == "POST":
         if not outer.validate_on_submit():
-            return _kept_after_refusal(outer, couple, list(zip(chosen, subforms, strict=True)))
-        if _validate_all(outer, subforms, matched):
-            items = _build_items(zip(chosen, subforms, strict=True), couple)
+            pairs = list(zip(chosen, subforms, strict=True))
+            return _kept_after_refusal(outer, couple, pairs, review, crisis)
+        if _validate_all(outer, subforms, review, crisis):
+            items = _build_items(zip(chosen, subforms, strict=True), couple, crisis)
             if outer.action.data == "issue":
-                flags = sorted({c["flag"] for _a, hits in matched for c in hits})
                 packet_id, ids = issuing.issue_packet(
-                    get_db(), couple, current_therapist().id, items, flags, checkin_config()
+                    get_db(),
+                    couple,
+                    current_therapist().id,
+                    items,
+                    review.flags,
+                    checkin_config(),
+                    assessed=bool(outer.confirm_assessment.data),
                 )
                 emit(
                     "homework_issued",
@@ -186,7 +202,7 @@ def assign_to_couple(couple_id: int):
         else:
             status = 400
     pairs = list(zip(chosen, subforms, strict=True))
-    return _personalize_page(couple, pairs, outer, matched, previews, None, status)
+    return _personalize_page(couple, pairs, outer, review, previews, None, status, crisis)
 
 
 @login_required
@@ -227,17 +243,25 @@ def revise(hw_id: int):
     else:
         form = form_class(data=personalization_form_data(stored, assignment), prefix="a0-")
     outer = AssignForm()
-    matched = _matched_cautions([assignment], couple)
+    review = safety.review([assignment], couple)
+    crisis = current_brand().crisis
     previews = None
     status = 200
     if request.method == "POST":
         if not outer.validate_on_submit():
-            return _kept_after_refusal(outer, couple, [(assignment, form)], hw)
-        if _validate_all(outer, [form], matched):
-            [item] = _build_items([(assignment, form)], couple)
+            return _kept_after_refusal(outer, couple, [(assignment, form)], review, crisis, hw)
+        if _validate_all(outer, [form], review, crisis):
+            [item] = _build_items([(assignment, form)], couple, crisis)
             if outer.action.data == "issue":
-                flags = sorted({c["flag"] for _a, hits in matched for c in hits})
-                new_id = issuing.revise_homework(get_db(), hw, item, current_therapist().id, flags)
+                new_id = issuing.revise_homework(
+                    get_db(),
+                    hw,
+                    item,
+                    current_therapist().id,
+                    review.flags,
+                    couple,
+                    assessed=bool(outer.confirm_assessment.data),
+                )
                 emit(
                     "homework_issued",
                     packet_id=hw["packet_id"],
@@ -250,7 +274,9 @@ def revise(hw_id: int):
             previews = [issuing.as_markup(item.snapshot)]
         else:
             status = 400
-    return _personalize_page(couple, [(assignment, form)], outer, matched, previews, hw, status)
+    return _personalize_page(
+        couple, [(assignment, form)], outer, review, previews, hw, status, crisis
+    )
 
 
 @login_required

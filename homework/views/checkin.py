@@ -14,17 +14,18 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from .. import audit, ratelimits, tracking
+from .. import audit, notes, ratelimits, tracking
 from ..accounts import client_ip
 from ..calendar import practice_reminders
 from ..extension import emit
-from ..forms import CheckinForm
+from ..forms import CheckinForm, PrivateNoteForm
 from ..storage import get_db, write
 
 
 def register(bp: Blueprint) -> None:
     bp.add_url_rule("/c/<token>", "checkin", checkin, methods=["GET", "POST"])
     bp.add_url_rule("/c/<token>/practice-<homework_rowid:hw_id>.ics", "checkin_ics", checkin_ics)
+    bp.add_url_rule("/c/<token>/note", "checkin_note", checkin_note, methods=["POST"])
 
 
 def _kind_page(status: int):
@@ -143,10 +144,26 @@ def checkin(token: str):
                 return redirect(
                     url_for("homework.checkin", token=token, sent="new" if created else "again")
                 )
+    return _checkin_page(db, token, form, _note_form(partner_a, partner_b), items, status)
+
+
+def _note_form(partner_a: str, partner_b: str, formdata=None) -> PrivateNoteForm:
+    form = PrivateNoteForm(formdata=formdata, prefix="note-")
+    form.written_by.choices = [
+        ("a", partner_a),
+        ("b", partner_b),
+        ("", _("I'd rather not say")),
+    ]
+    return form
+
+
+def _checkin_page(db, token: str, form, note_form, items, status: int):
+    partner_a, partner_b = note_form.written_by.choices[0][1], note_form.written_by.choices[1][1]
     progress = tracking.progress(db, items)
     body = render_template(
         "homework/checkin.html",
         form=form,
+        note_form=note_form,
         items=items,
         progress=progress,
         partner_a=partner_a,
@@ -156,6 +173,43 @@ def checkin(token: str):
         sent=request.args.get("sent"),
     )
     return body, status, {"Referrer-Policy": "no-referrer"}
+
+
+def checkin_note(token: str):
+    """A private note to the therapist; never shown on the check-in page once sent."""
+    link, refusal = _link_or_refusal(token)
+    if refusal:
+        return refusal
+    db = get_db()
+    items = tracking.packet_checkin_items(db, link["packet_id"])
+    if not items:
+        return _kind_page(404)
+    partner_a, partner_b = _names(db, link["couple_id"])
+    note_form = _note_form(partner_a, partner_b, request.form)
+    if not note_form.validate_on_submit():
+        # The practice form is shown fresh, as on a first visit: nothing of it was sent.
+        form = CheckinForm(formdata=None)
+        form.item.choices = [(i["id"], i["title"]) for i in items]
+        form.who.choices = [
+            ("a", partner_a),
+            ("b", partner_b),
+            ("together", _("Both of us, together")),
+        ]
+        form.practiced_on.data = date.today()
+        form.item.data = tracking.default_checkin_item(items, date.today())
+        return _checkin_page(db, token, form, note_form, items, 400)
+    note_id = notes.add_private_note(
+        db,
+        link,
+        note_form.written_by.data or "",
+        note_form.body.data,
+        limits=(
+            (f"note:{link['id']}", current_app.config["HOMEWORK_CHECKIN_LIMIT_PER_TOKEN"], 3600),
+        ),
+    )
+    if note_id is None:
+        return _kind_page(429)
+    return redirect(url_for("homework.checkin", token=token, sent="note"))
 
 
 def _audit_scope_violation(db, link: dict, item_raw: str) -> None:

@@ -6,7 +6,7 @@ from datetime import date
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .. import couples, issuing, submissions, tracking
+from .. import couples, issuing, notes, submissions, tracking
 from ..extension import get_state
 from ..forms import ActionForm, CoupleForm
 from ..storage import get_db
@@ -142,5 +142,7 @@ def couple_page(couple_id: int):
         past=[i for i in items if i["effective_status"] != "active"],
         assignments=library.search(),
         flags=couples.FLAGS,
+        screening=couples.SCREENING,
+        private_notes=notes.notes_for_couple(db, couple.id)[:10],
         actions=ActionForm(),
     )

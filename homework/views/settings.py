@@ -100,6 +100,6 @@ def sample_pdf():
     brand = current_brand()
     me = current_therapist()
     snapshot = issuing.build_snapshot(
-        assignment, couple, p, me.name, brand.name, long_date, me.printed_line
+        assignment, couple, p, me.name, brand.name, long_date, me.printed_line, brand.crisis
     )
     return _pdf_bytes_or_error([snapshot])

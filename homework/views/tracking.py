@@ -5,7 +5,7 @@ from datetime import date, timedelta
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .. import audit, exports, submissions, tracking
+from .. import audit, exports, notes, submissions, tracking
 from ..extension import (
     UntrustedHost,
     checkin_config,
@@ -157,7 +157,10 @@ def _summary_context(couple_id: int) -> dict:
 
 @login_required
 def summary(couple_id: int):
-    return render_template("homework/summary.html", **_summary_context(couple_id))
+    context = _summary_context(couple_id)
+    # On screen only: the PDF may be printed or handed over; a private note never is.
+    private_notes = notes.notes_for_couple(get_db(), context["couple"].id, context["s"]["since"])
+    return render_template("homework/summary.html", private_notes=private_notes, **context)
 
 
 @login_required
