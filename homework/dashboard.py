@@ -201,8 +201,8 @@ def trend_svg(weekly: list[dict], width: int = 96, height: int = 28) -> str:
     line = " ".join(f"{x},{y}" for x, y in points)
     dots = "".join(f'<circle cx="{x}" cy="{y}" r="2.2"/>' for x, y in points)
     return (
-        f'<svg class="trend" viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
+        f'<svg class="hw-trend" viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
         ' aria-hidden="true" focusable="false">'
-        f'<line x1="0" y1="{height - 3}" x2="{width}" y2="{height - 3}" class="base"/>'
+        f'<line x1="0" y1="{height - 3}" x2="{width}" y2="{height - 3}" class="hw-base"/>'
         f'<polyline points="{line}"/>{dots}</svg>'
     )

@@ -342,7 +342,7 @@ def test_destructive_actions_ask_first_and_say_what_breaks(admin):
         ("Disable", "They are signed out at once"),
     ):
         panel = re.search(
-            rf'<details class="confirm">\s*<summary[^>]*>{label}</summary>.*?</details>',
+            rf'<details class="hw-confirm">\s*<summary[^>]*>{label}</summary>.*?</details>',
             other_row,
             re.S,
         )

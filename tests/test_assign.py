@@ -133,7 +133,7 @@ def test_issued_homework_does_not_change_when_the_library_does(
     assert "people lose" in therapist.get("/library/memory-walk").get_data(as_text=True)
     page_after = therapist.get("/homework/1").get_data(as_text=True)
     assert "couples can lose" in page_after and "people lose" not in page_after
-    handout = re.compile(r'<article class="handout".*?</article>', re.S)
+    handout = re.compile(r'<article class="hw-handout".*?</article>', re.S)
     assert handout.search(page_before).group(0) == handout.search(page_after).group(0)
     assert db.execute("SELECT snapshot, snapshot_sha256 FROM homework").fetchone() == before
 

@@ -114,7 +114,7 @@ def test_create_a_couple_and_give_them_the_memory_walk(live_server, page):
     page.get_by_role("radio", name="Noa").check()
     page.get_by_role("button", name="Preview the handout").click()
 
-    preview = page.locator(".preview")
+    preview = page.locator(".hw-preview")
     expect(preview.get_by_text("For Noa and Ilse")).to_be_visible()
     expect(preview.get_by_text("Take your time, Noa and Ilse.")).to_be_visible()
     expect(
@@ -220,14 +220,14 @@ def test_a_new_checkin_link_asks_first_and_says_what_breaks(live_server, page):
     login_as_therapist(page, url, passwords)
     page.get_by_role("link", name="Couples", exact=True).click()
     page.locator("table a").first.click()
-    links = page.locator(".link-box")
+    links = page.locator(".hw-link-box")
     old_link = links.first.inner_text()
     page.get_by_text("New link", exact=True).first.click()
     warning = page.get_by_text("stop working at once").first
     expect(warning).to_be_visible()
     assert links.first.inner_text() == old_link  # nothing happened on the first click
     page.get_by_role("button", name="Yes, make a new link").first.click()
-    expect(page.locator(".link-box").first).not_to_have_text(old_link)
+    expect(page.locator(".hw-link-box").first).not_to_have_text(old_link)
 
 
 def no_wider_than_a_phone(page, url: str) -> None:
@@ -238,7 +238,7 @@ def no_wider_than_a_phone(page, url: str) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, (url, width)
     wide_tables = page.evaluate(
-        """() => [...document.querySelectorAll('table.stack')]
+        """() => [...document.querySelectorAll('table.hw-stack')]
               .filter(t => t.scrollWidth > t.clientWidth + 1).length"""
     )
     assert wide_tables == 0, url
@@ -288,7 +288,7 @@ def test_touch_for_an_unscreened_couple_needs_the_caution_and_keeps_the_consent_
 
     page.get_by_label("Gentle touch with check-ins").check()
     page.get_by_role("button", name="Personalize the chosen ones").click()
-    cautions = page.locator(".cautions", has_text="Before you give this")
+    cautions = page.locator(".hw-cautions", has_text="Before you give this")
     expect(cautions.get_by_text("has not been screened for partner violence")).to_be_visible()
     expect(cautions.get_by_text("any history of sexual pressure or coercion")).to_be_visible()
 

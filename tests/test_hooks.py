@@ -68,7 +68,7 @@ def issue(client) -> tuple[str, str]:
 def check_in(app, couple_page: str) -> None:
     from datetime import date
 
-    link = re.search(r'class="link-box">http://localhost(/hw/c/[A-Za-z0-9_-]+)<', couple_page)
+    link = re.search(r'class="hw-link-box">http://localhost(/hw/c/[A-Za-z0-9_-]+)<', couple_page)
     phone = app.test_client()
     page = phone.get(link.group(1)).get_data(as_text=True)
     response = phone.post(

@@ -19,7 +19,7 @@ from homework import Homework, hookimpl
 HOST_NAME = "Northside Family Practice"
 PUBLIC_URL = "https://homework.northside.example"
 # Trusted CSS with a child combinator and quotes: both were mangled by HTML escaping.
-HOST_CSS = 'body > section.item::after { content: "Printed with the host\'s \\"own\\" styles"; }'
+HOST_CSS = 'body > section.hw-item::after { content: "Printed with the host\'s \\"own\\" styles"; }'
 CLINIC_PACK = """id: northside
 title: Northside pack
 version: 1
@@ -184,7 +184,7 @@ def test_the_hosts_clinic_name_reaches_every_place_that_prints_it(tmp_path):
     sample_pdf = pdftext(client.get("/settings/sample.pdf").data)
     assert HOST_NAME in sample_pdf
     page = client.get("/couples").get_data(as_text=True)
-    assert f'class="brand" href="/">{HOST_NAME}</a>' in page
+    assert f'class="hw-brand" href="/">{HOST_NAME}</a>' in page
 
 
 def test_keys_the_host_does_not_supply_stay_the_clinics(tmp_path):

@@ -21,7 +21,8 @@ def packet(therapist):
     data = form_for(therapist, couple_id, "memory-walk")
     assert post_assign(therapist, couple_id, data, "issue").status_code == 302
     page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
-    return couple_id, re.search(r'class="link-box">http://localhost(/c/[A-Za-z0-9_-]+)<', page)[1]
+    link = re.search(r'class="hw-link-box">http://localhost(/c/[A-Za-z0-9_-]+)<', page)
+    return couple_id, link[1]
 
 
 HOSTILE = "A\x00B\x1b[31mC\x07D\x7fE\x85F"  # NUL, ESC, BEL, DEL, NEL: all dropped

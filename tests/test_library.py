@@ -385,7 +385,7 @@ def test_search_survives_any_query(therapist, query):
 def test_unknown_filter_values_are_ignored(app, therapist, query):
     every = app.extensions["homework"].library.assignments.values()
     page = therapist.get("/library?" + query).get_data(as_text=True)
-    assert re.search(r'<p class="count">(\d+) assignments</p>', page).group(1) == str(len(every))
+    assert re.search(r'<p class="hw-count">(\d+) assignments</p>', page).group(1) == str(len(every))
     shown = set(re.findall(r'<a href="/library/([a-z0-9-]+)"', page))
     assert shown == {a.id for a in every}
 

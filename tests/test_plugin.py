@@ -129,7 +129,7 @@ def test_the_whole_flow_inside_the_host(host, tmp_path):
 
     couple_page = client.get(couple_path).get_data(as_text=True)
     checkin = re.search(
-        r'class="link-box">http://localhost(/homework/c/[A-Za-z0-9_-]+)<', couple_page
+        r'class="hw-link-box">http://localhost(/homework/c/[A-Za-z0-9_-]+)<', couple_page
     ).group(1)
     phone = host.test_client()
     page = phone.get(checkin).get_data(as_text=True)

@@ -25,7 +25,7 @@ def packet(therapist):
     data = form_for(therapist, couple_id, "memory-walk", "daily-appreciation")
     assert post_assign(therapist, couple_id, data, "issue").status_code == 302
     page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
-    url = re.search(r'class="link-box">(http://localhost/c/[A-Za-z0-9_-]+)<', page).group(1)
+    url = re.search(r'class="hw-link-box">(http://localhost/c/[A-Za-z0-9_-]+)<', page).group(1)
     return couple_id, url.replace("http://localhost", "")
 
 
@@ -98,7 +98,7 @@ def test_trusted_hosts_vouch_for_the_printed_address(app, therapist, packet):
     cookie = therapist.get_cookie("homework_session").value
     therapist.set_cookie("homework_session", cookie, domain="practice.example")
     page = therapist.get(f"/couples/{couple_id}", headers={"Host": "practice.example"})
-    assert f'class="link-box">http://practice.example{path}<' in page.get_data(as_text=True)
+    assert f'class="hw-link-box">http://practice.example{path}<' in page.get_data(as_text=True)
     pdf = therapist.get("/packets/1/handout.pdf", headers={"Host": "practice.example"}).data
     assert "http://practice.example" + path in pdftext(pdf).replace("\n", "")
     # Flask refuses any other host outright.
@@ -188,7 +188,7 @@ def test_reissued_link_works_and_the_old_one_dies(app, therapist, packet):
     token = csrf_token(therapist, f"/couples/{couple_id}")
     therapist.post("/packets/1/link/reissue", data={"csrf_token": token})
     page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
-    new_path = re.search(r'class="link-box">http://localhost(/c/[A-Za-z0-9_-]+)<', page).group(1)
+    new_path = re.search(r'class="hw-link-box">http://localhost(/c/[A-Za-z0-9_-]+)<', page).group(1)
     assert new_path != old_path
     visitor = app.test_client()
     assert visitor.get(old_path).status_code == 404
@@ -476,7 +476,7 @@ def test_dashboard_lists_the_first_ten_due_items_and_counts_the_rest(therapist, 
     due = page.split("<h2>Due this week</h2>", 1)[1].split("</section>", 1)[0]
     assert due.count("<li>") == 10
     assert "and 2 more" in due and "sort=due" in due
-    assert '<span class="num">12</span> due this week' in page
+    assert '<span class="hw-num">12</span> due this week' in page
     assert page.count(f'href="/couples/{couple_id}"') == 1  # the couple, once, in the table
 
 
@@ -634,7 +634,7 @@ def test_the_checkin_form_starts_on_an_item_that_has_started(app, therapist):
     data["a0-start_date"] = later  # the first item starts in three days
     assert post_assign(therapist, couple_id, data, "issue").status_code == 302
     page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
-    path = re.search(r'class="link-box">http://localhost(/c/[A-Za-z0-9_-]+)<', page).group(1)
+    path = re.search(r'class="hw-link-box">http://localhost(/c/[A-Za-z0-9_-]+)<', page).group(1)
     form = app.test_client().get(path).get_data(as_text=True)
     selected = re.findall(r"<option([^>]*)>([^<]*)</option>", form)
     assert [title for attrs, title in selected if "selected" in attrs] == [

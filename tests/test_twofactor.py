@@ -7,7 +7,7 @@ from conftest import ADMIN_PASSWORD, THERAPIST_PASSWORD, csrf_token, homework_cl
 
 
 def secret_on_page(html: str) -> str:
-    return re.search(r'<code class="secret">([A-Z2-7]+)</code>', html).group(1)
+    return re.search(r'<code class="hw-secret">([A-Z2-7]+)</code>', html).group(1)
 
 
 def enrol(client, password=THERAPIST_PASSWORD) -> tuple[str, list[str]]:

@@ -37,7 +37,7 @@ def brand():
 @hookimpl
 def extra_handout_css():
     """A touch of the clinic's style on every handout."""
-    return ".clinic-name { letter-spacing: .02em; }"
+    return ".hw-clinic-name { letter-spacing: .02em; }"
 
 
 def _log(event: dict) -> None:
