@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import set_crisis_line
 from flask import Flask
 from test_pdf import pdfinfo
 
@@ -28,6 +29,7 @@ def make_app(tmp_path: Path, *plugins: object, identity: object | None = None) -
     app.config.update(SECRET_KEY="k" * 40, TESTING=True, HOMEWORK_LOAD_PLUGINS=False)
     Homework(app, url_prefix="/hw", plugins=[identity or Identity(), *plugins])
     assert app.test_cli_runner().invoke(args=["homework", "migrate"]).exit_code == 0
+    set_crisis_line(app)  # nothing is issued without one
     return app
 
 

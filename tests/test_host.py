@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import set_crisis_line
 from host import PASSWORD, create_app, user_id
 
 THERAPIST = "mara@harbour.invalid"
@@ -15,6 +16,7 @@ def host(tmp_path):
     app = create_app(str(tmp_path / "host-instance"), {"TESTING": True})
     result = app.test_cli_runner().invoke(args=["homework", "migrate"])
     assert result.exit_code == 0, result.output
+    set_crisis_line(app)  # nothing is issued without one
     return app
 
 
@@ -84,6 +86,7 @@ def test_homework_login_url_gets_next_added(tmp_path):
         str(tmp_path / "h"), {"TESTING": True, "HOMEWORK_LOGIN_URL": "/sso/start?realm=clinic"}
     )
     assert app.test_cli_runner().invoke(args=["homework", "migrate"]).exit_code == 0
+    set_crisis_line(app)  # nothing is issued without one
     response = app.test_client().get("/homework/couples")
     assert response.headers["Location"] == "/sso/start?realm=clinic&next=%2Fhomework%2Fcouples"
 
@@ -116,6 +119,7 @@ def test_the_readmes_identity_snippet_works_as_written(tmp_path):
         str(tmp_path / "readme-host"), {"TESTING": True}, identity=namespace["Identity"]()
     )
     assert app.test_cli_runner().invoke(args=["homework", "migrate"]).exit_code == 0
+    set_crisis_line(app)  # nothing is issued without one
     anonymous = app.test_client().get("/homework/")
     assert anonymous.status_code == 302
     assert anonymous.headers["Location"].startswith("/login?next=")
@@ -160,6 +164,7 @@ def homework_rows(app) -> int:
 def test_homeworks_forms_are_protected_whatever_the_host_does(tmp_path, config):
     app = create_app(str(tmp_path / "h"), {"TESTING": True, **config})
     assert app.test_cli_runner().invoke(args=["homework", "migrate"]).exit_code == 0
+    set_crisis_line(app)  # nothing is issued without one
     mara = sign_in(app) if "HOST_CSRF_PROTECT" in config else None
     if mara is None:  # the host's own login form has no token when the host turned CSRF off
         mara = app.test_client()
@@ -206,6 +211,7 @@ def test_an_expired_token_keeps_a_long_personalization(tmp_path, host_csrf):
         {"TESTING": True, "WTF_CSRF_TIME_LIMIT": 3600, "HOST_CSRF_PROTECT": host_csrf},
     )
     assert app.test_cli_runner().invoke(args=["homework", "migrate"]).exit_code == 0
+    set_crisis_line(app)  # nothing is issued without one
     mara = sign_in(app)
     couple = new_couple(mara)
     form = personalize_form(mara, couple)
@@ -351,6 +357,7 @@ def test_a_layout_without_the_content_block_fails_loudly_at_first_render(tmp_pat
 
     app.jinja_loader = ChoiceLoader([app.jinja_loader, FileSystemLoader(tmp_path / "templates")])
     assert app.test_cli_runner().invoke(args=["homework", "migrate"]).exit_code == 0
+    set_crisis_line(app)  # nothing is issued without one
     from homework.extension import LayoutError
 
     mara = sign_in(app)
@@ -370,6 +377,7 @@ def test_a_layout_that_extends_another_one_passes_the_check(tmp_path):
 
     app.jinja_loader = ChoiceLoader([app.jinja_loader, FileSystemLoader(tmp_path / "templates")])
     assert app.test_cli_runner().invoke(args=["homework", "migrate"]).exit_code == 0
+    set_crisis_line(app)  # nothing is issued without one
     page = sign_in(app).get("/homework/")
     assert page.status_code == 200
     assert 'id="host-navbar"' in page.get_data(as_text=True)
@@ -386,6 +394,7 @@ def test_the_admin_banner_for_a_broken_library_file_shows_in_the_host_layout(tmp
         str(tmp_path / "h"), {"TESTING": True, "HOMEWORK_ASSIGNMENT_DIRS": [str(pack)]}
     )
     assert app.test_cli_runner().invoke(args=["homework", "migrate"]).exit_code == 0
+    set_crisis_line(app)  # nothing is issued without one
     admin = sign_in(app, "admin@harbour.invalid")
     for path in ("/homework/", "/homework/library"):
         page = admin.get(path).get_data(as_text=True)

@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import set_crisis_line
 from flask import Flask
 from flask_wtf import CSRFProtect
 from PIL import Image
@@ -114,6 +115,7 @@ def make_host(tmp_path: Path, *plugins, **config) -> Flask:
     Homework(app, url_prefix="", plugins=[Identity(), *plugins])
     result = app.test_cli_runner().invoke(args=["homework", "migrate"])
     assert result.exit_code == 0, result.output
+    set_crisis_line(app)  # nothing is issued without one
     return app
 
 

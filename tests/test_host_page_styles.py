@@ -5,6 +5,7 @@ chrome (navbar, cards, body, inline script) exactly as on the host's own pages."
 import threading
 
 import pytest
+from conftest import set_crisis_line
 from flask import Flask, render_template_string
 from flask_wtf import CSRFProtect
 from test_assign import form_for, post_assign
@@ -141,6 +142,7 @@ def host_server(request, tmp_path):
         )
 
     assert app.test_cli_runner().invoke(args=["homework", "migrate"]).exit_code == 0
+    set_crisis_line(app)  # nothing is issued without one
     client = app.test_client()
     couple = add_couple(_Prefixed(client), partner_a="Ana", partner_b="Ben")
     data = form_for(_Prefixed(client), couple, "memory-walk")
