@@ -315,7 +315,7 @@ def test_touch_for_an_unscreened_couple_needs_the_caution_and_keeps_the_consent_
 
     page.get_by_label("I have read the cautions above").check()
     page.get_by_role("button", name="Preview the handout").click()
-    preview = page.locator(".preview")
+    preview = page.locator(".hw-preview")
     expect(preview.get_by_text("this is non-sexual touch only")).to_be_visible()
     expect(preview.get_by_text("Stop if either of you feels unsafe")).to_be_visible()
     page.get_by_role("button", name="Issue to the couple").first.click()

@@ -379,7 +379,7 @@ def checkin_path(therapist):
     data = form_for(therapist, couple_id, "preparing-for-session")
     assert post_assign(therapist, couple_id, data, "issue").status_code == 302
     page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
-    url = re.search(r'class="link-box">(http://localhost/c/[A-Za-z0-9_-]+)<', page).group(1)
+    url = re.search(r'class="hw-link-box">(http://localhost/c/[A-Za-z0-9_-]+)<', page).group(1)
     return couple_id, url.replace("http://localhost", "")
 
 
