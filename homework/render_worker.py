@@ -57,6 +57,10 @@ def make_fetcher(assets: dict[str, tuple[bytes, str]]):
 
 def render(html: str, assets: dict[str, tuple[bytes, str]], options: dict) -> bytes:
     """Render `html` to PDF bytes (runs inside the worker)."""
+    return _write_pdf(html, assets, options)
+
+
+def _write_pdf(html: str, assets: dict[str, tuple[bytes, str]], options: dict) -> bytes:
     from weasyprint import HTML
 
     fetcher = make_fetcher(assets)
@@ -97,8 +101,9 @@ def worker_main(conn: Connection, memory_mb: int) -> None:
 
     # The first layout loads fonts and fills caches (seconds): do it now, before saying
     # ready, so that no couple's render pays for it against its time limits.
+    # (WeasyPrint itself, not `render`: the warm-up runs before any limit is armed.)
     with contextlib.suppress(Exception):  # a real render will report whatever is wrong
-        render("<p>ready</p>", {}, {})
+        _write_pdf("<p>ready</p>", {}, {})
     try:
         conn.send(("ready",))
     except (BrokenPipeError, OSError):
