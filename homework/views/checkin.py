@@ -70,6 +70,18 @@ def _names(db, couple_id: int) -> tuple[str, str]:
     return row["partner_a"], row["partner_b"]
 
 
+def _practice_form(items: list[dict], partner_a: str, partner_b: str, fresh: bool) -> CheckinForm:
+    """The practice form for this packet; `fresh` as on a first visit (nothing posted read),
+    starting on today and an item that has begun."""
+    form = CheckinForm(formdata=None) if fresh else CheckinForm()
+    form.item.choices = [(i["id"], i["title"]) for i in items]
+    form.who.choices = [("a", partner_a), ("b", partner_b), ("together", _("Both of us, together"))]
+    if fresh:
+        form.practiced_on.data = date.today()
+        form.item.data = tracking.default_checkin_item(items, date.today())
+    return form
+
+
 def checkin(token: str):
     # A valid post counts its address in the same transaction as the practice it stores.
     posting = request.method == "POST"
@@ -81,12 +93,7 @@ def checkin(token: str):
     if not items:
         return _kind_page(404)
     partner_a, partner_b = _names(db, link["couple_id"])
-    form = CheckinForm()
-    form.item.choices = [(i["id"], i["title"]) for i in items]
-    form.who.choices = [("a", partner_a), ("b", partner_b), ("together", _("Both of us, together"))]
-    if request.method == "GET":
-        form.practiced_on.data = date.today()
-        form.item.data = tracking.default_checkin_item(items, date.today())
+    form = _practice_form(items, partner_a, partner_b, fresh=request.method == "GET")
     status = 200
     if posting:
         if not form.validate_on_submit():
@@ -188,15 +195,7 @@ def checkin_note(token: str):
     note_form = _note_form(partner_a, partner_b, request.form)
     if not note_form.validate_on_submit():
         # The practice form is shown fresh, as on a first visit: nothing of it was sent.
-        form = CheckinForm(formdata=None)
-        form.item.choices = [(i["id"], i["title"]) for i in items]
-        form.who.choices = [
-            ("a", partner_a),
-            ("b", partner_b),
-            ("together", _("Both of us, together")),
-        ]
-        form.practiced_on.data = date.today()
-        form.item.data = tracking.default_checkin_item(items, date.today())
+        form = _practice_form(items, partner_a, partner_b, fresh=True)
         return _checkin_page(db, token, form, note_form, items, 400)
     note_id = notes.add_private_note(
         db,
