@@ -90,25 +90,25 @@ def finish_enrolment(db: sqlite_utils.Database, user_id: int, code: str) -> list
 def disable(db: sqlite_utils.Database, user_id: int) -> None:
     """Turn two-factor off (the caller has checked the password again)."""
     with write(db):
-        db.execute(
-            "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL"
-            " WHERE id = ?",
-            [user_id],
-        )
-        db.execute("DELETE FROM recovery_codes WHERE user_id = ?", [user_id])
+        _clear(db, user_id)
         audit.record(db, "2fa.disabled", actor_id=user_id, object_type="user", object_id=user_id)
+
+
+def _clear(db: sqlite_utils.Database, user_id: int) -> None:
+    """Forget the secret, a pending one, the last step used and the recovery codes."""
+    db.execute(
+        "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL"
+        " WHERE id = ?",
+        [user_id],
+    )
+    db.execute("DELETE FROM recovery_codes WHERE user_id = ?", [user_id])
 
 
 def reset(db: sqlite_utils.Database, user_id: int, actor_id: int | None) -> None:
     """Clear another person's two-factor login (a lost phone) and end all their sessions,
     so whoever set it up in a stolen session is signed out too."""
     with write(db):
-        db.execute(
-            "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL"
-            " WHERE id = ?",
-            [user_id],
-        )
-        db.execute("DELETE FROM recovery_codes WHERE user_id = ?", [user_id])
+        _clear(db, user_id)
         db.execute("DELETE FROM sessions WHERE user_id = ?", [user_id])
         audit.record(db, "2fa.reset", actor_id=actor_id, object_type="user", object_id=user_id)
 
