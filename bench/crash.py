@@ -117,7 +117,7 @@ def connect(*args, **kwargs):
     db.execute("PRAGMA synchronous = OFF")
     return db
 storage.connect = connect
-from homework.cli import main
+from homework.console import main
 main(sys.argv[1:])
 """
 

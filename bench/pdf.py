@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from homework import create_app  # noqa: E402
 from homework.accounts import create_user  # noqa: E402
 from homework.couples import create_couple, get_owned_couple  # noqa: E402
-from homework.extension import current_brand, get_state  # noqa: E402
 from homework.handouts import handout_html, render_handout, render_limits  # noqa: E402
 from homework.issuing import Item, build_snapshot, default_personalization, issue_packet  # noqa: E402
 from homework.pdf import RenderLimits, get_pool  # noqa: E402
+from homework.state import current_brand, get_state  # noqa: E402
 from homework.storage import get_db  # noqa: E402
 
 ASSIGNMENTS = ("memory-walk", "speaker-listener", "daily-appreciation")

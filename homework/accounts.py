@@ -16,6 +16,7 @@ from flask import current_app, g, request, session, url_for
 from flask_babel import gettext as _
 
 from . import audit
+from .hookspecs import hookimpl
 from .passwords import (
     check_password,
     dummy_hash,
@@ -23,7 +24,6 @@ from .passwords import (
     password_problem,
     verify_password,
 )
-from .plugins import hookimpl
 from .storage import get_db, write
 
 ROLES = ("therapist", "admin")

@@ -12,10 +12,14 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import schema, storage
+from .backups import SECRET_KEY_FILE
 from .doctor import ProxyHeadersSeen
-from .extension import CSP, Homework, _security_headers, get_state
+from .extension import Homework
+from .schema import MIGRATION_WAIT_MS
+from .state import get_state
+from .views import server_error
+from .views.responses import CSP, security_headers
 
-SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
 MIN_SECRET_KEY_LENGTH = 32
 # Keys copied from tutorials and templates: anyone could sign a session with them.
 WEAK_SECRET_KEYS = frozenset(
@@ -79,9 +83,7 @@ def create_app(
     app.session_interface = _SessionInterface()
     # The whole app is ours here: the headers go on every response, not only on the
     # blueprint's (Flask's own /static/ route and unrouted 404s too).
-    app.after_request(_security_headers)
-    from .views import server_error
-
+    app.after_request(security_headers)
     app.register_error_handler(InternalServerError, server_error)
 
     if app.config["HOMEWORK_AUTO_MIGRATE"]:
@@ -91,10 +93,6 @@ def create_app(
 
 def _note_proxy_headers(seen: ProxyHeadersSeen) -> None:
     seen.note(request.environ)
-
-
-# How long a start-up or `migrate` waits for another process's migrations to finish.
-MIGRATION_WAIT_MS = 10 * 60 * 1000
 
 
 def prepare_database(app: Flask, create: bool = False) -> list[str]:

@@ -40,6 +40,10 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from . import erasure, schema
 from .storage import connect, release_connections
 
+# The standalone app's secret key file in its instance folder; every archive carries it,
+# so printed check-in links keep working after a move to a new machine.
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
+
 MAGIC = b"HWBKENC1"
 FORMAT = 1
 PREFIX = "homework-backup-"

@@ -4,7 +4,7 @@ from urllib.parse import urlencode
 
 from flask import current_app, url_for
 
-from .plugins import hookimpl
+from .hookspecs import hookimpl
 
 
 @hookimpl(trylast=True)

@@ -17,6 +17,11 @@ STYLESHEET = Path(__file__).parent / "static" / "handout.css"
 WEEKDAYS = 7
 
 
+def long_date(value: date) -> str:
+    """A date as printed on handouts, in the app's locale, e.g. "Monday, November 23, 2026"."""
+    return format_date(value, format="full")
+
+
 @dataclass(frozen=True)
 class HandoutInputs:
     """Everything a handout prints besides its snapshots. Every path that builds a handout

@@ -3,6 +3,8 @@
 import pluggy
 
 hookspec = pluggy.HookspecMarker("homework")
+# Plugins (and homework's own defaults) mark their implementations with this.
+hookimpl = pluggy.HookimplMarker("homework")
 
 
 @hookspec(firstresult=True)

@@ -5,9 +5,10 @@ from importlib.metadata import entry_points
 
 import pluggy
 
-from . import hookspecs
+from . import defaults, hookspecs
+from .hookspecs import hookimpl
 
-hookimpl = pluggy.HookimplMarker("homework")
+__all__ = ["hookimpl", "make_plugin_manager", "plugin_summary"]
 ENTRY_POINT_GROUP = "homework"
 
 
@@ -24,8 +25,6 @@ def make_plugin_manager(
     installed plugins named in `disabled` are not loaded at all."""
     pm = pluggy.PluginManager("homework")
     pm.add_hookspecs(hookspecs)
-    from . import defaults
-
     pm.register(defaults, name="homework.defaults")
     for name in disabled:
         pm.set_blocked(name)

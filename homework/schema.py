@@ -10,6 +10,9 @@ from .storage import writers_queue
 
 migrations = Migrations("homework")
 
+# How long a start-up or `migrate` waits for another process's migrations to finish.
+MIGRATION_WAIT_MS = 10 * 60 * 1000
+
 
 def migration_status(db: sqlite_utils.Database) -> tuple[list[str], list[str]]:
     """Return (applied, pending) migration names."""

@@ -134,7 +134,7 @@ def test_the_manifest_may_name_only_the_database_key_and_plain_uploads(app, inst
 
 KILLED = """
 import os, sys, tarfile
-from homework.cli import main
+from homework.console import main
 point, instance, archive = sys.argv[1], sys.argv[2], sys.argv[3]
 real_fsync, real_replace = os.fsync, os.replace
 

@@ -4,7 +4,7 @@ import argon2
 import sqlite_utils
 from conftest import homework_cli
 
-from homework.cli import main
+from homework.console import main
 from homework.schema import migration_status, migrations
 from homework.storage import connect
 

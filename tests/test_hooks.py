@@ -125,7 +125,7 @@ def test_hook_brand(tmp_path):
             return {"name": "Tidewater Couples Clinic", "phone": "555-0142"}
 
     app = make_app(tmp_path, Brand())
-    from homework.extension import current_brand
+    from homework.state import current_brand
 
     with app.test_request_context("/hw/"):
         brand = current_brand()

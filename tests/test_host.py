@@ -358,7 +358,7 @@ def test_a_layout_without_the_content_block_fails_loudly_at_first_render(tmp_pat
     app.jinja_loader = ChoiceLoader([app.jinja_loader, FileSystemLoader(tmp_path / "templates")])
     assert app.test_cli_runner().invoke(args=["homework", "migrate"]).exit_code == 0
     set_crisis_line(app)  # nothing is issued without one
-    from homework.extension import LayoutError
+    from homework.views.responses import LayoutError
 
     mara = sign_in(app)
     with pytest.raises(LayoutError, match="'bare.html' has no {% block content %}"):

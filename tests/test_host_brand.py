@@ -210,7 +210,7 @@ def test_keys_the_host_does_not_supply_stay_the_clinics(tmp_path):
     assert response.status_code == 302, response.get_data(as_text=True)
     with app.app_context():
         from homework.branding import load_brand
-        from homework.extension import current_brand
+        from homework.state import current_brand
         from homework.storage import get_db
 
         stored, current = load_brand(get_db()), current_brand()

@@ -5,7 +5,7 @@ from flask import Flask
 from flask_wtf import CSRFProtect
 
 from homework import Homework, hookimpl
-from homework.extension import CSP
+from homework.views.responses import CSP
 
 BOGUS_TOKEN = "bm90LWEtcmVhbC1jaGVjay1pbi1saW5rLWF0LWFsbA"
 HOST_HEADERS = {

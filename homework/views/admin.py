@@ -6,10 +6,10 @@ from wtforms import SelectChoice
 
 from .. import couples
 from ..erasure import erase_couple as erase
-from ..extension import erasure_ledger, get_state
 from ..forms import ActionForm, HostReassignForm, ReassignForm, parse_id
+from ..state import erasure_ledger, get_state
 from ..storage import get_db
-from . import admin_required, current_therapist
+from .access import admin_required, current_therapist
 
 
 def register(bp: Blueprint) -> None:

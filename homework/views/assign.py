@@ -4,11 +4,9 @@ import json
 from datetime import date
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import format_date
 from flask_babel import gettext as _
 
 from .. import couples, issuing, safety
-from ..extension import checkin_config, current_brand, emit, get_state
 from ..forms import (
     ActionForm,
     AssignForm,
@@ -17,11 +15,11 @@ from ..forms import (
     personalization_form_data,
     personalization_from_form,
 )
-from ..handouts import tracking_grid
+from ..handouts import long_date, tracking_grid
 from ..issuing import Personalization
+from ..state import checkin_config, current_brand, emit, get_state
 from ..storage import get_db
-from . import current_therapist, login_required, safe_next
-from .couples import own_couple
+from .access import current_therapist, login_required, own_couple, own_homework, safe_next
 
 MAX_PER_PACKET = 8
 
@@ -44,18 +42,6 @@ def register(bp: Blueprint) -> None:
         homework_status,
         methods=["POST"],
     )
-
-
-def long_date(value: date) -> str:
-    """A date as printed on handouts, e.g. "Monday, November 23, 2026"."""
-    return format_date(value, format="full")
-
-
-def own_homework(hw_id: int) -> dict:
-    found = issuing.get_homework(get_db(), hw_id, current_therapist().id)
-    if found is None:
-        abort(404)
-    return found
 
 
 @login_required

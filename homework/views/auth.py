@@ -18,7 +18,7 @@ from ..forms import (
 )
 from ..passwords import generate_password
 from ..storage import get_db
-from . import admin_required, current_therapist, login_required, safe_next
+from .access import admin_required, current_therapist, login_required, safe_next
 
 
 def register(bp: Blueprint) -> None:
@@ -278,7 +278,7 @@ def login_code():
 def two_factor():
     """Set up or turn off two-factor login for one's own account."""
     from .. import twofactor
-    from ..extension import current_brand
+    from ..state import current_brand
 
     db = get_db()
     me = current_therapist()

@@ -17,8 +17,8 @@ from flask_babel import gettext as _
 from .. import audit, notes, ratelimits, tracking
 from ..accounts import client_ip
 from ..calendar import practice_reminders
-from ..extension import emit
 from ..forms import CheckinForm, PrivateNoteForm
+from ..state import emit
 from ..storage import get_db, write
 
 

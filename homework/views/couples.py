@@ -7,10 +7,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 
 from .. import couples, issuing, notes, submissions, tracking
-from ..extension import get_state
 from ..forms import ActionForm, CoupleForm
+from ..state import get_state
 from ..storage import get_db
-from . import current_therapist, login_required
+from .access import current_therapist, login_required, own_couple
 
 
 def register(bp: Blueprint) -> None:
@@ -29,22 +29,6 @@ def register(bp: Blueprint) -> None:
         archive_couple,
         methods=["POST"],
     )
-
-
-def own_couple(couple_id: int) -> couples.Couple:
-    """The couple, if it is the current therapist's; 404 (audited) otherwise."""
-    found = couples.get_owned_couple(get_db(), couple_id, current_therapist().id)
-    if found is None:
-        abort(404)
-    return found
-
-
-def own_packet(packet_id: int) -> couples.Couple:
-    """The couple of a packet, if it is the current therapist's; 404 (audited) otherwise."""
-    couple_id = issuing.packet_couple(get_db(), packet_id)
-    if couple_id is None:
-        abort(404)
-    return own_couple(couple_id)
 
 
 @login_required

@@ -2,19 +2,15 @@
 
 import hashlib
 import json
-from datetime import date
 
-from flask import Blueprint, Response, abort, render_template
+from flask import Blueprint, abort, render_template
 from flask_babel import gettext as _
 
 from .. import audit, issuing
-from ..extension import UntrustedHost, handout_inputs
-from ..handouts import build_handout, handout_filename, render_document
-from ..pdf import RenderError
+from ..state import UntrustedHost
 from ..storage import get_db, write
-from . import current_therapist, login_required
-from .assign import own_homework
-from .couples import own_packet
+from .access import current_therapist, login_required, own_homework, own_packet
+from .documents import render_snapshots_or_error, snapshots_download
 
 
 def register(bp: Blueprint) -> None:
@@ -22,53 +18,11 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/packets/<homework_rowid:packet_id>/handout.pdf", "packet_pdf", packet_pdf)
 
 
-def _render_or_error(snapshots: list[dict], packet_id: int | None):
-    """(pdf, None) or (None, an error response with a clear message)."""
-    try:
-        return build_handout(snapshots, packet_id, handout_inputs()), None
-    except RenderError as exc:
-        return None, _render_failed(exc)
-
-
-def _render_failed(exc: RenderError):
-    body = render_template(
-        "homework/error.html", title=_("The document could not be printed"), message=str(exc)
-    )
-    return body, 503, {"Retry-After": "10"}
-
-
-def _render_html_or_error(html: str, filename: str):
-    """(a PDF download, None) or (None, an error response) for one of our documents."""
-    try:
-        pdf = render_document(html)
-    except RenderError as exc:
-        return None, _render_failed(exc)
-    return Response(
-        pdf,
-        mimetype="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    ), None
-
-
-def _download(pdf: bytes, snapshots: list[dict]) -> Response:
-    issued_on = date.fromisoformat(min(s["start_date"] for s in snapshots))
-    return Response(
-        pdf,
-        mimetype="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{handout_filename(issued_on)}"'},
-    )
-
-
-def _pdf_bytes_or_error(snapshots: list[dict]):
-    pdf, error = _render_or_error(snapshots, None)
-    return error or _download(pdf, snapshots)
-
-
 def _pdf_response(
     snapshots: list[dict], object_type: str, object_id: int, couple_id: int, packet_id: int
 ):
     try:
-        pdf, error = _render_or_error(snapshots, packet_id)
+        pdf, error = render_snapshots_or_error(snapshots, packet_id)
     except UntrustedHost as exc:  # no trusted address to print the check-in link with
         body = render_template(
             "homework/error.html", title=_("The handout was not printed"), message=str(exc)
@@ -90,7 +44,7 @@ def _pdf_response(
         audit.record(
             db, "handout.downloaded", actor_id=actor, object_type=object_type, object_id=object_id
         )
-    return _download(pdf, snapshots)
+    return snapshots_download(pdf, snapshots)
 
 
 @login_required

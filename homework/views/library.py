@@ -4,10 +4,10 @@ from flask import Blueprint, abort, render_template, request
 from flask_babel import gettext as _
 
 from .. import merge
-from ..extension import current_brand, get_state
 from ..forms import parse_id
 from ..library import CATEGORIES, WHO, render_sections
-from . import current_therapist, login_required
+from ..state import current_brand, get_state
+from .access import current_therapist, login_required
 
 DURATIONS = (10, 20, 30, 45, 60)
 

@@ -16,7 +16,7 @@ from ..dashboard import (
     trend_svg,
 )
 from ..storage import get_db
-from . import current_therapist, login_required
+from .access import current_therapist, login_required
 
 
 def register(bp: Blueprint) -> None:

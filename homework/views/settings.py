@@ -9,12 +9,12 @@ from flask_babel import gettext as _
 
 from .. import branding, issuing
 from ..couples import Couple
-from ..extension import current_brand, get_state, host_brand_keys
 from ..forms import BrandForm
+from ..handouts import long_date
+from ..state import current_brand, get_state, host_brand_keys
 from ..storage import get_db
-from . import admin_required, current_therapist
-from .assign import long_date
-from .handouts import _pdf_bytes_or_error
+from .access import admin_required, current_therapist
+from .documents import pdf_or_error
 
 
 def register(bp: Blueprint) -> None:
@@ -102,4 +102,4 @@ def sample_pdf():
     snapshot = issuing.build_snapshot(
         assignment, couple, p, me.name, brand.name, long_date, me.printed_line, brand.crisis
     )
-    return _pdf_bytes_or_error([snapshot])
+    return pdf_or_error([snapshot])

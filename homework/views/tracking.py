@@ -6,7 +6,8 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_babel import gettext as _
 
 from .. import audit, exports, notes, submissions, tracking
-from ..extension import (
+from ..forms import ActionForm, SessionPracticeForm
+from ..state import (
     UntrustedHost,
     checkin_config,
     current_brand,
@@ -14,11 +15,9 @@ from ..extension import (
     handout_inputs,
     public_url_for,
 )
-from ..forms import ActionForm, SessionPracticeForm
 from ..storage import get_db, write
-from . import current_therapist, login_required
-from .assign import own_homework
-from .couples import own_couple, own_packet
+from .access import current_therapist, login_required, own_couple, own_homework, own_packet
+from .documents import render_failed, render_html_or_error
 
 
 def register(bp: Blueprint) -> None:
@@ -165,11 +164,10 @@ def summary(couple_id: int):
 
 @login_required
 def summary_pdf(couple_id: int):
-    from .handouts import _render_html_or_error
 
     context = _summary_context(couple_id)
     html = render_template("homework/pdf/summary.html", brand=current_brand(), **context)
-    pdf, error = _render_html_or_error(html, f"summary-{date.today().isoformat()}.pdf")
+    pdf, error = render_html_or_error(html, f"summary-{date.today().isoformat()}.pdf")
     return error or pdf
 
 
@@ -221,14 +219,13 @@ def packet_links(couple_id: int) -> dict[int, dict]:
 def couple_export(couple_id: int):
     """One zip with the couple's data (documented JSON) and their handout PDFs."""
     from ..pdf import RenderError
-    from .handouts import _render_failed
 
     couple = own_couple(couple_id)
     db = get_db()
     try:
         body, count = exports.couple_archive(db, couple, handout_inputs())
     except RenderError as exc:
-        return _render_failed(exc)
+        return render_failed(exc)
     except UntrustedHost as exc:  # no trusted address to print the check-in links with
         page = render_template(
             "homework/error.html", title=_("The export was not made"), message=str(exc)

@@ -1,0 +1,53 @@
+"""PDF responses shared by the handout, summary and branding pages: a download, or a
+clear error page when the document could not be printed."""
+
+from datetime import date
+
+from flask import Response, render_template
+from flask_babel import gettext as _
+
+from ..handouts import build_handout, handout_filename, render_document
+from ..pdf import RenderError
+from ..state import handout_inputs
+
+
+def render_snapshots_or_error(snapshots: list[dict], packet_id: int | None):
+    """(pdf, None) or (None, an error response with a clear message)."""
+    try:
+        return build_handout(snapshots, packet_id, handout_inputs()), None
+    except RenderError as exc:
+        return None, render_failed(exc)
+
+
+def render_failed(exc: RenderError):
+    body = render_template(
+        "homework/error.html", title=_("The document could not be printed"), message=str(exc)
+    )
+    return body, 503, {"Retry-After": "10"}
+
+
+def render_html_or_error(html: str, filename: str):
+    """(a PDF download, None) or (None, an error response) for one of our documents."""
+    try:
+        pdf = render_document(html)
+    except RenderError as exc:
+        return None, render_failed(exc)
+    return Response(
+        pdf,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    ), None
+
+
+def snapshots_download(pdf: bytes, snapshots: list[dict]) -> Response:
+    issued_on = date.fromisoformat(min(s["start_date"] for s in snapshots))
+    return Response(
+        pdf,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{handout_filename(issued_on)}"'},
+    )
+
+
+def pdf_or_error(snapshots: list[dict]):
+    pdf, error = render_snapshots_or_error(snapshots, None)
+    return error or snapshots_download(pdf, snapshots)
