@@ -7,14 +7,16 @@ __version__ = "0.1.0"
 __all__ = ["Forbidden", "Homework", "create_app", "hookimpl", "__version__"]
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from .extension import Homework
+    from .hookspecs import hookimpl
     from .identity import Forbidden
-    from .plugins import hookimpl
 
 
-def create_app(  # noqa: ANN201
+def create_app(
     instance_path: str | None = None, config: dict | None = None, create_database: bool = False
-):
+) -> "Flask":
     """Build the standalone clinic app (see homework.app)."""
     from .app import create_app as _create_app
 
@@ -33,7 +35,7 @@ def __getattr__(name: str):  # noqa: ANN202
 
         return Forbidden
     if name == "hookimpl":
-        from .plugins import hookimpl
+        from .hookspecs import hookimpl
 
         return hookimpl
     raise AttributeError(f"module 'homework' has no attribute {name!r}")

@@ -9,7 +9,7 @@ from flask import Flask
 from test_host_brand import CLINIC_ASSIGNMENT, CLINIC_PACK
 
 from homework import Homework, hookimpl
-from homework import library as library_module
+from homework.library import files as library_module
 
 RENDER_ONLY = ("weasyprint", "pydyf", "tinycss2", "fontTools", "PIL", "segno", "gunicorn")
 WEB_PROCESS = """

@@ -1,181 +1,31 @@
-"""Assignment packs: load and validate the files, index them, search, render their text."""
+"""Reading assignment packs from disk: size and YAML limits, front matter, the schema, and
+clear problems for every file that cannot be used."""
 
-import json
 import re
-import sqlite3
 import stat
-import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
-from markdown_it import MarkdownIt
-from markupsafe import Markup
 
-from . import merge
-
-MAX_FILE_BYTES = 1_000_000
-# Front matter and pack.yaml are a few dozen lines; far more is a mistake or an attack.
-MAX_YAML_BYTES = 64_000
-SCHEMA_VERSION = 1
-SECTIONS = {
-    "Why this helps": "why",
-    "Steps": "steps",
-    "Prompts": "prompts",
-    "Tracking plan": "tracking",
-    "Barrier planning": "barriers",
-    "Bring to next session": "bring",
-}
-REQUIRED_SECTIONS = ("why", "steps", "tracking", "barriers", "bring")
-CATEGORIES = (
-    "communication", "appreciation", "connection", "memory", "trust", "empathy",
-    "conflict and repair", "closeness and touch", "reflection",
-)  # fmt: skip
-# A category that by itself means the exercise needs the partner-violence screen.
-CATEGORY_INVOLVES = {"conflict and repair": "conflict", "closeness and touch": "touch"}
-WHO = ("together", "each partner", "partner A", "partner B")
-
-PACK_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["id", "title", "version", "language", "licence", "schema_version"],
-    "properties": {
-        "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
-        "title": {"type": "string", "minLength": 1, "maxLength": 120},
-        "version": {"type": ["integer", "string"]},
-        "language": {"type": "string", "pattern": "^[a-z]{2,3}(-[A-Za-z0-9]+)*$"},
-        "licence": {"type": "string", "minLength": 1},
-        "description": {"type": "string"},
-        "schema_version": {"const": SCHEMA_VERSION},
-    },
-}
-
-_SCHEMA = json.loads((Path(__file__).parent / "assignment.schema.json").read_text())
-_VALIDATOR = jsonschema.Draft202012Validator(_SCHEMA)
-_PACK_VALIDATOR = jsonschema.Draft202012Validator(PACK_SCHEMA)
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*\r?\n?(.*)\Z", re.S)
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-# Raw HTML is never rendered (html=False) and images are never fetched: an image in a
-# body prints as its text. A second parser with HTML on only serves to *find* raw HTML.
-_MD = MarkdownIt("commonmark", {"html": False}).disable("image")
-_MD_FIND_HTML = MarkdownIt("commonmark", {"html": True})
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with one file, printed as `file: field: message`."""
-
-    file: str
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.field}: {self.message}"
-
-
-@dataclass(frozen=True)
-class Field:
-    name: str
-    type: str
-    label: str
-    help: str = ""
-    default: Any = None
-    required: bool = False
-    min: int | None = None
-    max: int | None = None
-    options: tuple[str, ...] = ()
-    per_partner: bool = False  # one value per partner: {{ NAME_a }} and {{ NAME_b }}
-
-    @property
-    def merge_names(self) -> tuple[str, ...]:
-        """The merge field names a body uses for this field."""
-        return (f"{self.name}_a", f"{self.name}_b") if self.per_partner else (self.name,)
-
-
-@dataclass(frozen=True)
-class Pack:
-    id: str
-    title: str
-    version: str
-    language: str
-    licence: str
-    description: str
-    path: Path
-
-
-@dataclass(frozen=True)
-class Assignment:
-    id: str
-    version: int
-    title: str
-    summary: str
-    category: str
-    approaches: tuple[str, ...]
-    minutes: int
-    per_week: int
-    weeks: int
-    who: str
-    cautions: tuple[dict, ...]
-    sources: tuple[str, ...]
-    fields: tuple[Field, ...]
-    sections: Mapping[str, Any]  # why/tracking/barriers/bring: Markdown; steps/prompts: lists
-    body: str
-    pack: Pack
-    path: Path
-    replaces: str | None = None  # the pack id whose assignment of the same id this replaces
-    locked_steps: frozenset[int] = frozenset()  # 0-based indices into sections["steps"]
-    turns: bool = False
-    involves: tuple[str, ...] = ()
-    stop_signal: bool = False
-
-    @property
-    def allowed_fields(self) -> tuple[str, ...]:
-        return allowed_merge_fields(self.fields, turns=self.turns, stop_signal=self.stop_signal)
-
-    @property
-    def screen_reasons(self) -> tuple[str, ...]:
-        """What in this exercise needs the partner-violence screen; empty if nothing."""
-        implied = CATEGORY_INVOLVES.get(self.category)
-        return tuple(sorted(set(self.involves) | ({implied} if implied else set())))
-
-    @property
-    def caution_flags(self) -> frozenset[str]:
-        return frozenset(c["flag"] for c in self.cautions)
-
-    def defaults(self) -> dict[str, Any]:
-        """Return each declared field's default value (a per-partner one for both partners)."""
-        return {name: f.default for f in self.fields for name in f.merge_names}
-
-
-def allowed_merge_fields(
-    fields: Iterable[Field], turns: bool = False, stop_signal: bool = False
-) -> tuple[str, ...]:
-    """The merge field names a body may use, given its fields and built-in choices."""
-    names = list(merge.BUILTIN_FIELDS)
-    if turns:
-        names += merge.TURN_FIELDS
-    if stop_signal:
-        names += merge.STOP_FIELDS
-    for f in fields:
-        names += f.merge_names
-    return tuple(names)
-
-
-def render_markdown(text: str, values: Mapping[str, object]) -> Markup:
-    """Render trusted-structure Markdown (no raw HTML, no images), then fill merge fields."""
-    return merge.fill(Markup(_MD.render(text)), values)  # noqa: S704 (html=False output)
-
-
-def render_inline(text: str, values: Mapping[str, object]) -> Markup:
-    """Render one line of Markdown (a step or a prompt) without a wrapping paragraph."""
-    return merge.fill(Markup(_MD.renderInline(text)), values)  # noqa: S704 (html=False)
-
-
-# Loading
+from .. import merge
+from .model import (
+    _FRONT_MATTER,
+    _MD_FIND_HTML,
+    _PACK_VALIDATOR,
+    _VALIDATOR,
+    _YAML_LOADER,
+    MAX_FILE_BYTES,
+    MAX_YAML_BYTES,
+    REQUIRED_SECTIONS,
+    SECTIONS,
+    Assignment,
+    Field,
+    Pack,
+    Problem,
+    allowed_merge_fields,
+)
 
 
 def load_pack_meta(folder: Path, problems: list[Problem]) -> tuple[Pack | None, None]:
@@ -534,155 +384,6 @@ def _list_items(text: str, ordered: bool) -> list[str]:
         elif line.strip():
             return []
     return items
-
-
-# The library: every pack merged, later packs replacing earlier ones by id, and search.
-
-
-@dataclass
-class Library:
-    assignments: dict[str, Assignment] = field(default_factory=dict)
-    packs: list[Pack] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._index = sqlite3.connect(":memory:", check_same_thread=False)
-        self._index.execute(
-            "CREATE VIRTUAL TABLE docs USING fts5("
-            "id UNINDEXED, title, summary, body, tokenize='porter unicode61 remove_diacritics 2')"
-        )
-
-    def add(self, pack: Pack, assignments: Iterable[Assignment]) -> None:
-        """Add a pack; an assignment with a known id replaces the earlier one."""
-        self.packs.append(pack)
-        for a in assignments:
-            previous = self.assignments.get(a.id)
-            if previous is not None:
-                a = _replace(a, replaces=previous.pack.id)
-            self.assignments[a.id] = a
-        self._reindex()
-
-    def _reindex(self) -> None:
-        with self._lock:
-            self._index.execute("DELETE FROM docs")
-            self._index.executemany(
-                "INSERT INTO docs (id, title, summary, body) VALUES (?, ?, ?, ?)",
-                # Merge field names ({{ first_speaker }}) are not words of the text.
-                [
-                    (a.id, a.title, a.summary, merge.MERGE_FIELD.sub(" ", a.body))
-                    for a in self.assignments.values()
-                ],
-            )
-
-    def get(self, assignment_id: str) -> Assignment | None:
-        return self.assignments.get(assignment_id)
-
-    def approaches(self) -> list[str]:
-        return sorted({ap for a in self.assignments.values() for ap in a.approaches})
-
-    def search(
-        self,
-        query: str = "",
-        category: str | None = None,
-        approach: str | None = None,
-        max_minutes: int | None = None,
-        who: str | None = None,
-    ) -> list[Assignment]:
-        """Filter, then rank by full-text relevance when there is a query (else by title)."""
-        candidates = [
-            a
-            for a in self.assignments.values()
-            if (not category or a.category == category)
-            and (not approach or approach in a.approaches)
-            and (not max_minutes or a.minutes <= max_minutes)
-            and (not who or a.who == who)
-        ]
-        terms = re.findall(r"\w+", query.lower())[:12]
-        if not terms:
-            return sorted(candidates, key=lambda a: a.title.lower())
-        # Each term is quoted (no FTS syntax from the user) and prefix-matched.
-        match = " AND ".join('"' + t.replace('"', "") + '"*' for t in terms)
-        with self._lock:
-            rows = self._index.execute(
-                "SELECT id FROM docs WHERE docs MATCH ? ORDER BY bm25(docs, 0, 8.0, 3.0, 1.0)",
-                [match],
-            ).fetchall()
-        allowed = {a.id for a in candidates}
-        return [self.assignments[r[0]] for r in rows if r[0] in allowed]
-
-
-def _replace(a: Assignment, **changes: Any) -> Assignment:
-    from dataclasses import replace
-
-    return replace(a, **changes)
-
-
-def load_library(folders: Iterable[Path | str]) -> Library:
-    """Load packs in order (bundled first); broken files are skipped and reported."""
-    library = Library()
-    seen: set[Path] = set()
-    for folder in folders:
-        folder = Path(folder)
-        if folder.resolve() in seen:
-            continue
-        seen.add(folder.resolve())
-        if not (folder / "pack.yaml").is_file():
-            library.problems.append(Problem(str(folder), "pack", "no pack.yaml in this folder"))
-            continue
-        pack, assignments = load_pack(folder, library.problems)
-        if pack is not None:
-            library.add(pack, assignments)
-    return library
-
-
-# Parsed libraries of this process, by the files they were parsed from: a process that
-# builds many apps (a host's test suite) parses and validates each pack once.
-_parsed: dict[tuple, Library] = {}
-_parsed_lock = threading.Lock()
-_PARSED_KEEP = 8
-
-
-def _files_key(folders: list[Path]) -> tuple:
-    key = []
-    for folder in folders:
-        files = []
-        for path in sorted([folder / "pack.yaml", *folder.glob("*.md")]):
-            try:
-                st = path.stat()
-            except OSError:
-                continue  # a missing file is reported by load_library (and stays missing)
-            files.append((path.name, st.st_mtime_ns, st.st_size))
-        key.append((str(folder.absolute()), tuple(files)))
-    return tuple(key)
-
-
-def load_library_once(folders: Iterable[Path | str]) -> Library:
-    """`load_library`, parsed once per process for the same files (names, sizes, mtimes);
-    a changed, added or removed file parses afresh."""
-    folders = [Path(f) for f in folders]
-    key = _files_key(folders)
-    with _parsed_lock:
-        library = _parsed.get(key)
-    if library is None:
-        library = load_library(folders)
-        with _parsed_lock:
-            _parsed[key] = library
-            while len(_parsed) > _PARSED_KEEP:
-                del _parsed[next(iter(_parsed))]
-    return library
-
-
-def render_sections(assignment: Assignment, values: Mapping[str, object]) -> dict[str, Any]:
-    """Render every section with `values` filled in: Markup for prose, lists for steps
-    and prompts. The HTML page and the PDF handout both print from this."""
-    out: dict[str, Any] = {}
-    for key, content in assignment.sections.items():
-        if isinstance(content, tuple):
-            out[key] = [render_inline(item, values) for item in content]
-        else:
-            out[key] = render_markdown(content, values)
-    return out
 
 
 def validate_file(path: Path, problems: list[Problem]) -> Assignment | None:

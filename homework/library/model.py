@@ -1,0 +1,176 @@
+"""What an assignment is: the schema, the sections, the dataclasses, and how its text is
+rendered with a couple's values."""
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from .. import merge
+
+MAX_FILE_BYTES = 1_000_000
+# Front matter and pack.yaml are a few dozen lines; far more is a mistake or an attack.
+MAX_YAML_BYTES = 64_000
+SCHEMA_VERSION = 1
+SECTIONS = {
+    "Why this helps": "why",
+    "Steps": "steps",
+    "Prompts": "prompts",
+    "Tracking plan": "tracking",
+    "Barrier planning": "barriers",
+    "Bring to next session": "bring",
+}
+REQUIRED_SECTIONS = ("why", "steps", "tracking", "barriers", "bring")
+CATEGORIES = (
+    "communication", "appreciation", "connection", "memory", "trust", "empathy",
+    "conflict and repair", "closeness and touch", "reflection",
+)  # fmt: skip
+# A category that by itself means the exercise needs the partner-violence screen.
+CATEGORY_INVOLVES = {"conflict and repair": "conflict", "closeness and touch": "touch"}
+WHO = ("together", "each partner", "partner A", "partner B")
+
+PACK_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "title", "version", "language", "licence", "schema_version"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
+        "title": {"type": "string", "minLength": 1, "maxLength": 120},
+        "version": {"type": ["integer", "string"]},
+        "language": {"type": "string", "pattern": "^[a-z]{2,3}(-[A-Za-z0-9]+)*$"},
+        "licence": {"type": "string", "minLength": 1},
+        "description": {"type": "string"},
+        "schema_version": {"const": SCHEMA_VERSION},
+    },
+}
+
+_SCHEMA = json.loads((Path(__file__).parent.parent / "assignment.schema.json").read_text())
+_VALIDATOR = jsonschema.Draft202012Validator(_SCHEMA)
+_PACK_VALIDATOR = jsonschema.Draft202012Validator(PACK_SCHEMA)
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*\r?\n?(.*)\Z", re.S)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# Raw HTML is never rendered (html=False) and images are never fetched: an image in a
+# body prints as its text. A second parser with HTML on only serves to *find* raw HTML.
+_MD = MarkdownIt("commonmark", {"html": False}).disable("image")
+_MD_FIND_HTML = MarkdownIt("commonmark", {"html": True})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one file, printed as `file: field: message`."""
+
+    file: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str
+    label: str
+    help: str = ""
+    default: Any = None
+    required: bool = False
+    min: int | None = None
+    max: int | None = None
+    options: tuple[str, ...] = ()
+    per_partner: bool = False  # one value per partner: {{ NAME_a }} and {{ NAME_b }}
+
+    @property
+    def merge_names(self) -> tuple[str, ...]:
+        """The merge field names a body uses for this field."""
+        return (f"{self.name}_a", f"{self.name}_b") if self.per_partner else (self.name,)
+
+
+@dataclass(frozen=True)
+class Pack:
+    id: str
+    title: str
+    version: str
+    language: str
+    licence: str
+    description: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Assignment:
+    id: str
+    version: int
+    title: str
+    summary: str
+    category: str
+    approaches: tuple[str, ...]
+    minutes: int
+    per_week: int
+    weeks: int
+    who: str
+    cautions: tuple[dict, ...]
+    sources: tuple[str, ...]
+    fields: tuple[Field, ...]
+    sections: Mapping[str, Any]  # why/tracking/barriers/bring: Markdown; steps/prompts: lists
+    body: str
+    pack: Pack
+    path: Path
+    replaces: str | None = None  # the pack id whose assignment of the same id this replaces
+    locked_steps: frozenset[int] = frozenset()  # 0-based indices into sections["steps"]
+    turns: bool = False
+    involves: tuple[str, ...] = ()
+    stop_signal: bool = False
+
+    @property
+    def allowed_fields(self) -> tuple[str, ...]:
+        return allowed_merge_fields(self.fields, turns=self.turns, stop_signal=self.stop_signal)
+
+    @property
+    def screen_reasons(self) -> tuple[str, ...]:
+        """What in this exercise needs the partner-violence screen; empty if nothing."""
+        implied = CATEGORY_INVOLVES.get(self.category)
+        return tuple(sorted(set(self.involves) | ({implied} if implied else set())))
+
+    @property
+    def caution_flags(self) -> frozenset[str]:
+        return frozenset(c["flag"] for c in self.cautions)
+
+    def defaults(self) -> dict[str, Any]:
+        """Return each declared field's default value (a per-partner one for both partners)."""
+        return {name: f.default for f in self.fields for name in f.merge_names}
+
+
+def allowed_merge_fields(
+    fields: Iterable[Field], turns: bool = False, stop_signal: bool = False
+) -> tuple[str, ...]:
+    """The merge field names a body may use, given its fields and built-in choices."""
+    names = list(merge.BUILTIN_FIELDS)
+    if turns:
+        names += merge.TURN_FIELDS
+    if stop_signal:
+        names += merge.STOP_FIELDS
+    for f in fields:
+        names += f.merge_names
+    return tuple(names)
+
+
+def render_markdown(text: str, values: Mapping[str, object]) -> Markup:
+    """Render trusted-structure Markdown (no raw HTML, no images), then fill merge fields."""
+    return merge.fill(Markup(_MD.render(text)), values)  # noqa: S704 (html=False output)
+
+
+def render_inline(text: str, values: Mapping[str, object]) -> Markup:
+    """Render one line of Markdown (a step or a prompt) without a wrapping paragraph."""
+    return merge.fill(Markup(_MD.renderInline(text)), values)  # noqa: S704 (html=False)
+
+
+# Loading
