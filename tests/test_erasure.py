@@ -11,7 +11,8 @@ from homework import create_app
 from homework.backups import restore, take_backup
 from homework.couples import create_couple
 from homework.erasure import erase_couple, read_ledger
-from homework.schema import apply_migrations, legacy_couple_uuid, migrations
+from homework.migrations.later import legacy_couple_uuid
+from homework.schema import apply_migrations, migrations
 from homework.storage import connect, get_db, write
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

@@ -1,0 +1,7 @@
+"""The database's history: every named migration, oldest first. Never edit one that has
+shipped; add a new one at the end of later.py."""
+
+from . import first, later
+from .steps import Step
+
+STEPS: list[Step] = first.STEPS + later.STEPS
