@@ -216,7 +216,7 @@ def test_migrate_creates_the_database_and_says_truly_how_many_it_applied(tmp_pat
 
 
 def test_a_second_migrate_waits_for_the_first_then_finds_nothing_to_do(tmp_path, monkeypatch):
-    from homework import storage
+    from homework.storage import locks
 
     path = tmp_path / "homework.db"
     first, second = connect(path), connect(path, busy_timeout_ms=120_000)
@@ -228,14 +228,14 @@ def test_a_second_migrate_waits_for_the_first_then_finds_nothing_to_do(tmp_path,
             let_first_go.wait(120)
 
     first.conn.set_trace_callback(trace)
-    queue = storage._WriterLock.acquire
+    queue = locks._WriterLock.acquire
 
     def acquire(self, timeout):  # note when the second one joins the writers' queue
         if threading.current_thread().name == "second":
             second_queued.set()
         return queue(self, timeout)
 
-    monkeypatch.setattr(storage._WriterLock, "acquire", acquire)
+    monkeypatch.setattr(locks._WriterLock, "acquire", acquire)
     outcome = {}
 
     def run(name: str, db) -> None:

@@ -128,7 +128,7 @@ def test_writers_in_forked_server_processes_exclude_each_other(app):
     still wait for a write that another has started."""
     import os
 
-    from homework.storage import _writer_lock
+    from homework.storage.locks import _writer_lock
 
     path = app.config["HOMEWORK_DATABASE"]
     mine = connect(path, busy_timeout_ms=200)  # opened before the fork, as the server does
