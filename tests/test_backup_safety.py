@@ -324,7 +324,7 @@ def test_a_clock_set_ahead_never_makes_a_backup_remove_itself(app, instance, mon
         def now(cls, tz=None):
             return cls.moment
 
-    monkeypatch.setattr(backups, "datetime", Clock)
+    monkeypatch.setattr(backups.taking, "datetime", Clock)
     first = take_backup(instance / "homework.db", instance / "uploads", instance / "b", keep=2)
     second = take_backup(instance / "homework.db", instance / "uploads", instance / "b", keep=2)
     Clock.moment = datetime(2026, 12, 2, tzinfo=UTC)  # the clock is put right
