@@ -185,3 +185,18 @@ def _luminance(hex_colour: str) -> float:
 def contrast_on_white(hex_colour: str) -> float:
     """WCAG contrast ratio of a colour against white (1 to 21)."""
     return 1.05 / (_luminance(hex_colour) + 0.05)
+
+
+# WCAG AA for body text: the contrast a clinic colour needs against white paper.
+MIN_TEXT_CONTRAST = 4.5
+
+
+def low_contrast_colours(brand: Brand) -> list[tuple[str, str, float]]:
+    """The brand's colours too pale for text on white: (which, colour, ratio) for each of
+    "primary" and "accent" whose contrast is under MIN_TEXT_CONTRAST."""
+    found = []
+    for which, colour in (("primary", brand.primary), ("accent", brand.accent)):
+        ratio = contrast_on_white(colour)
+        if ratio < MIN_TEXT_CONTRAST:
+            found.append((which, colour, ratio))
+    return found

@@ -349,7 +349,10 @@ def test_low_contrast_colour_is_saved_with_a_warning(app):
     response = save_brand(admin, primary="#f0e68c")
     assert response.status_code == 302
     page = admin.get("/settings").get_data(as_text=True)
-    assert "contrast of" in page and "4.5:1" in page
+    assert "The main colour #f0e68c has a contrast of 1.3:1" in page and "4.5:1" in page
+    # Dark enough colours save without a warning.
+    assert save_brand(admin, primary="#1d5c8a", accent="#a0523a").status_code == 302
+    assert "contrast of" not in admin.get("/settings").get_data(as_text=True)
 
 
 @pytest.mark.parametrize("colour", ["red", "#12345", "#gggggg", "javascript:alert(1)"])

@@ -63,19 +63,19 @@ def settings():
         }
         new = replace(stored, **values, logo=logo_name)
         branding.save_brand(db, new, current_therapist().id)
-        for label, colour in ((_("main colour"), new.primary), (_("accent colour"), new.accent)):
-            ratio = branding.contrast_on_white(colour)
-            if ratio < 4.5:
-                flash(
-                    _(
-                        "The %(which)s %(colour)s has a contrast of %(ratio).1f:1 on white; text "
-                        "in it may be hard to read (aim for 4.5:1 or more).",
-                        which=label,
-                        colour=colour,
-                        ratio=ratio,
-                    ),
-                    "error",
-                )
+        labels = {"primary": _("main colour"), "accent": _("accent colour")}
+        for which, colour, ratio in branding.low_contrast_colours(new):
+            flash(
+                _(
+                    "The %(which)s %(colour)s has a contrast of %(ratio).1f:1 on white; text "
+                    "in it may be hard to read (aim for %(goal).1f:1 or more).",
+                    which=labels[which],
+                    colour=colour,
+                    ratio=ratio,
+                    goal=branding.MIN_TEXT_CONTRAST,
+                ),
+                "error",
+            )
         flash(_("Branding saved."), "info")
         return redirect(url_for("homework.settings"))
     status = 400 if form.errors else 200
