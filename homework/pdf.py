@@ -9,7 +9,6 @@ its state half-changed). A set of lock files shared by every server process caps
 whole server at one render per core.
 """
 
-import atexit
 import contextlib
 import fcntl
 import logging
@@ -23,6 +22,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import process
 
 # A render failure shows the therapist a plain message; its cause goes to the log.
 logger = logging.getLogger(__name__)
@@ -248,22 +249,39 @@ class RenderPool:
             worker.stop()
 
 
-_pools: dict[tuple, RenderPool] = {}
-_pools_lock = threading.Lock()
+class _RenderPools:
+    """The process's render pools, one per set of limits and process id: a forked child
+    never uses its parent's workers (their pipes belong to the parent)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pools: dict[tuple, RenderPool] = {}
+
+    def get(self, limits: RenderLimits) -> RenderPool:
+        key = (limits, os.getpid())
+        with self.lock:
+            pool = self.pools.get(key)
+            if pool is None:
+                pool = self.pools[key] = RenderPool(limits)
+            return pool
+
+    def after_fork(self) -> None:
+        self.lock = threading.Lock()  # a parent thread may have held it at the fork
+
+    def close_mine(self) -> None:
+        for (_limits, pid), pool in list(self.pools.items()):
+            if pid == os.getpid():
+                pool.close()
+
+
+_pools = process.keep(
+    "render pools",
+    _RenderPools(),
+    after_fork=lambda: _pools.after_fork(),
+    at_exit=lambda: _pools.close_mine(),
+)
 
 
 def get_pool(limits: RenderLimits) -> RenderPool:
     """The process's pool for these limits (created on first use, after any fork)."""
-    key = (limits, os.getpid())
-    with _pools_lock:
-        pool = _pools.get(key)
-        if pool is None:
-            pool = _pools[key] = RenderPool(limits)
-        return pool
-
-
-@atexit.register
-def _close_pools() -> None:
-    for (_limits, pid), pool in list(_pools.items()):
-        if pid == os.getpid():
-            pool.close()
+    return _pools.get(limits)

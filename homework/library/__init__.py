@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import merge
+from .. import merge, process
 from .files import load_assignment, load_pack, load_pack_meta, parse_sections, validate_file
 from .model import (
     CATEGORIES,
@@ -144,11 +144,33 @@ def load_library(folders: Iterable[Path | str]) -> Library:
     return library
 
 
-# Parsed libraries of this process, by the files they were parsed from: a process that
-# builds many apps (a host's test suite) parses and validates each pack once.
-_parsed: dict[tuple, Library] = {}
-_parsed_lock = threading.Lock()
-_PARSED_KEEP = 8
+class _ParsedLibraries:
+    """Parsed libraries of this process, by the files they were parsed from: a process
+    that builds many apps (a host's test suite) parses and validates each pack once."""
+
+    keep = 8
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.parsed: dict[tuple, Library] = {}
+
+    def get(self, key: tuple) -> "Library | None":
+        with self.lock:
+            return self.parsed.get(key)
+
+    def add(self, key: tuple, library: "Library") -> None:
+        with self.lock:
+            self.parsed[key] = library
+            while len(self.parsed) > self.keep:
+                del self.parsed[next(iter(self.parsed))]
+
+    def after_fork(self) -> None:
+        self.lock = threading.Lock()  # a parent thread may have held it at the fork
+
+
+_parsed = process.keep(
+    "parsed libraries", _ParsedLibraries(), after_fork=lambda: _parsed.after_fork()
+)
 
 
 def _files_key(folders: list[Path]) -> tuple:
@@ -170,14 +192,10 @@ def load_library_once(folders: Iterable[Path | str]) -> Library:
     a changed, added or removed file parses afresh."""
     folders = [Path(f) for f in folders]
     key = _files_key(folders)
-    with _parsed_lock:
-        library = _parsed.get(key)
+    library = _parsed.get(key)
     if library is None:
         library = load_library(folders)
-        with _parsed_lock:
-            _parsed[key] = library
-            while len(_parsed) > _PARSED_KEEP:
-                del _parsed[next(iter(_parsed))]
+        _parsed.add(key, library)
     return library
 
 

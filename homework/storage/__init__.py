@@ -1,16 +1,13 @@
 """SQLite storage: connections, faults and writes (the schema is in homework.schema).
 
-What lives for the whole process, and when it goes: the pool of idle connections
-(connections.py), the writer locks (locks.py) and the group-commit queue (writes.py) are created on
-import and renewed in a forked child; render workers are kept by homework.pdf, and parsed
-libraries by homework.library."""
+The pool of idle connections, the writer locks and the group-commit queue live as long
+as the process; homework.process lists them with what a forked child does with each."""
 
 import os
 from pathlib import Path
 
 from flask import Flask
 
-from . import connections, locks, writes
 from .connections import (
     close_db,
     connect,
@@ -63,15 +60,3 @@ def free_disk_mb(path: str | Path) -> float:
 def init_app(app: Flask) -> None:
     """Close the per-request connection at the end of every app context."""
     app.teardown_appcontext(close_db)
-
-
-def _after_fork_in_child() -> None:
-    # Every lock of this package starts free in the child (one a parent thread held at the
-    # fork would stay held forever), each writer lock file is opened afresh, and the
-    # parent's idle connections are let go of, never used.
-    connections._pool.drop_after_fork()
-    locks.after_fork_in_child()
-    writes.after_fork_in_child()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)

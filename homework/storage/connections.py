@@ -9,6 +9,7 @@ from pathlib import Path
 import sqlite_utils
 from flask import current_app, g
 
+from .. import process
 from .faults import DatabaseMissing, DatabaseUnavailable, note_fault
 from .locks import _writer_lock
 
@@ -170,7 +171,7 @@ def _file_identity(path: str) -> tuple:
     return (st.st_dev, st.st_ino)
 
 
-_pool = _Pool()
+_pool = process.keep("sqlite connections", _Pool(), after_fork=lambda: _pool.drop_after_fork())
 release_connections = _pool.release
 
 

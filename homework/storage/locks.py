@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import sqlite_utils
 
+from .. import process
 from .faults import DatabaseLocked
 
 
@@ -17,7 +18,7 @@ from .faults import DatabaseLocked
 # (up to 100 ms) and so leaves the database idle while writers wait. Threads of one process
 # take a Python lock, which wakes the next thread at once; processes then take an flock on
 # a file beside the database, polled in steps of 0.1 to 0.5 ms until the busy timeout
-# (each process opens that file itself: see `after_fork_in_child`).
+# (each process opens that file itself: see `_WriterLocks.after_fork`).
 # Programs that do not take it (a backup, the sqlite3 shell) still meet SQLite's own lock
 # and its busy timeout.
 class _WriterLock:
@@ -66,16 +67,32 @@ class _WriterLock:
         self.threads.release()
 
 
-_writer_locks: dict[str, _WriterLock] = {}
-_writer_locks_guard = threading.Lock()
+class _WriterLocks:
+    """One writer lock per database file, made on first use."""
+
+    def __init__(self) -> None:
+        self.guard = threading.Lock()
+        self.locks: dict[str, _WriterLock] = {}
+
+    def get(self, name: str) -> _WriterLock:
+        with self.guard:
+            lock = self.locks.get(name)
+            if lock is None:
+                lock = self.locks[name] = _WriterLock(name)
+            return lock
+
+    def after_fork(self) -> None:
+        """In a forked child: a free guard (one a parent thread held at the fork would
+        stay held forever), and every lock file opened anew."""
+        self.guard = threading.Lock()
+        for lock in self.locks.values():
+            lock.reopen_after_fork()
 
 
-def _writer_lock(name: str) -> _WriterLock:
-    with _writer_locks_guard:
-        lock = _writer_locks.get(name)
-        if lock is None:
-            lock = _writer_locks[name] = _WriterLock(name)
-        return lock
+_writer_locks = process.keep(
+    "writer locks", _WriterLocks(), after_fork=lambda: _writer_locks.after_fork()
+)
+_writer_lock = _writer_locks.get
 
 
 @contextmanager
@@ -97,11 +114,3 @@ def writers_queue(db: sqlite_utils.Database) -> Iterator[None]:
         yield
     finally:
         lock.release()
-
-
-def after_fork_in_child() -> None:
-    """In a forked child: a fresh guard, and every writer lock file opened anew."""
-    global _writer_locks_guard
-    _writer_locks_guard = threading.Lock()
-    for lock in _writer_locks.values():
-        lock.reopen_after_fork()

@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import sqlite_utils
 
+from .. import process
 from .connections import get_db
 from .faults import DatabaseLocked, is_locked_error, note_fault
 from .locks import writers_queue
@@ -134,7 +135,7 @@ class _GroupCommit:
                 job.wake.set()
 
 
-_group = _GroupCommit()
+_group = process.keep("group commit", _GroupCommit(), after_fork=lambda: _group.__init__())
 
 
 def write_together(db: sqlite_utils.Database, work: Callable[[sqlite_utils.Database], T]) -> T:
@@ -156,9 +157,3 @@ def probe_write(db: sqlite_utils.Database) -> None:
         )
 
     write_together(db, bump)
-
-
-def after_fork_in_child() -> None:
-    """In a forked child: a new group-commit queue (the parent's leader thread is gone)."""
-    global _group
-    _group = _GroupCommit()
