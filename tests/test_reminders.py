@@ -346,3 +346,50 @@ def test_bad_reminder_settings_stop_the_app_with_a_clear_message(tmp_path):
     with pytest.raises(reminders.ReminderConfigError, match="HOMEWORK_SMTP_SECURITY"):
         create_app(tmp_path / "i", config={"HOMEWORK_SMTP_SECURITY": "ssl3"},
                    create_database=True)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_addresses_come_back_with_a_backup_and_erased_ones_never_do(tmp_path):
+    from conftest import homework_cli
+
+    from homework import create_app
+    from homework.erasure import erase_couple
+    from homework.storage import connect
+
+    instance = tmp_path / "inst"
+    assert homework_cli("demo", instance=instance).returncode == 0
+    app = create_app(instance_path=instance)
+    kept, _ = give_homework(app, MONDAY, label="Kept", owner=2)
+    erased, _ = give_homework(app, MONDAY, label="Erased", owner=2)
+    agree(app, kept, a="kept@home.example")
+    agree(app, erased, a="erased@home.example")
+    result = homework_cli("backup", instance=instance)
+    assert result.returncode == 0, result.stderr
+    archive = result.stdout.split()[1]
+    with app.app_context():
+        erase_couple(get_db(), erased, None, instance / "erasures.jsonl")
+        reminders.save_contacts(get_db(), kept, {"a": ("", False)}, 2)  # removed after
+    result = homework_cli("restore", archive, instance=instance)
+    assert result.returncode == 0, result.stderr
+    conn = connect(instance / "homework.db")
+    try:
+        emails = [r[0] for r in conn.execute("SELECT email FROM reminder_contacts")]
+    finally:
+        conn.close()
+    assert emails == ["kept@home.example"]
+
+
+def test_a_clinic_name_beyond_ascii_is_encoded_and_reads_back(mail_app, smtp):
+    from dataclasses import replace
+
+    from homework.branding import load_brand, save_brand
+
+    with mail_app.app_context():
+        save_brand(get_db(), replace(load_brand(get_db()), name="Praxis Müller & Søn"), None)
+    couple_id, _ = give_homework(mail_app, MONDAY)
+    agree(mail_app, couple_id)
+    assert reminders.run_once(mail_app, now=berlin(2026, 3, 3, 10)).sent == 1
+    [message] = smtp.inbox.messages
+    assert message["Subject"] == "A reminder for this week's practice, from Praxis Müller & Søn"
+    assert message["From"].addresses[0].display_name == "Praxis Müller & Søn"
+    assert "from Praxis Müller &amp; Søn." in message.get_body(("html",)).get_content()

@@ -26,7 +26,12 @@ _EMAIL = re.compile(rf"^{_LOCAL}@{_LABEL}(?:\.{_LABEL})+$")
 
 
 class ConsentError(ValueError):
-    """What the therapist typed cannot be saved; the message says why."""
+    """What the therapist typed cannot be saved; the message says why, and `partner`
+    (when known) whose entry it is."""
+
+    def __init__(self, message: str, partner: str | None = None):
+        super().__init__(message)
+        self.partner = partner
 
 
 @dataclass(frozen=True)
@@ -90,13 +95,17 @@ def save_contacts(
     for partner, (email, consent) in wanted.items():
         if partner not in ("a", "b"):
             raise ConsentError(_("Choose partner A or partner B."))
-        email = clean_email(email)
+        try:
+            email = clean_email(email)
+        except ConsentError as exc:
+            raise ConsentError(str(exc), partner) from None
         if consent and not email:
             raise ConsentError(
                 _(
                     "Write this partner's e-mail address before you record that they "
                     "agreed to reminders: without an address homework sends nothing."
-                )
+                ),
+                partner,
             )
         cleaned[partner] = (email, bool(consent))
     changes = {}
@@ -137,7 +146,8 @@ def panel(db: sqlite_utils.Database, couple_id: int) -> dict[str, dict]:
             recorded_by = user[0] if user else str(contact.recorded_by)
         stats = db.execute(
             "SELECT SUM(state = 'sent'), MAX(CASE WHEN state = 'sent' THEN sent_at END),"
-            " MIN(CASE WHEN state IN ('planned', 'failed', 'claimed') THEN due_at END)"
+            " MIN(CASE WHEN state IN ('planned', 'claimed') THEN due_at"
+            "  WHEN state = 'failed' THEN next_try_at END)"
             " FROM reminder_outbox WHERE couple_id = ? AND partner = ?",
             [couple_id, partner],
         ).fetchone()

@@ -92,8 +92,15 @@ def _attention(db, therapist_id, today, stall_after: int) -> int:
     return len(arrange_dashboard(rows, "attention", True))
 
 
+def _brand():
+    # Once per run: every message of a run carries the same clinic.
+    if "homework_run_brand" not in g:
+        g.homework_run_brand = current_brand()
+    return g.homework_run_brand
+
+
 def _compose(db, row, now: datetime, settings) -> Reminder:
-    brand = current_brand()
+    brand = _brand()
     today = settings.local(now).date()
     if row["kind"] == "reminder":
         return reminder_message(db, row, current_app.secret_key, brand, today)
@@ -220,7 +227,7 @@ def send_by_email(reminder: Reminder) -> str:
     if own:
         mailer = Mailer(smtp_settings(current_app.config))
     try:
-        message = build_message(reminder, mailer.settings, current_brand().name or "homework",
+        message = build_message(reminder, mailer.settings, _brand().name or "homework",
                                 datetime.now(UTC))  # fmt: skip
         mailer.send(message)
     finally:

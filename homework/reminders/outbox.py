@@ -32,7 +32,7 @@ def _candidates(db: sqlite_utils.Database, now: str, daytime: bool):
     for state, column in (("planned", "due_at"), ("failed", "next_try_at")):
         yield from db.execute(
             f"SELECT * FROM reminder_outbox WHERE state = ? AND {column} <= ?{only}"  # noqa: S608
-            f" ORDER BY {column}, id LIMIT 200",
+            f" ORDER BY {column}, id LIMIT 20",
             [state, now],
         ).fetchall()
 

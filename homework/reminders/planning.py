@@ -35,7 +35,11 @@ def plan_reminders(db: sqlite_utils.Database, now: datetime, settings: ReminderS
         " FROM homework h JOIN couples c ON c.id = h.couple_id"
         " JOIN reminder_contacts k ON k.couple_id = h.couple_id"
         " WHERE h.status = 'active' AND c.archived = 0 AND h.start_date <= :today"
-        " AND h.due_date >= :today AND k.consent = 1 AND k.stopped_at IS NULL",
+        " AND h.due_date >= :today AND k.consent = 1 AND k.stopped_at IS NULL"
+        # Planned already for today's window: every run after the first costs a lookup.
+        " AND NOT EXISTS (SELECT 1 FROM reminder_outbox o WHERE o.couple_id = h.couple_id"
+        "  AND o.partner = k.partner AND o.homework_id = h.id AND o.window_start <= :today"
+        "  AND o.window_end >= :today)",
         {"today": today.isoformat()},
     ).fetchall()
     stamp = iso(now)

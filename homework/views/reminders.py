@@ -54,7 +54,10 @@ def couple_reminders(couple_id: int):
         try:
             reminders.save_contacts(db, couple.id, wanted, current_therapist().id)
         except reminders.ConsentError as exc:
-            error = str(exc)
+            if exc.partner:
+                form[f"email_{exc.partner}"].errors = [str(exc)]
+            else:
+                error = str(exc)
         else:
             flash(_("Reminder settings saved."), "info")
             return redirect(url_for("homework.couple", couple_id=couple.id) + "#reminders")
