@@ -343,6 +343,9 @@ def test_bad_reminder_settings_stop_the_app_with_a_clear_message(tmp_path):
     with pytest.raises(reminders.ReminderConfigError, match="'Mars/Olympus' is not a time zone"):
         create_app(tmp_path / "i", config={"HOMEWORK_TIMEZONE": "Mars/Olympus"},
                    create_database=True)  # fmt: skip
+    with pytest.raises(reminders.ReminderConfigError, match="HOMEWORK_MAIL_FROM 'clinic'"):
+        create_app(tmp_path / "i", config={"HOMEWORK_MAIL_FROM": "clinic"},
+                   create_database=True)  # fmt: skip
     with pytest.raises(reminders.ReminderConfigError, match="HOMEWORK_SMTP_SECURITY"):
         create_app(tmp_path / "i", config={"HOMEWORK_SMTP_SECURITY": "ssl3"},
                    create_database=True)  # fmt: skip

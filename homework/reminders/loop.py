@@ -22,7 +22,7 @@ from ..storage import write
 from . import outbox
 from .mail import Mailer, Reminder, SendFailed, build_message
 from .messages import Skip, digest_message, reminder_message
-from .planning import plan_digests, plan_reminders
+from .planning import plan_digests, plan_key, plan_reminders
 from .settings import reminder_settings, smtp_settings
 
 
@@ -167,10 +167,16 @@ def run_once(
         db = storage.get_db()
         if dry_run:
             return _dry(db, now, settings, report)
+        # Planning reads every active item; the loop runs every minute, so it plans only
+        # when the day, the consents or the items changed since this process last did.
+        key = plan_key(db, now, settings)
+        known = get_state(app).extra
         with write(db):
-            report.planned = plan_reminders(db, now, settings)
+            if known.get("reminder_plan_key") != key:
+                report.planned = plan_reminders(db, now, settings)
             report.planned += plan_digests(db, now, settings, _digest_therapists(db))
             report.stopped += outbox.expire(db, now)
+        known["reminder_plan_key"] = key
         g.homework_mailer = Mailer(smtp_settings(app.config))
         sender = f"{os.getpid()}"
         pending = None

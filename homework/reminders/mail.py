@@ -49,7 +49,8 @@ def sender(settings: SmtpSettings, display_name: str) -> str:
     """HOMEWORK_MAIL_FROM, with the clinic's name as the display name if it has none."""
     name, address = getaddresses([settings.mail_from or ""])[0]
     if not address or "@" not in address:
-        raise SendFailed(_("HOMEWORK_MAIL_FROM is not an e-mail address."), permanent=True)
+        # A setting the admin will fix: the message waits for it like for a server outage.
+        raise SendFailed(_("HOMEWORK_MAIL_FROM is not an e-mail address."))
     return formataddr((name or display_name, address), charset="utf-8")
 
 

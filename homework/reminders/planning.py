@@ -24,6 +24,18 @@ def _at(day: date, hour: int, settings: ReminderSettings) -> datetime:
     return moment.astimezone(UTC)
 
 
+def plan_key(db: sqlite_utils.Database, now: datetime, settings: ReminderSettings) -> tuple:
+    """What planning depends on besides the day: consent and the items there are. While
+    it stands still, planning again would add nothing (windows start on a new day)."""
+    contacts = db.execute(
+        "SELECT COUNT(*), MAX(id), MAX(recorded_at), SUM(consent), COUNT(stopped_at)"
+        " FROM reminder_contacts"
+    ).fetchone()
+    items = db.execute("SELECT MAX(id), COUNT(*) FROM homework").fetchone()
+    archived = db.execute("SELECT SUM(archived) FROM couples").fetchone()
+    return (settings.local(now).date(), tuple(contacts), tuple(items), archived[0])
+
+
 def plan_reminders(db: sqlite_utils.Database, now: datetime, settings: ReminderSettings) -> int:
     """Add to the outbox the reminder of today's window of every active item, for each
     partner who agreed; call inside a write block. Returns how many rows were added (a

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from email.utils import getaddresses
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -144,13 +145,19 @@ def smtp_settings(config: dict) -> SmtpSettings:
         raise ReminderConfigError(
             f"HOMEWORK_SMTP_TIMEOUT_SECONDS must be a positive number, not {timeout!r}"
         )
+    mail_from = config["HOMEWORK_MAIL_FROM"] or None
+    if mail_from and "@" not in getaddresses([mail_from])[0][1]:
+        raise ReminderConfigError(
+            f"HOMEWORK_MAIL_FROM {mail_from!r} is not an e-mail address; write it as "
+            "reminders@practice.example (optionally 'Clinic name <reminders@...>')."
+        )
     return SmtpSettings(
         host=config["HOMEWORK_SMTP_HOST"] or None,
         port=port,
         security=security,
         user=config["HOMEWORK_SMTP_USER"] or None,
         password=password,
-        mail_from=config["HOMEWORK_MAIL_FROM"] or None,
+        mail_from=mail_from,
         timeout=float(timeout),
         ca_file=config["HOMEWORK_SMTP_CA_FILE"] or None,
     )
