@@ -396,3 +396,33 @@ def test_a_clinic_name_beyond_ascii_is_encoded_and_reads_back(mail_app, smtp):
     assert message["Subject"] == "A reminder for this week's practice, from Praxis Müller & Søn"
     assert message["From"].addresses[0].display_name == "Praxis Müller & Søn"
     assert "from Praxis Müller &amp; Søn." in message.get_body(("html",)).get_content()
+
+
+def test_remind_refuses_while_another_process_sends_and_says_why(mail_app, smtp):
+    couple_id, _ = give_homework(mail_app, MONDAY)
+    agree(mail_app, couple_id)
+    runner = mail_app.test_cli_runner()
+    result = runner.invoke(args=["homework", "remind", "--at", "next tuesday"])
+    assert result.exit_code == 2
+    assert "'next tuesday' is not a date and time such as 2026-03-02T09:30" in result.output
+    import subprocess
+    import sys
+
+    # Another process holds the sender lock (as serve's loop does) until told to stop.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from homework.reminders import SenderLock;"
+         f" assert SenderLock({mail_app.config['HOMEWORK_DATABASE']!r}).acquire();"
+         " print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = runner.invoke(args=["homework", "remind", "--at", "2026-03-03T10:00"])
+        assert result.exit_code == 1
+        assert "another process is sending reminders for this clinic" in result.output
+        assert smtp.inbox.messages == []
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    result = runner.invoke(args=["homework", "remind", "--at", "2026-03-03T10:00"])
+    assert result.exit_code == 0 and len(smtp.inbox.messages) == 1
