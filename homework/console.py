@@ -11,6 +11,7 @@ from .app import ConfigurationError, create_app
 from .cli import commands
 from .cli.common import _STANDALONE, _set_instance, instance_option
 from .cli.standalone import STANDALONE_ONLY
+from .reminders import ReminderConfigError
 
 
 class StandaloneCLI(click.Group):
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         click.echo(f"homework: error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
-    except (ConfigurationError, storage.DatabaseUnavailable) as exc:
+    except (ConfigurationError, ReminderConfigError, storage.DatabaseUnavailable) as exc:
         click.echo(f"homework: error: {exc}", err=True)
         sys.exit(1)
     except storage.DatabaseLocked:

@@ -16,10 +16,18 @@ def week_starts(today: date, weeks: int = 4) -> list[date]:
     return [today - timedelta(days=7 * (weeks - n) - 1) for n in range(weeks)]
 
 
-def gather(db: sqlite_utils.Database, therapist_id: int, today: date, listed: int = 10) -> dict:
+def gather(
+    db: sqlite_utils.Database,
+    therapist_id: int,
+    today: date,
+    listed: int = 10,
+    stall_after: int = 2,
+) -> dict:
     """Everything the dashboard shows, in a handful of indexed queries that each return
-    a row per couple or week, never one per item or record. The due and past-due lists
-    hold their first `listed` items; `due_count` and `overdue_count` count them all."""
+    a row per couple, week or active item, never one per record. The due and past-due
+    lists hold their first `listed` items; `due_count` and `overdue_count` count them all.
+    Each couple's `missed` is the most planned practices in a row any of its active items
+    went without; `stalled` is whether that reached `stall_after`."""
     couples = {
         r["id"]: dict(r)
         for r in db.execute(
@@ -68,6 +76,7 @@ def gather(db: sqlite_utils.Database, therapist_id: int, today: date, listed: in
             params,
         )
     }
+    missed = missed_by_couple(db, therapist_id, today)
     rows = []
     for couple_id, couple in couples.items():
         plan = plans.get(couple_id, {})
@@ -97,6 +106,8 @@ def gather(db: sqlite_utils.Database, therapist_id: int, today: date, listed: in
                 "overdue": plan.get("overdue", 0),
                 "weekly": weekly,
                 "completion": overall,
+                "missed": missed.get(couple_id, 0),
+                "stalled": missed.get(couple_id, 0) >= stall_after,
             }
         )
 
@@ -130,6 +141,33 @@ def gather(db: sqlite_utils.Database, therapist_id: int, today: date, listed: in
         "reflections": reflections,
         "names": couples,
     }
+
+
+def missed_by_couple(db: sqlite_utils.Database, therapist_id: int, today: date) -> dict[int, int]:
+    """Per couple: the most planned practices in a row that one active item went without
+    (up to today), counted in the item's practice windows."""
+    from .reminders.windows import missed_in_a_row, practice_windows
+
+    rows = db.execute(
+        "SELECT h.couple_id, h.start_date, h.due_date, h.per_week, h.weeks,"
+        " (SELECT MAX(p.practiced_on) FROM practice p JOIN homework r ON r.id = p.homework_id"
+        "  WHERE r.series_id = h.series_id AND p.outcome != 'not') AS last"
+        " FROM homework h JOIN couples c ON c.id = h.couple_id"
+        " WHERE c.owner_id = ? AND c.archived = 0 AND h.status = 'active' AND h.start_date < ?",
+        [therapist_id, today.isoformat()],
+    )
+    out: dict[int, int] = {}
+    for row in rows:
+        windows = practice_windows(
+            date.fromisoformat(row["start_date"]),
+            date.fromisoformat(row["due_date"]),
+            row["per_week"],
+            row["weeks"],
+        )
+        last = date.fromisoformat(row["last"]) if row["last"] else None
+        n = missed_in_a_row(windows, last, today)
+        out[row["couple_id"]] = max(out.get(row["couple_id"], 0), n)
+    return out
 
 
 def dashboard_version(db: sqlite_utils.Database, therapist_id: int) -> int:
@@ -169,19 +207,31 @@ class RenderedCache:
 DASHBOARD_SORTS = {
     "label": lambda r: r["label"].lower(),
     "completion": lambda r: (r["completion"] is None, -(r["completion"] or 0)),
-    "attention": lambda r: (-r["overdue"], r["completion"] if r["completion"] is not None else 2),
+    # Stalled couples (missed practices in a row) first, the longest stall first.
+    "attention": lambda r: (
+        not r.get("stalled"),
+        -r.get("missed", 0) if r.get("stalled") else 0,
+        -r["overdue"],
+        r["completion"] if r["completion"] is not None else 2,
+    ),
     "due": lambda r: -r["due_this_week"],
 }
 
 
+def needs_attention(row: dict) -> bool:
+    """Stalled, past due, or under half the plan."""
+    return bool(
+        row.get("stalled")
+        or row["overdue"]
+        or (row["completion"] is not None and row["completion"] < 0.5)
+    )
+
+
 def arrange_dashboard(rows: list[dict], sort: str, attention_only: bool) -> list[dict]:
-    """Filter to couples needing attention (past due, or under half the plan) and sort."""
+    """Filter to couples needing attention (stalled, past due, or under half the plan)
+    and sort."""
     if attention_only:
-        rows = [
-            r
-            for r in rows
-            if r["overdue"] or (r["completion"] is not None and r["completion"] < 0.5)
-        ]
+        rows = [r for r in rows if needs_attention(r)]
     return sorted(rows, key=DASHBOARD_SORTS.get(sort, DASHBOARD_SORTS["attention"]))
 
 

@@ -59,3 +59,11 @@ def practice_recorded(practice_id, homework_id, couple_id, source):
 def extra_handout_css():
     """No extra handout CSS of our own."""
     return ""
+
+
+@hookimpl(trylast=True)
+def send_reminder(reminder):
+    """Send it by e-mail through the clinic's SMTP server (HOMEWORK_SMTP_*)."""
+    from .reminders import send_by_email
+
+    return send_by_email(reminder)

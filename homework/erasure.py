@@ -18,7 +18,10 @@ from . import audit
 from .storage import write
 
 # Children first, so foreign keys hold at every step.
-TABLES = ("practice", "checkin_tokens", "homework", "packets")
+TABLES = (
+    "reminder_outbox", "reminder_contacts",  # e-mail addresses and reminders (issue 17)
+    "practice", "checkin_tokens", "homework", "packets",
+)  # fmt: skip
 
 
 class LedgerError(RuntimeError):

@@ -27,6 +27,13 @@ couple.json
               whether it came from the couple's check-in or the therapist's session,
               the item it was recorded on (homework_id) and the item that item was
               first issued as (first_issue_id: revisions of one item share it).
+  reminder_contacts
+              each partner's e-mail address for reminders, whether they agreed
+              (consent), who recorded it and when, and when and how reminders
+              were stopped (by the partner's stop link, or the therapist).
+  reminders   every reminder e-mail planned for them: partner, item, practice
+              window, state (planned, claimed, sent, failed, stopped), when sent,
+              why stopped.
 handouts/     a PDF of every item that was not withdrawn or replaced by a revision.
 """
 ITEM_KEYS = (
@@ -66,6 +73,24 @@ def tracking_json(couple: Couple, rows: list[dict]) -> str:
     return json.dumps({"couple": names, "practice": rows}, ensure_ascii=False, indent=2)
 
 
+def reminder_rows(db: sqlite_utils.Database, couple_id: int) -> dict[str, list[dict]]:
+    """A couple's reminder addresses, consent and reminders, for their export."""
+    contacts = db.execute(
+        "SELECT partner, email, consent, recorded_by, recorded_at, stopped_at, stopped_by"
+        " FROM reminder_contacts WHERE couple_id = ? ORDER BY partner",
+        [couple_id],
+    )
+    sent = db.execute(
+        "SELECT id, partner, homework_id, window_start, window_end, state, sent_at, channel,"
+        " stop_reason, created_at FROM reminder_outbox WHERE couple_id = ? ORDER BY id",
+        [couple_id],
+    )
+    return {
+        "reminder_contacts": [dict(r) for r in contacts],
+        "reminders": [dict(r) for r in sent],
+    }
+
+
 def couple_archive(
     db: sqlite_utils.Database, couple: Couple, inputs: HandoutInputs
 ) -> tuple[bytes, int]:
@@ -88,6 +113,7 @@ def couple_archive(
             for item in items
         ],
         "practice": export_rows(db, couple.id),
+        **reminder_rows(db, couple.id),
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

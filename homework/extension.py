@@ -15,6 +15,7 @@ from . import storage
 from .cli import commands
 from .library import load_library_once
 from .plugins import make_plugin_manager
+from .reminders import check_config as check_reminder_config
 from .resources import resource_dir
 from .state import HomeworkState, assignment_pack_folders
 from .views import make_blueprint, responses
@@ -52,6 +53,23 @@ DEFAULTS: dict[str, Any] = {
     "HOMEWORK_BACKUP_KEEP": 14,
     "HOMEWORK_MIN_FREE_DISK_MB": 200,  # /healthz answers 503, doctor warns, below this
     "HOMEWORK_CSP": None,  # None: the host's choice (no header); create_app() sets CSP
+    # Reminders and mail (see the README's Reminders section)
+    "HOMEWORK_TIMEZONE": None,  # None: this machine's own time zone
+    "HOMEWORK_SMTP_HOST": None,  # None: no e-mail at all
+    "HOMEWORK_SMTP_PORT": None,  # None: 587 for starttls, 465 for tls, 25 for none
+    "HOMEWORK_SMTP_SECURITY": "starttls",
+    "HOMEWORK_SMTP_USER": None,
+    "HOMEWORK_SMTP_PASSWORD": None,  # better: FLASK_HOMEWORK_SMTP_PASSWORD in the environment
+    "HOMEWORK_SMTP_PASSWORD_FILE": None,
+    "HOMEWORK_SMTP_CA_FILE": None,  # None: the system's trusted certificates
+    "HOMEWORK_SMTP_TIMEOUT_SECONDS": 20,
+    "HOMEWORK_MAIL_FROM": None,
+    "HOMEWORK_REMINDER_MAX_PER_WEEK": 2,
+    "HOMEWORK_REMINDER_HOURS": [9, 20],
+    "HOMEWORK_REMINDER_LOOP": True,
+    "HOMEWORK_REMINDER_INTERVAL_SECONDS": 60,
+    "HOMEWORK_STALL_AFTER_MISSED": 2,
+    "HOMEWORK_DIGEST_HOUR": None,  # None: no morning digest
 }
 
 
@@ -95,6 +113,7 @@ class Homework:
                 "HOMEWORK_DISABLED_PLUGINS must be a list of plugin names, "
                 f'e.g. ["clinic_sync"], not {disabled!r}'
             )
+        check_reminder_config(app.config)
         pm = make_plugin_manager(
             plugins, load_entry_points=app.config["HOMEWORK_LOAD_PLUGINS"], disabled=disabled
         )

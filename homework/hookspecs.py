@@ -45,3 +45,13 @@ def homework_issued(packet_id, couple_id, homework_ids, therapist_id):  # type: 
 def practice_recorded(practice_id, homework_id, couple_id, source):  # type: ignore[empty-body]
     """A practice was recorded (after it is stored); `source` is "checkin" (the couple)
     or "session" (the therapist)."""
+
+
+@hookspec(firstresult=True)
+def send_reminder(reminder):  # type: ignore[empty-body]
+    """Deliver one reminder or digest (`homework.reminders.Reminder`: `kind`, `to`,
+    `subject`, `text`, `html`, `couple_id`, `partner`, `therapist_id`, `checkin_url`,
+    `stop_url`, `outbox_id`). Return a short name of the channel that took it ("sms");
+    return None to let the next channel try; raise to report a failure (the message is
+    kept for the admin, and the send is tried again later). The first answer wins; e-mail
+    through the clinic's SMTP server is the trylast default. `to` is PHI: never log it."""

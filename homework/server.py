@@ -43,9 +43,16 @@ def _has_setting(name: str) -> bool:
     return any(s.name == name for s in KNOWN_SETTINGS)
 
 
-def run_gunicorn(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
-    """Serve `app` until interrupted. The app holds no open database connection here."""
+def run_gunicorn(
+    app: Flask, host: str, port: int, workers: int, threads: int, in_each_worker=None
+) -> None:
+    """Serve `app` until interrupted. The app holds no open database connection here.
+    `in_each_worker(app)` runs in every worker once it has started (after the fork)."""
     from .logs import RedactingGunicornLogger
+
+    hooks = {}
+    if in_each_worker is not None:
+        hooks["post_worker_init"] = lambda worker: in_each_worker(app)
 
     _gunicorn_application(
         app,
@@ -72,5 +79,6 @@ def run_gunicorn(app: Flask, host: str, port: int, workers: int, threads: int) -
             # (~/.gunicorn/gunicorn.ctl): a second clinic's server on the same machine
             # would take it over. homework has no use for it.
             **({"control_socket_disable": True} if _has_setting("control_socket_disable") else {}),
+            **hooks,
         },
     ).run()

@@ -77,6 +77,7 @@ def test_healthz_answers_without_login(client):
         "migrations": "current",
         "disk": "ok",
         "newest_backup_age_hours": None,
+        "reminders": {"state": "ok", "failed": 0, "last_run": None},
     }
 
 

@@ -278,3 +278,39 @@ def test_disabled_plugins_must_be_a_list_of_names(tmp_path):
     app.config.update(SECRET_KEY="k" * 40, HOMEWORK_DISABLED_PLUGINS="clinic_sync")
     with pytest.raises(TypeError, match=r"must be a list of plugin names, e.g. \["):
         Homework(app)
+
+
+def test_hook_send_reminder(tmp_path):
+    """The example clinic plugin's channel takes reminders (first answer wins), and
+    e-mail, the trylast default, sends none of them."""
+    import datetime as dt
+    import json
+
+    from reminder_helpers import SmtpServer, agree, berlin, give_homework
+
+    from homework import reminders
+
+    sys.path.insert(0, str(PACK.parent.parent))
+    try:
+        from homework_clinic_example import plugin as clinic
+    finally:
+        sys.path.pop(0)
+    server = SmtpServer()
+    try:
+        app = make_app(tmp_path, clinic)
+        portal = tmp_path / "portal.jsonl"
+        app.config.update(server.config(), CLINIC_EXAMPLE_PORTAL_OUTBOX=str(portal))
+        couple_id, _ = give_homework(app, dt.date(2026, 3, 2), owner=7)
+        agree(app, couple_id, a="sam@home.example")
+        assert reminders.run_once(app, now=berlin(2026, 3, 3, 10)).sent == 1
+        [line] = portal.read_text().splitlines()
+        message = json.loads(line)
+        assert (message["couple"], message["partner"]) == (couple_id, "a")
+        assert "https://practice.example/hw/c/" in message["text"]
+        assert server.inbox.messages == []
+        # Without the portal file the plugin says no, and e-mail takes the next one.
+        app.config["CLINIC_EXAMPLE_PORTAL_OUTBOX"] = None
+        assert reminders.run_once(app, now=berlin(2026, 3, 7, 10)).sent == 1
+        assert [m["To"] for m in server.inbox.messages] == ["sam@home.example"]
+    finally:
+        server.stop()

@@ -150,12 +150,15 @@ def serve_command(
     if debug:
         app.run(host=host, port=port, debug=True)
         return
+    from ..reminders import start_loop
     from ..server import run_gunicorn
 
     pid_file = Path(app.instance_path) / "serve.pid"
     pid_file.write_text(str(os.getpid()))  # tells `homework restore` the server is up
     try:
-        run_gunicorn(app, host=host, port=port, workers=workers, threads=threads)
+        # Every worker starts the reminder loop; the one that takes its lock sends.
+        run_gunicorn(app, host=host, port=port, workers=workers, threads=threads,
+                     in_each_worker=start_loop)  # fmt: skip
     finally:
         pid_file.unlink(missing_ok=True)
 

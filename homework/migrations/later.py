@@ -284,3 +284,69 @@ def _homework_series(db: sqlite_utils.Database) -> None:
         UPDATE homework SET series_id = (SELECT root FROM chain WHERE chain.id = homework.id)"""
     )
     db.execute("CREATE INDEX homework_series ON homework(series_id)")
+
+
+@step("0021_reminders")
+def _reminders(db: sqlite_utils.Database) -> None:
+    # Per partner: an e-mail address and whether that partner agreed to reminders (issue
+    # 17). The address is PHI like a name: erased, exported and restored with the couple.
+    # `salt` makes each partner's one-click stop link (see homework.reminders.consent).
+    db.execute(
+        """CREATE TABLE reminder_contacts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            couple_id INTEGER NOT NULL REFERENCES couples(id) ON DELETE CASCADE,
+            partner TEXT NOT NULL CHECK (partner IN ('a', 'b')),
+            email TEXT NOT NULL CHECK (email != ''),
+            consent INTEGER NOT NULL DEFAULT 0 CHECK (consent IN (0, 1)),
+            recorded_by,
+            recorded_at TEXT NOT NULL,
+            stopped_at TEXT,
+            stopped_by TEXT CHECK (stopped_by IN ('link', 'therapist')),
+            salt TEXT NOT NULL,
+            UNIQUE (couple_id, partner)
+        )"""
+    )
+    # The outbox: one row per message homework means to send, so a crash at any moment
+    # neither loses one nor sends it twice more than once (see homework.reminders.outbox).
+    db.execute(
+        """CREATE TABLE reminder_outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('reminder', 'digest')),
+            dedupe TEXT NOT NULL UNIQUE,
+            couple_id INTEGER REFERENCES couples(id) ON DELETE CASCADE,
+            partner TEXT CHECK (partner IN ('a', 'b')),
+            homework_id INTEGER REFERENCES homework(id) ON DELETE CASCADE,
+            therapist_id,
+            window_start TEXT,
+            window_end TEXT,
+            due_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'planned'
+                CHECK (state IN ('planned', 'claimed', 'sent', 'failed', 'stopped')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_try_at TEXT,
+            claimed_at TEXT,
+            claimed_by TEXT,
+            sent_at TEXT,
+            channel TEXT,
+            last_error TEXT,
+            stop_reason TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX reminder_outbox_state ON reminder_outbox(state, due_at)")
+    db.execute(
+        "CREATE INDEX reminder_outbox_couple ON reminder_outbox(couple_id, partner, sent_at)"
+    )
+    db.execute("CREATE INDEX reminder_outbox_homework ON reminder_outbox(homework_id)")
+    # When the reminder loop last ran, and where: /healthz and the admin page show it.
+    db.execute(
+        """CREATE TABLE reminder_runs (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            ran_at TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            sent INTEGER NOT NULL,
+            failed INTEGER NOT NULL
+        )"""
+    )

@@ -92,6 +92,7 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
     )
     from ..submissions import new_key
     from . import admin, assign, checkin, couples, handouts, library, main, settings, tracking
+    from . import reminders as reminder_views
 
     main.register(bp)
     admin.register(bp)
@@ -102,6 +103,7 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
     settings.register(bp)
     checkin.register(bp)
     tracking.register(bp)
+    reminder_views.register(bp)
     if accounts:
         from . import auth
 

@@ -6,7 +6,7 @@ from datetime import date
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .. import couples, issuing, notes, submissions, tracking
+from .. import couples, issuing, notes, reminders, submissions, tracking
 from ..forms import ActionForm, CoupleForm
 from ..state import get_state
 from ..storage import get_db
@@ -128,5 +128,6 @@ def couple_page(couple_id: int):
         flags=couples.FLAGS,
         screening=couples.SCREENING,
         private_notes=notes.notes_for_couple(db, couple.id)[:10],
+        reminder_panel=reminders.panel(db, couple.id),
         actions=ActionForm(),
     )

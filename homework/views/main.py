@@ -55,7 +55,8 @@ def dashboard():
 
 
 def _dashboard_body(db, me, sort: str, show: str, everyone: bool) -> Markup:
-    data = gather(db, me.id, date.today())
+    stall_after = int(current_app.config["HOMEWORK_STALL_AFTER_MISSED"])
+    data = gather(db, me.id, date.today(), stall_after=stall_after)
     rows = arrange_dashboard(data["couples"], sort, show == "attention")
     total = len(rows)
     if not everyone:
@@ -119,6 +120,11 @@ def healthz():
     except OSError:
         free = None
     body["disk_free_mb"] = round(free, 1) if free is not None else None
+    if body["database"] == "ok":
+        from ..reminders.outbox import health as reminder_health
+
+        # Failing reminders are the admin's to see; they do not make the server unhealthy.
+        body["reminders"] = reminder_health(db)
     if free is None or free < float(cfg["HOMEWORK_MIN_FREE_DISK_MB"]):
         body.update(status="down", disk="low" if free is not None else "unreadable")
         status = 503

@@ -16,7 +16,12 @@ CSP = (
 
 # The pages a couple opens from the QR code. Their headers are documented in the README
 # ("Headers a host must leave alone").
-CHECKIN_ENDPOINTS = ("homework.checkin", "homework.checkin_ics", "homework.checkin_note")
+CHECKIN_ENDPOINTS = (
+    "homework.checkin",
+    "homework.checkin_ics",
+    "homework.checkin_note",
+    "homework.reminder_stop",  # the stop link of a reminder e-mail: a credential too
+)
 
 
 # The blocks a host layout must offer (README: "The layout contract").

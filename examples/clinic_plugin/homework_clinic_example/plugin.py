@@ -57,3 +57,22 @@ def homework_issued(packet_id, couple_id, homework_ids, therapist_id):
 @hookimpl
 def practice_recorded(practice_id, homework_id, couple_id, source):
     _log({"event": "practice_recorded", "practice": practice_id, "source": source})
+
+
+@hookimpl
+def send_reminder(reminder):
+    """Deliver reminders as portal messages: here, lines appended to the file named by
+    CLINIC_EXAMPLE_PORTAL_OUTBOX (a real clinic would call its portal's API). Digests,
+    and every reminder when no file is set, go on to homework's e-mail."""
+    path = current_app.config.get("CLINIC_EXAMPLE_PORTAL_OUTBOX")
+    if not path or reminder.kind != "reminder":
+        return None
+    message = {
+        "couple": reminder.couple_id,
+        "partner": reminder.partner,
+        "subject": reminder.subject,
+        "text": reminder.text,
+    }  # by ids: the address stays out of the portal's log
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(message) + "\n")
+    return "portal"

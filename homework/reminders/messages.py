@@ -1,0 +1,78 @@
+"""What a reminder and a digest say. Nothing clinical: the clinic's name, a reminder for
+this week's practice, the check-in link and the stop link; no title, no names, no notes."""
+
+from flask import render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
+from .. import tracking
+from ..branding import Brand
+from .consent import Contact, stop_token
+from .mail import Reminder
+
+
+class Skip(Exception):
+    """This message cannot be written now; the argument is the outbox's stop reason."""
+
+
+def _clinic(brand: Brand) -> str:
+    return brand.name or _("Your clinic")
+
+
+def reminder_message(db, row, secret_key: str, brand: Brand, today) -> Reminder:
+    """The reminder of outbox `row` for its partner, with live links (request context
+    with the clinic's public address needed)."""
+    found = db.execute(
+        "SELECT * FROM reminder_contacts WHERE couple_id = ? AND partner = ?",
+        [row["couple_id"], row["partner"]],
+    ).fetchone()
+    if found is None:
+        raise Skip("no_consent")
+    contact = Contact(**dict(found))
+    packet = db.execute(
+        "SELECT packet_id FROM homework WHERE id = ?", [row["homework_id"]]
+    ).fetchone()
+    link = tracking.current_link(db, secret_key, packet["packet_id"]) if packet else None
+    if link is None or link.revoked or link.expired(today):
+        raise Skip("no_checkin_link")
+    checkin_url = url_for("homework.checkin", token=link.token, _external=True)
+    stop_url = url_for("homework.reminder_stop", token=stop_token(secret_key, contact),
+                       _external=True)  # fmt: skip
+    clinic = _clinic(brand)
+    values = {"clinic": clinic, "brand": brand, "checkin_url": checkin_url, "stop_url": stop_url}
+    return Reminder(
+        outbox_id=row["id"],
+        kind="reminder",
+        to=contact.email,
+        subject=_("A reminder for this week's practice, from %(clinic)s", clinic=clinic),
+        text=render_template("homework/email/reminder.txt", **values),
+        html=render_template("homework/email/reminder.html", **values),
+        couple_id=row["couple_id"],
+        partner=row["partner"],
+        checkin_url=checkin_url,
+        stop_url=stop_url,
+        # Mail programs show their own "unsubscribe" button for this header.
+        headers={"List-Unsubscribe": f"<{stop_url}>"},
+    )
+
+
+def digest_message(row, email: str, attention: int, brand: Brand) -> Reminder:
+    """A therapist's morning digest: how many couples need attention, and a link."""
+    if attention == 0:
+        raise Skip("nothing_to_report")
+    clinic = _clinic(brand)
+    dashboard_url = url_for("homework.dashboard", show="attention", _external=True)
+    values = {"clinic": clinic, "brand": brand, "n": attention, "dashboard_url": dashboard_url}
+    return Reminder(
+        outbox_id=row["id"],
+        kind="digest",
+        to=email,
+        subject=ngettext(
+            "%(num)d couple needs attention today",
+            "%(num)d couples need attention today",
+            attention,
+        ),
+        text=render_template("homework/email/digest.txt", **values),
+        html=render_template("homework/email/digest.html", **values),
+        therapist_id=row["therapist_id"],
+    )

@@ -1,0 +1,84 @@
+"""Planned practice windows: the days between one planned practice and the next.
+
+An item asks for `per_week` practices a week for `weeks` weeks (the same days as its
+calendar file). Each planned practice opens a window that lasts until the next one; the
+last ends with the plan or on the due date. Reminders and the dashboard's "missed
+practices in a row" both count in these windows."""
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from ..calendar import practice_days
+
+# Day names a barrier plan's "when" may name ("Sundays after dinner", "Tue and Thu").
+_DAYS = {
+    "mon": 0, "monday": 0, "mondays": 0, "tue": 1, "tues": 1, "tuesday": 1, "tuesdays": 1,
+    "wed": 2, "wednesday": 2, "wednesdays": 2, "thu": 3, "thur": 3, "thurs": 3,
+    "thursday": 3, "thursdays": 3, "fri": 4, "friday": 4, "fridays": 4, "sat": 5,
+    "saturday": 5, "saturdays": 5, "sun": 6, "sunday": 6, "sundays": 6,
+}  # fmt: skip
+_WEEKEND = {"weekend": (5, 6), "weekends": (5, 6)}
+
+
+@dataclass(frozen=True)
+class Window:
+    """One planned practice's days, first and last included."""
+
+    start: date
+    end: date
+
+    def __contains__(self, day: date) -> bool:
+        return self.start <= day <= self.end
+
+    @property
+    def middle(self) -> date:
+        return self.start + timedelta(days=(self.end - self.start).days // 2)
+
+
+def practice_windows(start: date, due: date, per_week: int, weeks: int) -> list[Window]:
+    """Every planned practice window of an item, oldest first, none past its due date."""
+    days = [d for _, _, d in practice_days(start, max(1, per_week), max(1, weeks))]
+    last = min(start + timedelta(weeks=max(1, weeks), days=-1), due)
+    out = []
+    for n, day in enumerate(days):
+        if day > last:
+            break
+        end = days[n + 1] - timedelta(days=1) if n + 1 < len(days) else last
+        out.append(Window(day, min(end, last)))
+    return out
+
+
+def window_on(windows: list[Window], day: date) -> Window | None:
+    """The window that holds `day`, if any."""
+    return next((w for w in windows if day in w), None)
+
+
+def named_weekdays(when: str) -> set[int]:
+    """The weekdays (Monday 0) a barrier plan's "when" names, in English."""
+    found: set[int] = set()
+    for word in re.findall(r"[a-z]+", (when or "").lower()):
+        if word in _DAYS:
+            found.add(_DAYS[word])
+        found.update(_WEEKEND.get(word, ()))
+    return found
+
+
+def reminder_day(window: Window, when: str) -> date:
+    """The day to remind in `window`: the first day in it that the plan names, else its
+    middle."""
+    days = named_weekdays(when)
+    day = window.start
+    while day <= window.end:
+        if day.weekday() in days:
+            return day
+        day += timedelta(days=1)
+    return window.middle
+
+
+def missed_in_a_row(windows: list[Window], last_practice: date | None, today: date) -> int:
+    """How many planned practices in a row went by, ended before today, with none
+    recorded since the last practice."""
+    return sum(
+        1 for w in windows if w.end < today and (last_practice is None or w.start > last_practice)
+    )
