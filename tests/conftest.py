@@ -5,11 +5,14 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from flask import Flask
+from jinja2.bccache import Bucket, BytecodeCache
 
 from homework import create_app, passwords
 from homework.accounts import create_user
@@ -17,6 +20,27 @@ from homework.storage import connect
 
 THERAPIST_PASSWORD = "correct horse battery"
 ADMIN_PASSWORD = "another long passphrase"
+
+
+MEMORY_DISK = Path("/dev/shm")
+
+
+def pytest_configure(config) -> None:
+    """Keep the tests' files (tmp_path, and the temporary files of every process the
+    suite starts) in memory, unless TMPDIR or --basetemp says otherwise.
+
+    Every write to a clinic's database waits for fsync (synchronous = FULL). On a disk
+    that other jobs keep busy each of those waits grew to most of a test's time; in
+    memory fsync returns at once and SQLite otherwise behaves the same."""
+    if config.option.basetemp or os.environ.get("TMPDIR"):
+        return
+    try:
+        stats = os.statvfs(MEMORY_DISK)
+    except OSError:
+        return
+    if stats.f_bavail * stats.f_frsize >= 2 * 1024**3 and os.access(MEMORY_DISK, os.W_OK):
+        os.environ["TMPDIR"] = str(MEMORY_DISK)
+        tempfile.tempdir = None  # tempfile reads TMPDIR again
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -28,6 +52,78 @@ def cheap_password_hashing():
     keep the production cost, and a test of `homework init` checks that they do."""
     patch = pytest.MonkeyPatch()
     patch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    yield
+    patch.undo()
+
+
+class SharedTemplateCode(BytecodeCache):
+    """Compiled templates shared by every Flask app the test process creates.
+
+    Each test builds a fresh app, and each app's Jinja environment compiled every page
+    template again: about half of a typical test's time. Jinja checks a cached template
+    against its source's checksum, and the key below holds whatever else shapes the
+    compiled code (syntax options, extensions, filters, tests, autoescaping), so an app
+    with other templates or other Jinja settings compiles its own."""
+
+    def __init__(self) -> None:
+        self.code: dict[tuple, bytes] = {}
+
+    @staticmethod
+    def _key(bucket) -> tuple:
+        env = bucket.environment
+        autoescape = (
+            env.autoescape(bucket.template_name) if callable(env.autoescape) else env.autoescape
+        )
+        syntax = tuple(
+            getattr(env, name)
+            for name in (
+                "block_start_string", "block_end_string", "variable_start_string",
+                "variable_end_string", "comment_start_string", "comment_end_string",
+                "line_statement_prefix", "line_comment_prefix", "trim_blocks",
+                "lstrip_blocks", "newline_sequence", "keep_trailing_newline", "optimized",
+                "is_async",
+            )
+        )  # fmt: skip
+        return (
+            bucket.key,
+            autoescape,
+            syntax,
+            getattr(env, "newstyle_gettext", None),
+            tuple(sorted(env.extensions)),
+            tuple(sorted(env.filters)),
+            tuple(sorted(env.tests)),
+        )
+
+    def get_bucket(self, environment, name, filename, source) -> Bucket:
+        bucket = Bucket(
+            environment, self.get_cache_key(name, filename), self.get_source_checksum(source)
+        )
+        bucket.template_name = name  # autoescaping is chosen by the name
+        self.load_bytecode(bucket)
+        return bucket
+
+    def load_bytecode(self, bucket) -> None:
+        code = self.code.get(self._key(bucket))
+        if code is not None:
+            bucket.bytecode_from_string(code)  # ignored if the source has changed
+
+    def dump_bytecode(self, bucket) -> None:
+        self.code[self._key(bucket)] = bucket.bytecode_to_string()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def shared_template_code():
+    """Give every Flask app's Jinja environment the one SharedTemplateCode."""
+    shared = SharedTemplateCode()
+    real = Flask.create_jinja_environment
+
+    def create_jinja_environment(self):
+        env = real(self)
+        env.bytecode_cache = shared
+        return env
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(Flask, "create_jinja_environment", create_jinja_environment)
     yield
     patch.undo()
 

@@ -10,6 +10,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -123,8 +124,14 @@ class Nginx:
         except subprocess.TimeoutExpired:
             self.proc.kill()
 
-    def access_log(self) -> str:
-        return (self.logs / "homework.access.log").read_text()
+    def access_log(self, until: str) -> str:
+        """The access log, once it holds `until`: nginx writes a request's line after it
+        has sent the answer, so the client can read the answer before the line is there."""
+        path = self.logs / "homework.access.log"
+        deadline = time.monotonic() + 120  # only stops a line that never comes
+        while until not in (log := path.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return log
 
 
 class Browser:
@@ -261,7 +268,7 @@ def test_https_through_the_shipped_nginx_site(deployed):
          "who": "together", "outcome": "done", "private": "shared", "reflection": "nice"},
     )  # fmt: skip
     assert status in (302, 303)
-    log = nginx.access_log()
+    log = nginx.access_log(until="POST /c/")
     secret = path.rsplit("/", 1)[1]
     assert "/c/[link]" in log and "POST /c/[link]" in log
     assert secret not in log
