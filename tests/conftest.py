@@ -1,8 +1,12 @@
 """Fixtures in the Flask tutorial's shape, plus a live server and a browser."""
 
+import atexit
+import datetime
 import os
 import re
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -16,7 +20,7 @@ from jinja2.bccache import Bucket, BytecodeCache
 
 from homework import create_app, passwords
 from homework.accounts import create_user
-from homework.storage import connect
+from homework.storage import connect, release_connections
 
 THERAPIST_PASSWORD = "correct horse battery"
 ADMIN_PASSWORD = "another long passphrase"
@@ -133,12 +137,15 @@ def shared_template_code():
 PATIENT_CONFIG = {"HOMEWORK_RENDER_TIMEOUT_SECONDS": 600, "HOMEWORK_BUSY_TIMEOUT_MS": 300_000}
 
 
-@pytest.fixture
-def app(tmp_path):
+@pytest.fixture(scope="session")
+def clinic_database(cheap_password_hashing, tmp_path_factory) -> Path:
+    """The database every `app` starts from: migrated, with its three accounts.
+
+    Made once; each `app` gets its own copy of the file (migrating a new database for
+    every test was a good part of the suite's time)."""
+    instance = tmp_path_factory.mktemp("clinic") / "instance"
     app = create_app(
-        instance_path=tmp_path / "instance",
-        config={"TESTING": True, **PATIENT_CONFIG},
-        create_database=True,
+        instance_path=instance, config={"TESTING": True, **PATIENT_CONFIG}, create_database=True
     )
     with app.app_context():
         from homework.storage import get_db
@@ -147,6 +154,23 @@ def app(tmp_path):
         create_user(db, "admin@example.org", "Ada Admin", "admin", ADMIN_PASSWORD)
         create_user(db, "therapist@example.org", "Dr. Tess Ward", "therapist", THERAPIST_PASSWORD)
         create_user(db, "other@example.org", "Dr. Omar Other", "therapist", THERAPIST_PASSWORD)
+    path = Path(app.config["HOMEWORK_DATABASE"])
+    release_connections(path)
+    conn = sqlite3.connect(path)  # everything into the main file: the copies take only it
+    assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def app(tmp_path, clinic_database):
+    instance = tmp_path / "instance"
+    instance.mkdir(mode=0o700)
+    shutil.copy(clinic_database, instance / clinic_database.name)  # its mode too
+    app = create_app(
+        instance_path=instance, config={"TESTING": True, **PATIENT_CONFIG}, create_database=True
+    )
+    assert Path(app.config["HOMEWORK_DATABASE"]) == instance / clinic_database.name
     yield app
 
 
@@ -285,14 +309,40 @@ def homework_cli(*args: str, instance: Path, stdin: str | None = None, env=None)
     )
 
 
+def run_demo(instance: Path, env: dict | None = None) -> dict[str, str]:
+    """`homework demo` into `instance`; return the printed passwords by email."""
+    demo = homework_cli("demo", instance=instance, env=env)
+    assert demo.returncode == 0, demo.stderr
+    return dict(re.findall(r"(\S+@\S+)\s+password: (\S+)", demo.stdout))
+
+
+_demo_clinics: dict[datetime.date, tuple[Path, dict[str, str]]] = {}
+
+
+def demo_clinic(instance: Path) -> dict[str, str]:
+    """A demo clinic in `instance` (which must not exist yet), as `homework demo` makes it;
+    return its passwords by email.
+
+    `homework demo` runs once a day per test process, into a folder of its own; each
+    caller gets a copy of that folder (database, secret key, everything), so no test
+    sees another's changes. Tests of the demo command itself run it."""
+    today = datetime.date.today()  # the demo's dates are relative to the day it ran
+    if today not in _demo_clinics:
+        folder = Path(tempfile.mkdtemp(prefix="homework-demo-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _demo_clinics[today] = (folder / "instance", run_demo(folder / "instance"))
+    template, passwords = _demo_clinics[today]
+    shutil.copytree(template, instance)
+    return dict(passwords)
+
+
 class LiveServer:
     """`homework serve` with a demo clinic, on a free loopback port."""
 
     def __init__(self, instance: Path, config: str = "", env: dict | None = None):
         self.instance = instance
-        demo = homework_cli("demo", instance=instance, env=env)
-        assert demo.returncode == 0, demo.stderr
-        self.passwords = dict(re.findall(r"(\S+@\S+)\s+password: (\S+)", demo.stdout))
+        # A demo clinic run in another environment is made there; any other is a copy.
+        self.passwords = run_demo(instance, env) if env else demo_clinic(instance)
         patience = "".join(f"{key} = {value!r}\n" for key, value in PATIENT_CONFIG.items())
         (instance / "config.py").write_text(patience + config)
         port = free_port()
