@@ -1,22 +1,50 @@
 """Fixtures in the Flask tutorial's shape, plus a live server and a browser."""
 
+import atexit
+import datetime
 import os
 import re
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from flask import Flask
+from jinja2.bccache import Bucket, BytecodeCache
 
 from homework import create_app, passwords
 from homework.accounts import create_user
-from homework.storage import connect
+from homework.storage import connect, release_connections
 
 THERAPIST_PASSWORD = "correct horse battery"
 ADMIN_PASSWORD = "another long passphrase"
+
+
+MEMORY_DISK = Path("/dev/shm")
+
+
+def pytest_configure(config) -> None:
+    """Keep the tests' files (tmp_path, and the temporary files of every process the
+    suite starts) in memory, unless TMPDIR or --basetemp says otherwise.
+
+    Every write to a clinic's database waits for fsync (synchronous = FULL). On a disk
+    that other jobs keep busy each of those waits grew to most of a test's time; in
+    memory fsync returns at once and SQLite otherwise behaves the same."""
+    if config.option.basetemp or os.environ.get("TMPDIR"):
+        return
+    try:
+        stats = os.statvfs(MEMORY_DISK)
+    except OSError:
+        return
+    if stats.f_bavail * stats.f_frsize >= 2 * 1024**3 and os.access(MEMORY_DISK, os.W_OK):
+        os.environ["TMPDIR"] = str(MEMORY_DISK)
+        tempfile.tempdir = None  # tempfile reads TMPDIR again
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -32,17 +60,92 @@ def cheap_password_hashing():
     patch.undo()
 
 
+class SharedTemplateCode(BytecodeCache):
+    """Compiled templates shared by every Flask app the test process creates.
+
+    Each test builds a fresh app, and each app's Jinja environment compiled every page
+    template again: about half of a typical test's time. Jinja checks a cached template
+    against its source's checksum, and the key below holds whatever else shapes the
+    compiled code (syntax options, extensions, filters, tests, autoescaping), so an app
+    with other templates or other Jinja settings compiles its own."""
+
+    def __init__(self) -> None:
+        self.code: dict[tuple, bytes] = {}
+
+    @staticmethod
+    def _key(bucket) -> tuple:
+        env = bucket.environment
+        autoescape = (
+            env.autoescape(bucket.template_name) if callable(env.autoescape) else env.autoescape
+        )
+        syntax = tuple(
+            getattr(env, name)
+            for name in (
+                "block_start_string", "block_end_string", "variable_start_string",
+                "variable_end_string", "comment_start_string", "comment_end_string",
+                "line_statement_prefix", "line_comment_prefix", "trim_blocks",
+                "lstrip_blocks", "newline_sequence", "keep_trailing_newline", "optimized",
+                "is_async",
+            )
+        )  # fmt: skip
+        return (
+            bucket.key,
+            autoescape,
+            syntax,
+            getattr(env, "newstyle_gettext", None),
+            tuple(sorted(env.extensions)),
+            tuple(sorted(env.filters)),
+            tuple(sorted(env.tests)),
+        )
+
+    def get_bucket(self, environment, name, filename, source) -> Bucket:
+        bucket = Bucket(
+            environment, self.get_cache_key(name, filename), self.get_source_checksum(source)
+        )
+        bucket.template_name = name  # autoescaping is chosen by the name
+        self.load_bytecode(bucket)
+        return bucket
+
+    def load_bytecode(self, bucket) -> None:
+        code = self.code.get(self._key(bucket))
+        if code is not None:
+            bucket.bytecode_from_string(code)  # ignored if the source has changed
+
+    def dump_bytecode(self, bucket) -> None:
+        self.code[self._key(bucket)] = bucket.bytecode_to_string()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def shared_template_code():
+    """Give every Flask app's Jinja environment the one SharedTemplateCode."""
+    shared = SharedTemplateCode()
+    real = Flask.create_jinja_environment
+
+    def create_jinja_environment(self):
+        env = real(self)
+        env.bytecode_cache = shared
+        return env
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(Flask, "create_jinja_environment", create_jinja_environment)
+    yield
+    patch.undo()
+
+
 # Wall-clock limits sized for production would fire on a loaded CI machine (a cold render
 # worker alone can take seconds to start there); tests that check a limit set their own.
 PATIENT_CONFIG = {"HOMEWORK_RENDER_TIMEOUT_SECONDS": 600, "HOMEWORK_BUSY_TIMEOUT_MS": 300_000}
 
 
-@pytest.fixture
-def app(tmp_path):
+@pytest.fixture(scope="session")
+def clinic_database(cheap_password_hashing, tmp_path_factory) -> Path:
+    """The database every `app` starts from: migrated, with its three accounts.
+
+    Made once; each `app` gets its own copy of the file (migrating a new database for
+    every test was a good part of the suite's time)."""
+    instance = tmp_path_factory.mktemp("clinic") / "instance"
     app = create_app(
-        instance_path=tmp_path / "instance",
-        config={"TESTING": True, **PATIENT_CONFIG},
-        create_database=True,
+        instance_path=instance, config={"TESTING": True, **PATIENT_CONFIG}, create_database=True
     )
     with app.app_context():
         from homework.storage import get_db
@@ -51,6 +154,23 @@ def app(tmp_path):
         create_user(db, "admin@example.org", "Ada Admin", "admin", ADMIN_PASSWORD)
         create_user(db, "therapist@example.org", "Dr. Tess Ward", "therapist", THERAPIST_PASSWORD)
         create_user(db, "other@example.org", "Dr. Omar Other", "therapist", THERAPIST_PASSWORD)
+    path = Path(app.config["HOMEWORK_DATABASE"])
+    release_connections(path)
+    conn = sqlite3.connect(path)  # everything into the main file: the copies take only it
+    assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def app(tmp_path, clinic_database):
+    instance = tmp_path / "instance"
+    instance.mkdir(mode=0o700)
+    shutil.copy(clinic_database, instance / clinic_database.name)  # its mode too
+    app = create_app(
+        instance_path=instance, config={"TESTING": True, **PATIENT_CONFIG}, create_database=True
+    )
+    assert Path(app.config["HOMEWORK_DATABASE"]) == instance / clinic_database.name
     yield app
 
 
@@ -189,14 +309,40 @@ def homework_cli(*args: str, instance: Path, stdin: str | None = None, env=None)
     )
 
 
+def run_demo(instance: Path, env: dict | None = None) -> dict[str, str]:
+    """`homework demo` into `instance`; return the printed passwords by email."""
+    demo = homework_cli("demo", instance=instance, env=env)
+    assert demo.returncode == 0, demo.stderr
+    return dict(re.findall(r"(\S+@\S+)\s+password: (\S+)", demo.stdout))
+
+
+_demo_clinics: dict[datetime.date, tuple[Path, dict[str, str]]] = {}
+
+
+def demo_clinic(instance: Path) -> dict[str, str]:
+    """A demo clinic in `instance` (which must not exist yet), as `homework demo` makes it;
+    return its passwords by email.
+
+    `homework demo` runs once a day per test process, into a folder of its own; each
+    caller gets a copy of that folder (database, secret key, everything), so no test
+    sees another's changes. Tests of the demo command itself run it."""
+    today = datetime.date.today()  # the demo's dates are relative to the day it ran
+    if today not in _demo_clinics:
+        folder = Path(tempfile.mkdtemp(prefix="homework-demo-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _demo_clinics[today] = (folder / "instance", run_demo(folder / "instance"))
+    template, passwords = _demo_clinics[today]
+    shutil.copytree(template, instance)
+    return dict(passwords)
+
+
 class LiveServer:
     """`homework serve` with a demo clinic, on a free loopback port."""
 
     def __init__(self, instance: Path, config: str = "", env: dict | None = None):
         self.instance = instance
-        demo = homework_cli("demo", instance=instance, env=env)
-        assert demo.returncode == 0, demo.stderr
-        self.passwords = dict(re.findall(r"(\S+@\S+)\s+password: (\S+)", demo.stdout))
+        # A demo clinic run in another environment is made there; any other is a copy.
+        self.passwords = run_demo(instance, env) if env else demo_clinic(instance)
         patience = "".join(f"{key} = {value!r}\n" for key, value in PATIENT_CONFIG.items())
         (instance / "config.py").write_text(patience + config)
         port = free_port()

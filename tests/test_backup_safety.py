@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import homework_cli
+from conftest import demo_clinic, homework_cli
 
 from homework import backups, create_app
 from homework.backups import BackupError, restore, take_backup
@@ -188,7 +188,7 @@ def plaintext_copies(instance: Path) -> list[str]:
 @pytest.mark.parametrize("point", ["packing", "writing"])
 def test_a_killed_encrypted_backup_leaves_no_plaintext_and_is_cleared_up(tmp_path, point):
     instance = tmp_path / "inst"
-    assert homework_cli("demo", instance=instance).returncode == 0
+    demo_clinic(instance)
     run_killed(point, instance)
     assert plaintext_copies(instance) == []
     archive = cli_backup(instance, "--encrypt", env=PASS)
@@ -198,7 +198,7 @@ def test_a_killed_encrypted_backup_leaves_no_plaintext_and_is_cleared_up(tmp_pat
 
 def test_a_killed_restore_leaves_the_old_database_and_the_next_restore_clears_up(tmp_path):
     instance = tmp_path / "inst"
-    assert homework_cli("demo", instance=instance).returncode == 0
+    demo_clinic(instance)
     archive = cli_backup(instance)
     before = (instance / "homework.db").read_bytes()
     run_killed("before-swap", instance, archive)
@@ -222,7 +222,7 @@ sys.stdin.read()
 @pytest.mark.parametrize("point", ["before-swap", "after-swap"])
 def test_a_restore_killed_at_the_swap_leaves_one_whole_database(tmp_path, point):
     instance = tmp_path / "inst"
-    assert homework_cli("demo", instance=instance).returncode == 0
+    demo_clinic(instance)
     archive = cli_backup(instance)
     db_path = instance / "homework.db"
     # Another process committed a write that is still only in the old database's WAL.
@@ -292,7 +292,7 @@ def test_backup_and_restore_sync_each_file_before_its_rename_and_the_folder_afte
 def test_root_run_backup_and_restore_keep_the_service_users_files(tmp_path):
     service = 65534  # "nobody": the account the server runs as
     instance = tmp_path / "inst"
-    assert homework_cli("demo", instance=instance).returncode == 0
+    demo_clinic(instance)
     (instance / "uploads").mkdir()
     (instance / "uploads" / LOGO).write_bytes(b"logo bytes")
     for p in [instance, *instance.rglob("*")]:
@@ -344,7 +344,7 @@ def test_printed_checkin_links_work_after_restoring_on_a_new_machine(tmp_path):
     from homework.tracking import current_link
 
     old = tmp_path / "old"
-    assert homework_cli("demo", instance=old).returncode == 0
+    demo_clinic(old)
     app = create_app(instance_path=old)
     with app.app_context():
         db = get_db()

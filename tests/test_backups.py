@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN_PASSWORD, csrf_token, homework_cli, signed_in
+from conftest import ADMIN_PASSWORD, csrf_token, demo_clinic, homework_cli, signed_in
 from test_assign import form_for, post_assign
 from test_couples import add_couple
 
@@ -24,7 +24,7 @@ def backup(instance: Path, *args: str, env=None) -> Path:
 
 def test_backup_and_restore_bring_everything_back(tmp_path):
     instance = tmp_path / "inst"
-    homework_cli("demo", instance=instance)
+    demo_clinic(instance)
     uploads = instance / "uploads"
     uploads.mkdir()
     (uploads / "logo-0123456789abcdef0123.png").write_bytes(b"logo bytes")
@@ -95,7 +95,7 @@ def test_backup_while_two_processes_write(tmp_path):
 
 def test_encrypted_backup_needs_its_passphrase(tmp_path):
     instance = tmp_path / "inst"
-    homework_cli("demo", instance=instance)
+    demo_clinic(instance)
     archive = backup(instance, "--encrypt", env=PASS)
     assert archive.name.endswith(".tar.gz.enc")
     assert b"SQLite format" not in archive.read_bytes()
@@ -119,7 +119,7 @@ def test_damaged_backups_are_refused_and_nothing_is_replaced(tmp_path, damage):
     import tarfile
 
     instance = tmp_path / "inst"
-    homework_cli("demo", instance=instance)
+    demo_clinic(instance)
     archive = backup(instance)
     data = archive.read_bytes()
     if damage == "truncate":
@@ -158,7 +158,7 @@ def test_keeps_the_newest_n_and_says_what_it_removed(tmp_path):
 
 def test_restore_refuses_while_the_server_runs(tmp_path):
     instance = tmp_path / "inst"
-    homework_cli("demo", instance=instance)
+    demo_clinic(instance)
     archive = backup(instance)
     (instance / "serve.pid").write_text(str(os.getpid()))  # a live process
     refused = homework_cli("restore", str(archive), instance=instance)
@@ -169,7 +169,7 @@ def test_restore_refuses_while_the_server_runs(tmp_path):
 
 def test_stale_wal_files_are_removed_on_restore(tmp_path):
     instance = tmp_path / "inst"
-    homework_cli("demo", instance=instance)
+    demo_clinic(instance)
     archive = backup(instance)
     db_path = instance / "homework.db"
     wal = db_path.with_name("homework.db-wal")
@@ -249,7 +249,7 @@ def test_an_erased_couple_stays_erased_after_restoring_an_older_backup(tmp_path)
     from homework.storage import get_db
 
     instance = tmp_path / "inst"
-    homework_cli("demo", instance=instance)
+    demo_clinic(instance)
     archive = backup(instance)  # has all three demo couples
     app = create_app(instance_path=instance)
     with app.app_context():

@@ -124,14 +124,13 @@ class Nginx:
         except subprocess.TimeoutExpired:
             self.proc.kill()
 
-    def access_log(self, until: str = "") -> str:
-        """The access log, once it holds `until`: nginx writes a request's line after the
-        client has its answer, so a busy machine may not have written it yet."""
-        deadline = time.monotonic() + 60
-        log = (self.logs / "homework.access.log").read_text()
-        while until not in log and time.monotonic() < deadline:
+    def access_log(self, until: str) -> str:
+        """The access log, once it holds `until`: nginx writes a request's line after it
+        has sent the answer, so the client can read the answer before the line is there."""
+        path = self.logs / "homework.access.log"
+        deadline = time.monotonic() + 120  # only stops a line that never comes
+        while until not in (log := path.read_text()) and time.monotonic() < deadline:
             time.sleep(0.05)
-            log = (self.logs / "homework.access.log").read_text()
         return log
 
 

@@ -5,7 +5,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from conftest import homework_cli
+from conftest import demo_clinic, homework_cli
 
 from homework import create_app
 from homework.backups import restore, take_backup
@@ -34,7 +34,7 @@ def couple_labels(instance: Path) -> dict[int, str]:
 
 def test_restore_never_erases_a_new_couple_given_an_erased_couples_old_id(tmp_path):
     instance = tmp_path / "inst"
-    assert homework_cli("demo", instance=instance).returncode == 0
+    demo_clinic(instance)
     app = create_app(instance_path=instance)
     with app.app_context():
         db = get_db()

@@ -8,7 +8,7 @@ import threading
 import zlib
 
 import pytest
-from conftest import ADMIN_PASSWORD, csrf_token, homework_cli, signed_in
+from conftest import ADMIN_PASSWORD, csrf_token, demo_clinic, homework_cli, signed_in
 from PIL import Image
 from test_assign import form_for, post_assign
 from test_couples import add_couple, audit_actions, login_other
@@ -445,7 +445,7 @@ def test_cli_render_bad_arguments(tmp_path, args, message):
 
 def test_cli_export_writes_every_active_handout(tmp_path):
     instance = tmp_path / "inst"
-    homework_cli("demo", instance=instance)
+    demo_clinic(instance)
     out = tmp_path / "out"
     result = homework_cli("export", "--couple", "2", "--out", str(out), instance=instance)
     assert result.returncode == 0, result.stderr
