@@ -430,17 +430,28 @@ def test_the_bundled_pack_passes_its_own_clinical_checks():
     assert [str(p) for p in check_assignments(library.assignments.values())] == []
 
 
-@pytest.mark.parametrize(
-    ("assignment_id", "locked"),
-    [
-        ("gentle-touch-check-ins", "non-sexual touch only"),
-        ("fears-and-hopes", "Either of you can pause at any time"),
-        ("time-out-and-repair", "agree on your time-out signal"),
-    ],
-)
-def test_the_safety_steps_of_the_core_pack_are_locked(assignment_id, locked):
+# The review's safety rules for the original twenty, and words that say each: a therapist
+# can neither leave them out of a handout nor reword them.
+LOCKED_RULES = {
+    "gentle-touch-check-ins": ["non-sexual touch only", "don't ask again", "treat it as a no",
+                               "{{ stop_words }}", "no alcohol or drugs", "goes still"],
+    "fears-and-hopes": ["never brought up in an argument", "Either of you can pause at any time"],
+    "time-out-and-repair": ["agree on your time-out signal", "does not follow",
+                            "say where you will be", "no alcohol or drugs, and no driving",
+                            "not a way to end the talk for good"],
+    "perspective-taking": ["threats, pushing", "either of you can end a round"],
+    "state-of-us": ["{{ stop_words }}", "flooded or unsafe"],
+    "love-map-questions": ["never brought up in an argument", "{{ stop_words }}"],
+    "preparing-for-session": ["send a private note", "your partner does not see it"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("assignment_id", sorted(LOCKED_RULES))
+def test_the_safety_steps_of_the_core_pack_are_locked(assignment_id):
     a = load_library([CORE]).get(assignment_id)
-    assert [locked in a.sections["steps"][i] for i in sorted(a.locked_steps)] == [True]
+    locked_text = " ".join(a.sections["steps"][i] for i in sorted(a.locked_steps))
+    for rule in LOCKED_RULES[assignment_id]:
+        assert rule in locked_text, rule
 
 
 def test_cli_validate_reports_every_problem_as_file_field_message(runner, tmp_path):

@@ -388,6 +388,9 @@ def test_a_partner_can_send_the_therapist_a_private_note(app, therapist, checkin
     partner = app.test_client()
     page = partner.get(path).get_data(as_text=True)
     assert "A private note to your therapist" in page
+    # Reachable from the top of the page, however many items sit above the form.
+    assert '<a href="#private-note">Something to tell your therapist on your own?' in page
+    assert 'id="private-note"' in page
     token = csrf_token(partner, path)
     secret = "I am scared of how he gets when he drinks."
     response = partner.post(
@@ -406,6 +409,8 @@ def test_a_partner_can_send_the_therapist_a_private_note(app, therapist, checkin
     assert secret in therapist.get(f"/couples/{couple_id}/summary").get_data(as_text=True)
     pdf = therapist.get(f"/couples/{couple_id}/summary.pdf").data
     assert "scared" not in pdftext(pdf)
+    handout = therapist.get("/homework/1/handout.pdf")
+    assert handout.status_code == 200 and "scared" not in pdftext(handout.data)
     audit_row = db.execute(
         "SELECT object_id, detail FROM audit_log WHERE action = 'note.received'"
     ).fetchone()
@@ -444,11 +449,24 @@ def test_a_private_note_needs_a_live_link(app, checkin_path, db):
     assert db.execute("SELECT COUNT(*) FROM private_notes").fetchone()[0] == 0
 
 
-def test_preparing_for_session_points_to_the_private_note(therapist):
+def test_preparing_for_session_points_each_partner_to_a_private_note(therapist, db):
     couple_id = add_couple(therapist)
     data = form_for(therapist, couple_id, "preparing-for-session")
     preview = post_assign(therapist, couple_id, data, "preview").get_data(as_text=True)
-    assert "send a private note from your check-in page" in preview
+    assert "Each of you can also tell Dr. Tess Ward something on your own." in preview
+    assert "Open your check-in page (the code or link on this sheet) and send a private note." in (
+        preview
+    )
+    assert "Only Dr. Tess Ward reads it." in preview
+    assert "so your partner does not see it" in preview
+    # The pointer is a safety step: a therapist cannot leave it out of the handout.
+    assert data["a0-steps"][-1] == "6"
+    response = post_assign(
+        therapist, couple_id, {**data, "a0-steps": data["a0-steps"][:-1]}, "issue"
+    )
+    assert response.status_code == 400
+    assert "Step 7 is a safety step and cannot be left out." in response.get_data(as_text=True)
+    assert homework_rows(db) == 0
 
 
 def test_erasing_a_couple_leaves_no_note_of_theirs_readable_in_the_database_file(
