@@ -474,3 +474,42 @@ def test_cli_validate_reports_every_problem_as_file_field_message(runner, tmp_pa
     assert any(line.startswith(f"{folder / 'worse.md'}: version: ") for line in lines)
     result = runner.invoke(args=["homework", "library", "validate", str(folder / "good.md")])
     assert result.exit_code == 0
+
+
+# The cautions the clinical review (section c) found missing, per assignment. VF is
+# violence-or-fear, and every assignment carries it (review c3).
+VF, HC, RA = "violence-or-fear", "high-conflict", "recent-affair"
+SU, TH, SC = "substance-use", "trauma-history", "separation-considered"
+REVIEW_CAUTIONS = {
+    "perspective-taking": {VF, RA, SU},
+    "state-of-us": {VF, HC, RA, SU, SC},
+    "gentle-touch-check-ins": {VF, SU, RA, SC},
+    "time-out-and-repair": {VF, SU, RA},
+    "speaker-listener": {SU},
+    "gentle-start-up": {SU},
+    "fears-and-hopes": {SU, RA, SC, HC},
+    "shared-activity-planning": {SU},
+    "daily-appreciation": {RA},
+    "gratitude-letter": {RA},
+    "memory-walk": {SC},
+    "rituals-of-connection": {SC},
+}
+
+
+def test_every_core_assignment_carries_the_cautions_the_review_asked_for():
+    library = load_library([CORE])
+    missing = {
+        a.id: sorted(({VF} | REVIEW_CAUTIONS.get(a.id, set())) - a.caution_flags)
+        for a in library.assignments.values()
+    }
+    assert {k: v for k, v in missing.items() if v} == {}
+    assert "any history of sexual pressure or coercion" in " ".join(
+        c["note"] for c in library.get("gentle-touch-check-ins").cautions
+    )
+
+
+def test_no_default_promise_reports_where_a_partner_is():
+    promises = load_library([CORE]).get("small-promises-kept").defaults()["promise_ideas"]
+    text = " ".join(promises).lower()
+    for word in ("text", "call", "where", "leave work", "location", "check in"):
+        assert word not in text, word
