@@ -3,8 +3,9 @@
 A file that breaks the schema or its own merge fields cannot be loaded at all (library.py).
 These checks look at a loadable assignment the way a clinician would: does an exercise
 that touches conflict, touch or vulnerability carry the partner-violence caution and a stop
-signal, does a turn-taking exercise let the therapist choose who goes first, is the text
-plain enough. `homework library validate` reports them; CI holds the core pack to them.
+signal, does a turn-taking exercise let the therapist choose who goes first (and not name
+partner A first), is the text plain enough. `homework library validate` reports them; CI
+holds the core pack to them.
 """
 
 import re
@@ -22,6 +23,19 @@ SCREEN_FLAG = "violence-or-fear"
 _TURN_WORDS = re.compile(
     r"\b(?:take turns|taking turns|trade (?:places|roles)"
     r"|(?:swap|switch)(?:\s+(?:roles|places|sides)\b|\s*[:,]))",
+    re.I,
+)
+# Steps that put partner A first by name: "{{ partner_a }} starts", "{{ partner_a }} says
+# ..., then {{ partner_b }}", "{{ partner_a }} suggests two, and {{ partner_b }} ...". Who goes
+# first is the therapist's choice ({{ first_speaker }}). "{{ partner_a }} and {{ partner_b }}
+# each ..." and one value per partner ("{{ partner_a }} goes to ...; {{ partner_b }} ...")
+# are not turns.
+_A = r"\{\{\s*partner_a\s*\}\}"
+_B = r"\{\{\s*partner_b\s*\}\}"
+_PARTNER_A_FIRST = re.compile(
+    rf"{_A}(?:(?!{_B})[^\n])*?\b(?:goes first|go first|starts|begins)\b"
+    rf"|{_A}[^\n]*?\bthen,?\s+{_B}"
+    rf"|(?:^|[.!?]\s+){_A}\s+\w+[^\n]*?,\s+and\s+{_B}",
     re.I,
 )
 _PLAIN = MarkdownIt("commonmark", {"html": False}).disable("image")
@@ -78,6 +92,18 @@ def check_assignment(a: Assignment) -> list[Problem]:
                     "turns",
                     f"the steps take turns ({found.group(0).strip(' :,')!r}) but the front "
                     "matter lacks `turns: true`, so the therapist cannot choose who goes first",
+                )
+            )
+    for number, step in enumerate(a.sections.get("steps", ()), 1):
+        found = _PARTNER_A_FIRST.search(step)
+        if found:
+            problems.append(
+                Problem(
+                    name,
+                    "turns",
+                    f"step {number} puts partner A first by name ({found.group(0)[:60]!r}); "
+                    "use `turns: true` and {{ first_speaker }} / {{ second_speaker }} so the "
+                    "therapist chooses who goes first",
                 )
             )
     if a.stop_signal:

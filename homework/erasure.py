@@ -4,7 +4,13 @@ outlives restores, so an erased couple stays erased when an older backup comes b
 The ledger (`erasures.jsonl`) names each erased couple by its UUID, which is never given
 to another couple. Lines written before couples had UUIDs name only a row id, and row ids
 were handed out again after an erasure; such a line is read as "the couple with this id
-that was created before this erasure", and rewritten in that explicit form."""
+that was created before this erasure", and rewritten in that explicit form.
+
+What is deleted is overwritten, not only unlinked: SQLite's secure_delete zeroes the
+freed space, and a checkpoint then copies those pages over the old ones in the database
+file and empties the write-ahead log, so no name, note or reflection of the couple stays
+readable in the file. (Backups taken before the erasure still hold them; the ledger
+erases them again if such a backup is restored.)"""
 
 import json
 import os
@@ -15,12 +21,13 @@ from pathlib import Path
 import sqlite_utils
 
 from . import audit
+from .safety import screening_record
 from .storage import write
 
 # Children first, so foreign keys hold at every step.
 TABLES = (
     "reminder_outbox", "reminder_contacts",  # e-mail addresses and reminders (issue 17)
-    "practice", "checkin_tokens", "homework", "packets",
+    "practice", "checkin_tokens", "private_notes", "homework", "packets",
 )  # fmt: skip
 
 
@@ -167,18 +174,35 @@ def erase_couple(
 
 
 def _erase(db: sqlite_utils.Database, couple_id: int, actor_id: int | None, action: str) -> None:
-    with write(db):
-        counts = {}
-        for table in TABLES:
-            counts[table] = db.execute(
-                f"DELETE FROM {table} WHERE couple_id = ?",  # noqa: S608 (constant names)
-                [couple_id],
-            ).rowcount
-        db.execute("DELETE FROM couples WHERE id = ?", [couple_id])
-        # The tombstone: an id and counts, never a name or a note.
-        audit.record(
-            db, action, actor_id=actor_id, object_type="couple", object_id=couple_id, detail=counts
-        )
+    secure = db.execute("PRAGMA secure_delete").fetchone()[0]
+    db.execute("PRAGMA secure_delete = ON")  # freed space is zeroed, not left readable
+    try:
+        with write(db):
+            screening = screening_record(db, couple_id)
+            counts = {}
+            for table in TABLES:
+                counts[table] = db.execute(
+                    f"DELETE FROM {table} WHERE couple_id = ?",  # noqa: S608 (constant names)
+                    [couple_id],
+                ).rowcount
+            # The screening state goes with the couple's row. Who set it and who recorded
+            # an individual assessment stay in the audit log as ids and state words, as
+            # every audit row does; the tombstone counts them.
+            counts["screening_records"] = sum(
+                len(screening[k])
+                for k in ("history", "individual_assessments", "cautions_confirmed")
+            )
+            db.execute("DELETE FROM couples WHERE id = ?", [couple_id])
+            # The tombstone: an id and counts, never a name or a note.
+            audit.record(
+                db, action, actor_id=actor_id, object_type="couple", object_id=couple_id,
+                detail=counts,
+            )  # fmt: skip
+    finally:
+        db.execute(f"PRAGMA secure_delete = {int(secure)}")
+    # Copy the zeroed pages over the old ones in the file and empty the log. A reader
+    # holding an old snapshot can keep this from finishing; the next checkpoint does it.
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def replay_ledger(db: sqlite_utils.Database, ledger: Path) -> list[int]:

@@ -11,6 +11,8 @@ import sqlite_utils
 
 from .couples import Couple
 from .handouts import HandoutInputs, item_handout
+from .notes import notes_for_couple
+from .safety import screening_record
 from .tracking import export_rows
 
 ARCHIVE_README = """This archive holds everything homework stored for one couple.
@@ -34,6 +36,23 @@ couple.json
   reminders   every reminder e-mail planned for them: partner, item, practice
               window, state (planned, claimed, sent, failed, stopped), when sent,
               why stopped.
+  screening   whether the couple was screened for partner violence: "state" now
+              (not-screened, screened or flagged); "history", each state it was set
+              to, with when ("at", UTC), who set it ("recorded_by", a therapist id)
+              and the state before ("previous"; none when the couple was added);
+              "individual_assessments", each time a therapist recorded that an
+              individual safety assessment was done before giving a flagged couple
+              homework (when, who, the packet or item it was for, the assignment
+              ids); "cautions_confirmed", each time a therapist confirmed the
+              cautions before issuing (when, who, the packet or item, the caution
+              flags, the assignment ids, the screening state at the time).
+  private_notes
+              what one partner sent the therapist alone from the check-in page:
+              id, written_by (a, b, or "" if they chose not to say), body, the
+              packet whose link it came from (packet_id), created_at (UTC).
+              THE OTHER PARTNER HAS NEVER SEEN THESE, nor the reflections marked
+              private under practice. Take them out before this archive, or any
+              part of it, goes to the couple or to either partner.
 handouts/     a PDF of every item that was not withdrawn or replaced by a revision.
 """
 ITEM_KEYS = (
@@ -114,6 +133,8 @@ def couple_archive(
         ],
         "practice": export_rows(db, couple.id),
         **reminder_rows(db, couple.id),
+        "screening": screening_record(db, couple.id),
+        "private_notes": notes_for_couple(db, couple.id)[::-1],  # oldest first
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

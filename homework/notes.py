@@ -52,7 +52,9 @@ def notes_for_couple(
     db: sqlite_utils.Database, couple_id: int, since: date | None = None
 ) -> list[dict]:
     """The couple's private notes, newest first (from `since` on, if given)."""
-    sql = "SELECT id, written_by, body, created_at FROM private_notes WHERE couple_id = ?"
+    sql = (
+        "SELECT id, written_by, body, packet_id, created_at FROM private_notes WHERE couple_id = ?"
+    )
     params: list = [couple_id]
     if since is not None:
         sql += " AND created_at >= ?"

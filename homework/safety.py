@@ -8,9 +8,11 @@ the therapist records that an individual safety assessment was done (Stith, McCo
 Rosen 2011: most conjoint work is contraindicated while one partner is afraid).
 """
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import sqlite_utils
 from flask_babel import gettext as _
 
 from .couples import SCREEN_FLAG, Couple
@@ -83,3 +85,59 @@ def check_issue(
         raise SafetyError(f"no individual safety assessment recorded for: {ids}")
     if not all(line.strip() for line in crisis_lines):
         raise SafetyError("the clinic's crisis line is not set")
+
+
+def screening_record(db: sqlite_utils.Database, couple_id: int) -> dict:
+    """The couple's screening as the audit log recorded it, oldest first: each state it was
+    set to (by whom, when), each individual safety assessment a therapist recorded, and
+    each caution a therapist confirmed before issuing. Ids and state words only: the
+    audit log never holds a name or a note. `state` is the couple's current state."""
+    row = db.execute("SELECT screening FROM couples WHERE id = ?", [couple_id]).fetchone()
+    history = []
+    for at, actor, action, detail in db.execute(
+        "SELECT at, actor_id, action, detail FROM audit_log WHERE object_type = 'couple'"
+        " AND object_id = ? AND action IN ('couple.created', 'couple.edited') ORDER BY id",
+        [couple_id],
+    ):
+        change = json.loads(detail or "{}").get("screening")
+        if change is None:
+            continue  # an edit that left the screening as it was
+        before, after = (None, change) if action == "couple.created" else change
+        history.append({"at": at, "recorded_by": actor, "state": after, "previous": before})
+    assessments = [
+        {
+            "at": at,
+            "recorded_by": actor,
+            "for": {"type": otype, "id": oid},
+            "assignments": json.loads(detail)["assignments"],
+        }
+        for at, actor, otype, oid, detail in db.execute(
+            "SELECT at, actor_id, object_type, object_id, detail FROM audit_log"
+            " WHERE action = 'safety.assessment_recorded'"
+            " AND json_extract(detail, '$.couple') = ? ORDER BY id",
+            [couple_id],
+        )
+    ]
+    confirmations = [
+        {
+            "at": at,
+            "recorded_by": actor,
+            "for": {"type": otype, "id": oid},
+            **{k: json.loads(detail).get(k) for k in ("flags", "assignments", "screening")},
+        }
+        for at, actor, otype, oid, detail in db.execute(
+            "SELECT at, actor_id, object_type, object_id, detail FROM audit_log"
+            " WHERE action = 'caution.confirmed' AND ("
+            " (object_type = 'packet' AND object_id IN"
+            "   (SELECT id FROM packets WHERE couple_id = ?))"
+            " OR (object_type = 'homework' AND object_id IN"
+            "   (SELECT id FROM homework WHERE couple_id = ?))) ORDER BY id",
+            [couple_id, couple_id],
+        )
+    ]
+    return {
+        "state": row[0] if row else None,
+        "history": history,
+        "individual_assessments": assessments,
+        "cautions_confirmed": confirmations,
+    }

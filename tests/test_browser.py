@@ -299,7 +299,8 @@ def test_touch_for_an_unscreened_couple_needs_the_caution_and_keeps_the_consent_
     consent.click(force=True)
     expect(consent).to_be_checked()
     expect(page.get_by_text("Change the wording of step 1 for this couple")).to_have_count(0)
-    expect(page.get_by_text("Safety step: always included, in these words.")).to_be_visible()
+    locked = page.locator(".hw-step-locked", has=consent)
+    expect(locked.get_by_text("Safety step: always included, in these words.")).to_be_visible()
 
     # Without confirming the caution, nothing goes ahead.
     page.get_by_role("button", name="Preview the handout").click()

@@ -430,17 +430,28 @@ def test_the_bundled_pack_passes_its_own_clinical_checks():
     assert [str(p) for p in check_assignments(library.assignments.values())] == []
 
 
-@pytest.mark.parametrize(
-    ("assignment_id", "locked"),
-    [
-        ("gentle-touch-check-ins", "non-sexual touch only"),
-        ("fears-and-hopes", "Either of you can pause at any time"),
-        ("time-out-and-repair", "agree on your time-out signal"),
-    ],
-)
-def test_the_safety_steps_of_the_core_pack_are_locked(assignment_id, locked):
+# The review's safety rules for the original twenty, and words that say each: a therapist
+# can neither leave them out of a handout nor reword them.
+LOCKED_RULES = {
+    "gentle-touch-check-ins": ["non-sexual touch only", "don't ask again", "treat it as a no",
+                               "{{ stop_words }}", "no alcohol or drugs", "goes still"],
+    "fears-and-hopes": ["never brought up in an argument", "Either of you can pause at any time"],
+    "time-out-and-repair": ["agree on your time-out signal", "does not follow",
+                            "say where you will be", "no alcohol or drugs, and no driving",
+                            "not a way to end the talk for good"],
+    "perspective-taking": ["threats, pushing", "either of you can end a round"],
+    "state-of-us": ["{{ stop_words }}", "flooded or unsafe"],
+    "love-map-questions": ["never brought up in an argument", "{{ stop_words }}"],
+    "preparing-for-session": ["send a private note", "your partner does not see it"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("assignment_id", sorted(LOCKED_RULES))
+def test_the_safety_steps_of_the_core_pack_are_locked(assignment_id):
     a = load_library([CORE]).get(assignment_id)
-    assert [locked in a.sections["steps"][i] for i in sorted(a.locked_steps)] == [True]
+    locked_text = " ".join(a.sections["steps"][i] for i in sorted(a.locked_steps))
+    for rule in LOCKED_RULES[assignment_id]:
+        assert rule in locked_text, rule
 
 
 def test_cli_validate_reports_every_problem_as_file_field_message(runner, tmp_path):
@@ -463,3 +474,42 @@ def test_cli_validate_reports_every_problem_as_file_field_message(runner, tmp_pa
     assert any(line.startswith(f"{folder / 'worse.md'}: version: ") for line in lines)
     result = runner.invoke(args=["homework", "library", "validate", str(folder / "good.md")])
     assert result.exit_code == 0
+
+
+# The cautions the clinical review (section c) found missing, per assignment. VF is
+# violence-or-fear, and every assignment carries it (review c3).
+VF, HC, RA = "violence-or-fear", "high-conflict", "recent-affair"
+SU, TH, SC = "substance-use", "trauma-history", "separation-considered"
+REVIEW_CAUTIONS = {
+    "perspective-taking": {VF, RA, SU},
+    "state-of-us": {VF, HC, RA, SU, SC},
+    "gentle-touch-check-ins": {VF, SU, RA, SC},
+    "time-out-and-repair": {VF, SU, RA},
+    "speaker-listener": {SU},
+    "gentle-start-up": {SU},
+    "fears-and-hopes": {SU, RA, SC, HC},
+    "shared-activity-planning": {SU},
+    "daily-appreciation": {RA},
+    "gratitude-letter": {RA},
+    "memory-walk": {SC},
+    "rituals-of-connection": {SC},
+}
+
+
+def test_every_core_assignment_carries_the_cautions_the_review_asked_for():
+    library = load_library([CORE])
+    missing = {
+        a.id: sorted(({VF} | REVIEW_CAUTIONS.get(a.id, set())) - a.caution_flags)
+        for a in library.assignments.values()
+    }
+    assert {k: v for k, v in missing.items() if v} == {}
+    assert "any history of sexual pressure or coercion" in " ".join(
+        c["note"] for c in library.get("gentle-touch-check-ins").cautions
+    )
+
+
+def test_no_default_promise_reports_where_a_partner_is():
+    promises = load_library([CORE]).get("small-promises-kept").defaults()["promise_ideas"]
+    text = " ".join(promises).lower()
+    for word in ("text", "call", "where", "leave work", "location", "check in"):
+        assert word not in text, word

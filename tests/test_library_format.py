@@ -240,6 +240,44 @@ def test_switching_off_a_phone_is_not_turn_taking(tmp_path):
     assert messages(a) == []
 
 
+@pytest.mark.parametrize(
+    ("step", "found"),
+    [
+        ("{{ partner_a }} goes first with one kind word.", "{{ partner_a }} goes first"),
+        ("{{ partner_a }} starts with one kind word.", "{{ partner_a }} starts"),
+        (
+            "{{ partner_a }} says one kind word, then {{ partner_b }} does the same.",
+            "{{ partner_a }} says one kind word, then {{ partner_b }}",
+        ),
+        (
+            "{{ partner_a }} names one kind word, and {{ partner_b }} names another.",
+            "{{ partner_a }} names one kind word, and {{ partner_b }}",
+        ),
+    ],
+)
+def test_steps_that_put_partner_a_first_by_name_are_reported(tmp_path, step, found):
+    a, _ = load_one(tmp_path, safe(**{"{{ issue_b }}.": "{{ issue_b }}.\n4. " + step}))
+    assert messages(a) == [
+        (
+            "turns",
+            f"step 4 puts partner A first by name ({found!r}); use `turns: true` and "
+            "{{ first_speaker }} / {{ second_speaker }} so the therapist chooses who goes first",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "{{ partner_a }} and {{ partner_b }} each say one kind word.",
+        "{{ partner_a }} rests on the sofa; {{ partner_b }} rests in the garden.",
+    ],
+)
+def test_naming_both_partners_without_an_order_is_not_reported(tmp_path, step):
+    a, _ = load_one(tmp_path, safe(**{"{{ issue_b }}.": "{{ issue_b }}.\n4. " + step}))
+    assert messages(a) == []
+
+
 def test_turns_without_first_speaker_in_the_steps_is_reported(tmp_path):
     a, _ = load_one(
         tmp_path,

@@ -388,6 +388,9 @@ def test_a_partner_can_send_the_therapist_a_private_note(app, therapist, checkin
     partner = app.test_client()
     page = partner.get(path).get_data(as_text=True)
     assert "A private note to your therapist" in page
+    # Reachable from the top of the page, however many items sit above the form.
+    assert '<a href="#private-note">Something to tell your therapist on your own?' in page
+    assert 'id="private-note"' in page
     token = csrf_token(partner, path)
     secret = "I am scared of how he gets when he drinks."
     response = partner.post(
@@ -406,6 +409,8 @@ def test_a_partner_can_send_the_therapist_a_private_note(app, therapist, checkin
     assert secret in therapist.get(f"/couples/{couple_id}/summary").get_data(as_text=True)
     pdf = therapist.get(f"/couples/{couple_id}/summary.pdf").data
     assert "scared" not in pdftext(pdf)
+    handout = therapist.get("/homework/1/handout.pdf")
+    assert handout.status_code == 200 and "scared" not in pdftext(handout.data)
     audit_row = db.execute(
         "SELECT object_id, detail FROM audit_log WHERE action = 'note.received'"
     ).fetchone()
@@ -444,20 +449,145 @@ def test_a_private_note_needs_a_live_link(app, checkin_path, db):
     assert db.execute("SELECT COUNT(*) FROM private_notes").fetchone()[0] == 0
 
 
-def test_preparing_for_session_points_to_the_private_note(therapist):
+def test_preparing_for_session_points_each_partner_to_a_private_note(therapist, db):
     couple_id = add_couple(therapist)
     data = form_for(therapist, couple_id, "preparing-for-session")
     preview = post_assign(therapist, couple_id, data, "preview").get_data(as_text=True)
-    assert "send a private note from your check-in page" in preview
+    assert "Each of you can also tell Dr. Tess Ward something on your own." in preview
+    assert "Open your check-in page (the code or link on this sheet) and send a private note." in (
+        preview
+    )
+    assert "Only Dr. Tess Ward reads it." in preview
+    assert "so your partner does not see it" in preview
+    # The pointer is a safety step: a therapist cannot leave it out of the handout.
+    assert data["a0-steps"][-1] == "6"
+    response = post_assign(
+        therapist, couple_id, {**data, "a0-steps": data["a0-steps"][:-1]}, "issue"
+    )
+    assert response.status_code == 400
+    assert "Step 7 is a safety step and cannot be left out." in response.get_data(as_text=True)
+    assert homework_rows(db) == 0
 
 
-def test_erasing_a_couple_erases_their_private_notes(app, checkin_path, db, tmp_path):
+def test_erasing_a_couple_leaves_no_note_of_theirs_readable_in_the_database_file(
+    app, therapist, checkin_path, db, tmp_path
+):
+    from pathlib import Path
+
+    from test_tracking import checkin_post
+
     from homework.erasure import erase_couple
 
     couple_id, path = checkin_path
+    secret_note = "Quillfeather note: he checks my phone every night."
+    secret_reflection = "Marigoldquartz reflection, only for our therapist."
+    send_private_note(app, path, secret_note)
+    item_id = db.execute("SELECT id FROM homework WHERE couple_id = ?", [couple_id]).fetchone()[0]
+    response = checkin_post(
+        app.test_client(), path, item=str(item_id), reflection=secret_reflection, private="private"
+    )
+    assert response.status_code == 302
+    files = [Path(app.config["HOMEWORK_DATABASE"])]
+    files.append(files[0].with_name(files[0].name + "-wal"))
+
+    def readable(text: str) -> bool:
+        return any(f.exists() and text.encode() in f.read_bytes() for f in files)
+
+    assert db.execute("SELECT COUNT(*) FROM private_notes").fetchone()[0] == 1
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert readable(secret_note) and readable(secret_reflection)
+    # As on an SQLite built without secure deletion: deleted rows would stay in free pages.
+    db.execute("PRAGMA secure_delete = OFF")
+    assert erase_couple(db, couple_id, None, tmp_path / "ledger")
+
+    assert db.execute("SELECT COUNT(*) FROM private_notes").fetchone()[0] == 0
+    for text in (secret_note, secret_reflection, "Private: met in 2019."):
+        assert not readable(text), text
+    assert db.execute("PRAGMA secure_delete").fetchone()[0] == 0  # put back as it was
+    tombstone = db.execute(
+        "SELECT detail FROM audit_log WHERE action = 'couple.erased' AND object_id = ?",
+        [couple_id],
+    ).fetchone()[0]
+    # Counts only (the one screening record: "screened" when the couple was added), never
+    # a word of a note.
+    assert json.loads(tombstone) == {
+        "checkin_tokens": 1,
+        "homework": 1,
+        "packets": 1,
+        "practice": 1,
+        "private_notes": 1,
+        "screening_records": 1,
+    }
+    assert "Quillfeather" not in tombstone
+
+
+def send_private_note(app, path: str, body: str, written_by: str = "a") -> None:
     partner = app.test_client()
     token = csrf_token(partner, path)
-    partner.post(path + "/note", data={"note-csrf_token": token, "note-body": "for you only"})
-    assert db.execute("SELECT COUNT(*) FROM private_notes").fetchone()[0] == 1
-    assert erase_couple(db, couple_id, None, tmp_path / "ledger")
-    assert db.execute("SELECT COUNT(*) FROM private_notes").fetchone()[0] == 0
+    response = partner.post(
+        path + "/note",
+        data={"note-csrf_token": token, "note-written_by": written_by, "note-body": body},
+    )
+    assert response.status_code == 302
+
+
+def test_the_couple_export_carries_the_screening_record_and_the_private_notes(app, therapist, db):
+    import io
+    import re
+    import zipfile
+
+    couple_id = add_couple(therapist, partner_a="Ana", partner_b="Ben", screening="not-screened")
+    token = csrf_token(therapist, f"/couples/{couple_id}/edit")
+    therapist.post(
+        f"/couples/{couple_id}/edit",
+        data={**COUPLE, "screening": "flagged", "csrf_token": token},
+    )
+    data = form_for(therapist, couple_id, "preparing-for-session")
+    response = post_assign(
+        therapist, couple_id, {**data, "confirm_cautions": "y", "confirm_assessment": "y"}, "issue"
+    )
+    assert response.status_code == 302
+    page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    path = re.search(r'class="hw-link-box">http://localhost(/c/[A-Za-z0-9_-]+)<', page).group(1)
+    send_private_note(app, path, "I am scared to say this in front of him.", "a")
+    send_private_note(app, path, "Can we talk alone first?", "")
+
+    archive = zipfile.ZipFile(io.BytesIO(therapist.get(f"/couples/{couple_id}/export.zip").data))
+    document = json.loads(archive.read("couple.json"))
+    therapist_id = db.execute(
+        "SELECT id FROM users WHERE email = 'therapist@example.org'"
+    ).fetchone()[0]
+    screening = document["screening"]
+    assert screening["state"] == "flagged"
+    assert [(h["previous"], h["state"], h["recorded_by"]) for h in screening["history"]] == [
+        (None, "not-screened", therapist_id),
+        ("not-screened", "flagged", therapist_id),
+    ]
+    packet_id = db.execute("SELECT id FROM packets WHERE couple_id = ?", [couple_id]).fetchone()[0]
+    [assessment] = screening["individual_assessments"]
+    assert assessment["recorded_by"] == therapist_id
+    assert assessment["for"] == {"type": "packet", "id": packet_id}
+    assert assessment["assignments"] == ["preparing-for-session"]
+    assert assessment["at"] >= screening["history"][1]["at"]
+    [confirmed] = screening["cautions_confirmed"]
+    assert (confirmed["flags"], confirmed["screening"]) == (["violence-or-fear"], "flagged")
+    assert [(n["written_by"], n["body"], n["packet_id"]) for n in document["private_notes"]] == [
+        ("a", "I am scared to say this in front of him.", packet_id),
+        ("", "Can we talk alone first?", packet_id),
+    ]
+    readme = archive.read("README.txt").decode()
+    assert "individual_assessments" in readme and "recorded_by" in readme
+    assert "THE OTHER PARTNER HAS NEVER SEEN THESE" in readme
+
+    # The tracking exports are practice records only: never a private note.
+    from test_tracking import checkin_post
+
+    item_id = db.execute("SELECT id FROM homework WHERE couple_id = ?", [couple_id]).fetchone()[0]
+    practice = checkin_post(app.test_client(), path, item=str(item_id), reflection="Sheet ready.")
+    assert practice.status_code == 302
+    for fmt in ("csv", "json"):
+        export = therapist.get(f"/couples/{couple_id}/tracking.{fmt}")
+        assert export.status_code == 200
+        text = export.get_data(as_text=True)
+        assert "Sheet ready." in text
+        assert "scared" not in text and "alone first" not in text
