@@ -15,6 +15,9 @@ from .pdf import RenderLimits, get_pool
 
 STYLESHEET = Path(__file__).parent / "static" / "handout.css"
 WEEKDAYS = 7
+# A grid with this many rows or fewer stays in one piece on paper; a longer one flows
+# over pages a week at a time.
+SHORT_GRID_ROWS = 8
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ def tracking_grid(snapshot: dict) -> dict:
     }[snapshot["assignment"]["who"]]
     return {
         "columns": columns,
+        "keep_together": weeks * (2 if per_partner else 1) <= SHORT_GRID_ROWS,
         "per_partner": per_partner,
         "who": [snapshot["partner_a"], snapshot["partner_b"]] if per_partner else [""],
         "weeks": [
