@@ -1,8 +1,10 @@
 """How a printed handout lays out on paper: what lands on which page, what wraps, what
 links, and what each download is called. Checked on the rendered PDF."""
 
+import io
 import re
 import subprocess
+import zipfile
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -288,4 +290,40 @@ def test_the_printed_address_wraps_only_after_a_slash(app):
     lines = pages(pdf)[-1].splitlines()
     assert (
         "https://care.example/c/" in lines and url.removeprefix("https://care.example/c/") in lines
+    )
+
+
+# Download names
+
+
+def disposition_name(response) -> str:
+    match = re.fullmatch(r'attachment; filename="([^"]+)"', response.headers["Content-Disposition"])
+    return match.group(1)
+
+
+def test_each_download_has_its_own_neutral_name(therapist):
+    couple_id = add_couple(therapist, partner_a="Ana", partner_b="Ben")
+    issue(therapist, couple_id, "memory-walk", "daily-appreciation")
+    issue(therapist, couple_id, "speaker-listener")
+    today = date.today().isoformat()
+    names = [
+        disposition_name(therapist.get(path))
+        for path in (
+            "/homework/1/handout.pdf",
+            "/homework/2/handout.pdf",
+            "/homework/3/handout.pdf",
+            "/packets/1/handout.pdf",
+            "/packets/2/handout.pdf",
+        )
+    ]
+    assert names == [
+        f"memory-walk-{today}-item-1.pdf",
+        f"daily-appreciation-{today}-item-2.pdf",
+        f"speaker-listener-{today}-item-3.pdf",
+        f"packet-1-{today}.pdf",
+        f"packet-2-{today}.pdf",
+    ]
+    archive = zipfile.ZipFile(io.BytesIO(therapist.get(f"/couples/{couple_id}/export.zip").data))
+    assert sorted(n for n in archive.namelist() if n.startswith("handouts/")) == sorted(
+        f"handouts/{n}" for n in names[:3]
     )

@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-from datetime import date
 
 from flask import Blueprint, Response, abort, render_template
 from flask_babel import gettext as _
@@ -50,18 +49,17 @@ def _render_html_or_error(html: str, filename: str):
     ), None
 
 
-def _download(pdf: bytes, snapshots: list[dict]) -> Response:
-    issued_on = date.fromisoformat(min(s["start_date"] for s in snapshots))
+def _download(pdf: bytes, filename: str) -> Response:
     return Response(
         pdf,
         mimetype="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{handout_filename(issued_on)}"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
 def _pdf_bytes_or_error(snapshots: list[dict]):
     pdf, error = _render_or_error(snapshots, None)
-    return error or _download(pdf, snapshots)
+    return error or _download(pdf, handout_filename(snapshots))
 
 
 def _pdf_response(
@@ -90,7 +88,8 @@ def _pdf_response(
         audit.record(
             db, "handout.downloaded", actor_id=actor, object_type=object_type, object_id=object_id
         )
-    return _download(pdf, snapshots)
+    item_id = object_id if object_type == "homework" else None
+    return _download(pdf, handout_filename(snapshots, item_id=item_id, packet_id=packet_id))
 
 
 @login_required
