@@ -10,7 +10,7 @@ from datetime import date
 import sqlite_utils
 
 from .couples import Couple
-from .handouts import HandoutInputs, item_handout
+from .handouts import HandoutInputs, handout_filename, item_handout
 from .notes import notes_for_couple
 from .safety import screening_record
 from .tracking import export_rows
@@ -143,5 +143,6 @@ def couple_archive(
         for item in items:
             if item["status"] in ("active", "done"):
                 pdf = item_handout(item, inputs)
-                archive.writestr(f"handouts/handout-{item['start_date']}-{item['id']}.pdf", pdf)
+                name = handout_filename([json.loads(item["snapshot"])], item_id=item["id"])
+                archive.writestr(f"handouts/{name}", pdf)
     return buffer.getvalue(), len(items)

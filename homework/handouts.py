@@ -1,6 +1,7 @@
 """Printed handouts: the HTML for one item or a packet, rendered to a tagged PDF."""
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -15,6 +16,9 @@ from .pdf import RenderLimits, get_pool
 
 STYLESHEET = Path(__file__).parent / "static" / "handout.css"
 WEEKDAYS = 7
+# A grid with this many rows or fewer stays in one piece on paper; a longer one flows
+# over pages a week at a time.
+SHORT_GRID_ROWS = 8
 
 
 def long_date(value: date) -> str:
@@ -33,9 +37,23 @@ class HandoutInputs:
     checkin_url: Callable[[int], str | None] = lambda packet_id: None
 
 
-def handout_filename(issued_on: date) -> str:
-    """A neutral download name: never a partner's name."""
-    return f"handout-{issued_on.isoformat()}.pdf"
+def _slug(snapshot: dict) -> str:
+    # Library ids are already lower-case slugs; this only guards a header against a
+    # snapshot stored by some older or foreign pack.
+    return re.sub(r"[^a-z0-9-]", "", snapshot["assignment"]["id"]) or "handout"
+
+
+def handout_filename(
+    snapshots: list[dict], item_id: int | None = None, packet_id: int | None = None
+) -> str:
+    """A download name of its own for every handout, and a neutral one: the assignment,
+    the start date and the item's (or packet's) id, never a partner's name."""
+    start = min(s["start_date"] for s in snapshots)
+    if packet_id is not None and item_id is None:
+        return f"packet-{packet_id}-{start}.pdf"
+    if item_id is not None:
+        return f"{_slug(snapshots[0])}-{start}-item-{item_id}.pdf"
+    return f"sample-{_slug(snapshots[0])}-{start}.pdf"  # printed without any couple
 
 
 def tracking_grid(snapshot: dict) -> dict:
@@ -57,6 +75,7 @@ def tracking_grid(snapshot: dict) -> dict:
     }[snapshot["assignment"]["who"]]
     return {
         "columns": columns,
+        "keep_together": weeks * (2 if per_partner else 1) <= SHORT_GRID_ROWS,
         "per_partner": per_partner,
         "who": [snapshot["partner_a"], snapshot["partner_b"]] if per_partner else [""],
         "weeks": [
@@ -162,6 +181,7 @@ def render_document(html: str, logo: bytes | None = None, extra_css: str = "") -
 
 def export_couple_handouts(app, couple_id: int, out_dir: Path, inputs: HandoutInputs) -> list[Path]:
     """Render every active item of a couple into `out_dir`, in parallel (one per slot)."""
+    import json
     from concurrent.futures import ThreadPoolExecutor
 
     from . import audit
@@ -188,7 +208,7 @@ def export_couple_handouts(app, couple_id: int, out_dir: Path, inputs: HandoutIn
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for row, (hw_id, pdf) in zip(rows, results, strict=True):
-        path = out_dir / f"handout-{row['start_date']}-{hw_id}.pdf"
+        path = out_dir / handout_filename([json.loads(row["snapshot"])], item_id=hw_id)
         path.write_bytes(pdf)
         written.append(path)
     with write(db):

@@ -161,7 +161,7 @@ def test_the_whole_loop_from_packet_to_phone_to_dashboard(live_server, page, bro
         page.get_by_role("link", name="Download the packet of 2 as one PDF").click()
     pdf_path = tmp_path / "packet.pdf"
     download_info.value.save_as(pdf_path)
-    assert re.fullmatch(r"handout-\d{4}-\d\d-\d\d\.pdf", download_info.value.suggested_filename)
+    assert re.fullmatch(r"packet-\d+-\d{4}-\d\d-\d\d\.pdf", download_info.value.suggested_filename)
     text = subprocess.run(["pdftotext", str(pdf_path), "-"], capture_output=True, text=True).stdout
     checkin_url = re.search(
         r"(http://127\.0\.0\.1:\d+/c/[A-Za-z0-9_-]{43})", text.replace("\n", "")

@@ -69,7 +69,9 @@ def test_item_pdf_content_metadata_and_headers(therapist, issued, db, tmp_path):
     assert response.mimetype == "application/pdf"
     assert response.headers["Cache-Control"] == "no-store"
     disposition = response.headers["Content-Disposition"]
-    assert re.fullmatch(r'attachment; filename="handout-\d{4}-\d\d-\d\d\.pdf"', disposition)
+    assert re.fullmatch(
+        r'attachment; filename="memory-walk-\d{4}-\d\d-\d\d-item-1\.pdf"', disposition
+    )
     pdf = response.data
     text = pdftext(pdf)
     assert "A memory walk" in text and "For Ana and Ben" in text and "the old pier" in text
@@ -450,9 +452,9 @@ def test_cli_export_writes_every_active_handout(tmp_path):
     result = homework_cli("export", "--couple", "2", "--out", str(out), instance=instance)
     assert result.returncode == 0, result.stderr
     files = sorted(p.name for p in out.glob("*.pdf"))
-    assert len(files) == 2 and all(
-        re.fullmatch(r"handout-\d{4}-\d\d-\d\d-\d+\.pdf", f) for f in files
-    )
+    assert len(files) == 2
+    for name in files:  # the assignment, its start and the item: no one's name
+        assert re.fullmatch(r"[a-z0-9-]+-\d{4}-\d\d-\d\d-item-\d+\.pdf", name), name
     assert "Rosa" not in " ".join(files)
     missing = homework_cli("export", "--couple", "999", "--out", str(out), instance=instance)
     assert missing.returncode == 2 and "no couple" in missing.stderr

@@ -1,8 +1,6 @@
 """PDF responses shared by the handout, summary and branding pages: a download, or a
 clear error page when the document could not be printed."""
 
-from datetime import date
-
 from flask import Response, render_template
 from flask_babel import gettext as _
 
@@ -39,15 +37,15 @@ def render_html_or_error(html: str, filename: str):
     ), None
 
 
-def snapshots_download(pdf: bytes, snapshots: list[dict]) -> Response:
-    issued_on = date.fromisoformat(min(s["start_date"] for s in snapshots))
+def pdf_download(pdf: bytes, filename: str) -> Response:
+    """A PDF as a download named `filename` (neutral: never a couple's names)."""
     return Response(
         pdf,
         mimetype="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{handout_filename(issued_on)}"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
 def pdf_or_error(snapshots: list[dict]):
     pdf, error = render_snapshots_or_error(snapshots, None)
-    return error or snapshots_download(pdf, snapshots)
+    return error or pdf_download(pdf, handout_filename(snapshots))

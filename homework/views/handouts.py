@@ -7,10 +7,11 @@ from flask import Blueprint, abort, render_template
 from flask_babel import gettext as _
 
 from .. import audit, issuing
+from ..handouts import handout_filename
 from ..state import UntrustedHost
 from ..storage import get_db, write
 from .access import current_therapist, login_required, own_homework, own_packet
-from .documents import render_snapshots_or_error, snapshots_download
+from .documents import pdf_download, render_snapshots_or_error
 
 
 def register(bp: Blueprint) -> None:
@@ -44,7 +45,8 @@ def _pdf_response(
         audit.record(
             db, "handout.downloaded", actor_id=actor, object_type=object_type, object_id=object_id
         )
-    return snapshots_download(pdf, snapshots)
+    item_id = object_id if object_type == "homework" else None
+    return pdf_download(pdf, handout_filename(snapshots, item_id=item_id, packet_id=packet_id))
 
 
 @login_required
