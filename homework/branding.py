@@ -1,5 +1,6 @@
 """Clinic branding: name, logo, colours, contact lines, paper size, preferred wording."""
 
+import base64
 import hashlib
 import io
 import json
@@ -174,6 +175,30 @@ def read_logo(uploads: Path, name: str) -> bytes | None:
         return None
     path = uploads / name
     return path.read_bytes() if path.is_file() else None
+
+
+SMALL_LOGO_HEIGHT = 112  # pixels: a 56 px page header on a phone, sharp at 2x
+
+
+def small_logo_data_uri(uploads: Path, name: str, cache: dict) -> str | None:
+    """The stored logo scaled down for a page header, as a `data:` URL (the check-in
+    page's strict CSP allows no other image source), or None without a logo.
+
+    `cache` maps the logo's stored name to the answer: each logo is scaled once."""
+    if name not in cache:
+        data = read_logo(uploads, name)
+        if data is None:
+            return None
+        from PIL import Image  # only when a logo is shown
+
+        image = Image.open(io.BytesIO(data))
+        if image.height > SMALL_LOGO_HEIGHT:
+            width = max(1, round(image.width * SMALL_LOGO_HEIGHT / image.height))
+            image = image.resize((width, SMALL_LOGO_HEIGHT), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        image.save(out, format="PNG", optimize=True)
+        cache[name] = "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+    return cache[name]
 
 
 def _luminance(hex_colour: str) -> float:

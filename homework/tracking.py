@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -326,6 +327,77 @@ def progress(db: sqlite_utils.Database, items: list[dict]) -> dict[int, dict]:
         entry["target_each"] = item["per_week"] * item["weeks"]
         entry["done"] = done
         entry["ratio"] = min(1.0, done / target) if target else 0.0
+        entry["counts"] = whole_counts(item, entry["times"], entry["target_each"])
+    return out
+
+
+# Whose practice the plan counts, by an item's `who`; anyone else's shows without a plan.
+PLANNED_FOR = {
+    "each partner": ("a", "b"),
+    "together": ("together",),
+    "partner A": ("a",),
+    "partner B": ("b",),
+}
+
+
+def whole_counts(item: dict, times: dict[str, int], planned_each: int) -> list[dict]:
+    """Progress as people count it: whole times practised per partner against the plan
+    ("Maya 3 of 6", "Sam 2 of 6"), never a weighted 1.5. Each entry has `who`, `times` and
+    `of` (None for practice the plan did not ask of that person, e.g. one partner alone on
+    an item for the two together); the plan's people always come first, even at 0."""
+    planned = PLANNED_FOR.get(item["who"], ("together",))
+    counts = [{"who": who, "times": times[who], "of": planned_each} for who in planned]
+    counts += [
+        {"who": who, "times": times[who], "of": None}
+        for who in WHO
+        if who not in planned and times[who]
+    ]
+    return counts
+
+
+def packet_links(
+    db: sqlite_utils.Database,
+    secret_key: str,
+    couple_id: int,
+    today: date,
+    address: Callable[[str], tuple[str | None, str | None]],
+) -> list[dict]:
+    """The couple's check-in links, one per packet that has current homework, oldest
+    packet first: which items it covers, whether it works, its address and QR code.
+
+    `address(token)` answers (url, None), or (None, why the link cannot be printed)."""
+    from .handouts import qr_data_uri  # the same QR code the handout prints
+
+    rows = db.execute(
+        "SELECT h.packet_id, h.title, k.created_at FROM homework h"
+        " JOIN packets k ON k.id = h.packet_id"
+        " WHERE h.couple_id = ? AND h.status = 'active' AND h.due_date >= ?"
+        " ORDER BY h.packet_id, h.id",
+        [couple_id, today.isoformat()],
+    ).fetchall()
+    packets: dict[int, dict] = {}
+    for row in rows:
+        packet = packets.setdefault(
+            row["packet_id"],
+            {"packet_id": row["packet_id"], "given_on": row["created_at"], "titles": []},
+        )
+        packet["titles"].append(row["title"])
+    out = []
+    for packet in packets.values():
+        link = current_link(db, secret_key, packet["packet_id"])
+        live = link is not None and not link.revoked and not link.expired(today)
+        url, problem = address(link.token) if live else (None, None)
+        out.append(
+            {
+                **packet,
+                "live": live,
+                "url": url,
+                "problem": problem,
+                "local": bool(url) and link_stays_on_this_computer(url),
+                "expires_on": link.expires_on if link else None,
+                "qr": qr_data_uri(url) if url else None,
+            }
+        )
     return out
 
 
@@ -407,39 +479,73 @@ def export_rows(db: sqlite_utils.Database, couple_id: int) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-def session_summary(db: sqlite_utils.Database, couple_id: int, since: date) -> dict:
-    """What happened since `since`: items, what each partner did, ratings, reflections."""
-    items = [
-        dict(r)
-        for r in db.execute(
-            "SELECT id, couple_id, title, start_date, due_date, per_week, weeks, who, status,"
-            " series_id, created_at FROM homework h WHERE couple_id = ?"
-            " AND (status = 'active' OR created_at >= ? OR due_date >= ?"
-            # an older item with practice in the period belongs in its summary too
-            "      OR EXISTS (SELECT 1 FROM practice p JOIN homework r ON r.id = p.homework_id"
-            "                 WHERE r.series_id = h.series_id AND p.practiced_on >= ?))"
-            " AND status != 'revised' ORDER BY id",
-            [couple_id, since.isoformat(), since.isoformat(), since.isoformat()],
-        )
-    ]
+def tally(records: list[dict]) -> dict[str, dict[str, int]]:
+    """Whole counts of practice records by who: times practised (done or partly, as a
+    couple counts them), how many of those were partly, and how many "not this time"."""
+    out = {who: {"times": 0, "partly": 0, "not": 0} for who in WHO}
+    for record in records:
+        entry = out[record["who"]]
+        if record["outcome"] == "not":
+            entry["not"] += 1
+        else:
+            entry["times"] += 1
+            entry["partly"] += record["outcome"] == "partly"
+    return out
+
+
+def session_summary(
+    db: sqlite_utils.Database, couple_id: int, since: date, today: date | None = None
+) -> dict:
+    """What happened since `since`, item by item: the plan, what each partner did (whole
+    times), ratings, reflections and what the couple was asked to bring.
+
+    Practice on an item's earlier revisions counts for the item, and the totals are the
+    sums of the items' counts, so a header built from them agrees with the table."""
+    from .issuing import as_markup, effective_status  # issuing never imports tracking
+
+    today = today or date.today()
+
+    rows = db.execute(
+        "SELECT id, couple_id, title, start_date, due_date, per_week, weeks, who, status,"
+        " series_id, created_at, snapshot FROM homework h WHERE couple_id = ?"
+        " AND (status = 'active' OR created_at >= ? OR due_date >= ?"
+        # an older item with practice in the period belongs in its summary too
+        "      OR EXISTS (SELECT 1 FROM practice p JOIN homework r ON r.id = p.homework_id"
+        "                 WHERE r.series_id = h.series_id AND p.practiced_on >= ?))"
+        " AND status != 'revised' ORDER BY id",
+        [couple_id, since.isoformat(), since.isoformat(), since.isoformat()],
+    )
     log = practice_log(db, couple_id, since)
-    per_item = {}
-    for item in items:
+    items = []
+    for row in rows:
+        item = dict(row)
+        snapshot = as_markup(json.loads(item.pop("snapshot")))
         records = [r for r in log if r["series_id"] == item["series_id"]]
         ratings = [r["helpfulness"] for r in records if r["helpfulness"]]
-        per_item[item["id"]] = {
-            "by_who": {
-                who: sum(OUTCOME_WEIGHT[r["outcome"]] for r in records if r["who"] == who)
-                for who in WHO
-            },
-            "records": len(records),
-            "rating": round(sum(ratings) / len(ratings), 1) if ratings else None,
-            "target": target_count(item),
-        }
+        counts = tally(records)
+        item.update(
+            status=effective_status(item, today),  # "expired" once an active item is past due
+            counts=counts,
+            practised=sum(c["times"] for c in counts.values()),
+            not_this_time=sum(c["not"] for c in counts.values()),
+            rating=round(sum(ratings) / len(ratings), 1) if ratings else None,
+            ratings=len(ratings),
+            # oldest first: read in order, they tell how the weeks went
+            reflections=[r for r in reversed(records) if r["reflection"]],
+            bring=snapshot["sections"].get("bring", ""),
+            keep_for_session=snapshot["keep_for_session"],
+        )
+        items.append(item)
+    totals = {who: sum(i["counts"][who]["times"] for i in items) for who in WHO}
     return {
         "since": since,
-        "homework": items,
-        "per_item": per_item,
-        "reflections": [r for r in log if r["reflection"]],
-        "records": len(log),
+        "items": items,
+        "totals": totals,
+        "practised": sum(totals.values()),
+        "partly": sum(c["partly"] for i in items for c in i["counts"].values()),
+        "not_this_time": sum(i["not_this_time"] for i in items),
+        "reflections": sum(len(i["reflections"]) for i in items),
+        "private_reflections": sum(
+            1 for i in items for r in i["reflections"] if r["reflection_private"]
+        ),
     }

@@ -126,7 +126,7 @@ def test_create_a_couple_and_give_them_the_memory_walk(live_server, page):
     expect(page.get_by_text("Given to Noa and Ilse.")).to_be_visible()
     current = page.locator("section", has=page.get_by_role("heading", name="Current homework"))
     expect(current.get_by_role("link", name="A memory walk")).to_be_visible()
-    expect(current.get_by_text("0 of 2 planned")).to_be_visible()
+    expect(current.get_by_text("Together: 0 of 2")).to_be_visible()
     current.get_by_role("link", name="A memory walk").click()
     expect(page.get_by_text("the bridge where we first kissed").first).to_be_visible()
 
@@ -198,7 +198,7 @@ def test_the_whole_loop_from_packet_to_phone_to_dashboard(live_server, page, bro
     page.get_by_role("link", name="Monday 4pm").click()
     page.get_by_role("link", name="Session-prep summary").click()
     expect(page.get_by_text("The harbour at dusk was perfect.")).to_be_visible()
-    expect(page.get_by_text("private: only for the therapist")).to_be_visible()
+    expect(page.get_by_text("Private: written for you only")).to_be_visible()
 
 
 def test_a_refused_checkin_moves_focus_to_the_message_on_a_phone(live_server, page):

@@ -128,6 +128,12 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
     bp.add_app_template_global(generate_csrf, "homework_csrf_token")
     bp.add_app_template_global(field_attributes, "homework_field_attributes")
 
+    # Every date a person reads, on pages and PDFs, goes through these two filters.
+    from ..dates import friendly_date, friendly_datetime
+
+    bp.add_app_template_filter(friendly_date, "homework_date")
+    bp.add_app_template_filter(friendly_datetime, "homework_datetime")
+
     @bp.errorhandler(CSRFError)
     def host_refused_token(exc):
         """The host's CSRFProtect refused a token before homework saw the form: a long

@@ -1,6 +1,7 @@
 """The couple's check-in page: no account, a link from the handout's QR code."""
 
 from datetime import date
+from pathlib import Path
 
 from flask import (
     Blueprint,
@@ -14,11 +15,11 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from .. import audit, notes, ratelimits, tracking
+from .. import audit, branding, notes, ratelimits, tracking
 from ..accounts import client_ip
 from ..calendar import practice_reminders
 from ..forms import CheckinForm, PrivateNoteForm
-from ..state import emit
+from ..state import current_brand, emit, get_state
 from ..storage import get_db, write
 
 
@@ -76,6 +77,12 @@ def _practice_form(items: list[dict], partner_a: str, partner_b: str, fresh: boo
     form = CheckinForm(formdata=None) if fresh else CheckinForm()
     form.item.choices = [(i["id"], i["title"]) for i in items]
     form.who.choices = [("a", partner_a), ("b", partner_b), ("together", _("Both of us, together"))]
+    # Who sees a reflection, in plain words: the page never shows it back, so the question
+    # is only whether the therapist may raise it with both partners.
+    form.private.choices = [
+        ("shared", _("Our therapist, to talk about with both of us")),
+        ("private", _("Only our therapist, in private")),
+    ]
     if fresh:
         form.practiced_on.data = date.today()
         form.item.data = tracking.default_checkin_item(items, date.today())
@@ -167,8 +174,15 @@ def _note_form(partner_a: str, partner_b: str, formdata=None) -> PrivateNoteForm
 def _checkin_page(db, token: str, form, note_form, items, status: int):
     partner_a, partner_b = note_form.written_by.choices[0][1], note_form.written_by.choices[1][1]
     progress = tracking.progress(db, items)
+    brand = current_brand()
     body = render_template(
         "homework/checkin.html",
+        clinic_name=brand.name,
+        clinic_logo=branding.small_logo_data_uri(
+            Path(current_app.config["HOMEWORK_UPLOADS"]),
+            brand.logo,
+            get_state().extra.setdefault("small_logos", {}),
+        ),
         form=form,
         note_form=note_form,
         items=items,

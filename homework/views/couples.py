@@ -11,6 +11,7 @@ from ..forms import ActionForm, CoupleForm
 from ..state import get_state
 from ..storage import get_db
 from .access import current_therapist, login_required, own_couple
+from .tracking import packet_links, session_form
 
 
 def register(bp: Blueprint) -> None:
@@ -111,8 +112,6 @@ def couple_page(couple_id: int):
     current = [i for i in items if i["effective_status"] == "active"]
     per_packet = Counter(i["packet_id"] for i in current)
     library = get_state().library
-    from .tracking import packet_links, session_form
-
     return render_template(
         "homework/couple.html",
         couple=couple,

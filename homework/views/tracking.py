@@ -166,7 +166,11 @@ def summary(couple_id: int):
 def summary_pdf(couple_id: int):
 
     context = _summary_context(couple_id)
-    html = render_template("homework/pdf/summary.html", brand=current_brand(), **context)
+    # The PDF says that private notes exist, never what they say.
+    count = len(notes.notes_for_couple(get_db(), context["couple"].id, context["s"]["since"]))
+    html = render_template(
+        "homework/pdf/summary.html", brand=current_brand(), private_note_count=count, **context
+    )
     pdf, error = render_html_or_error(html, f"summary-{date.today().isoformat()}.pdf")
     return error or pdf
 
@@ -190,29 +194,17 @@ def tracking_export(couple_id: int, fmt: str):
     return Response(exports.tracking_csv(rows), mimetype="text/csv", headers=headers)
 
 
-def packet_links(couple_id: int) -> dict[int, dict]:
-    """For each of a couple's packets: its link state and URL."""
+def packet_links(couple_id: int) -> list[dict]:
+    """The couple's check-in links (see `tracking.packet_links`), with this app's address."""
+
+    def address(token: str) -> tuple[str | None, str | None]:
+        try:
+            return public_url_for("homework.checkin", token=token), None
+        except UntrustedHost as exc:
+            return None, str(exc)
+
     secret, _weeks = checkin_config()
-    out = {}
-    for row in get_db().execute("SELECT id FROM packets WHERE couple_id = ?", [couple_id]):
-        link = tracking.current_link(get_db(), secret, row["id"])
-        if link is None:
-            continue
-        live = not link.revoked and not link.expired(date.today())
-        url = problem = None
-        if live:
-            try:
-                url = public_url_for("homework.checkin", token=link.token)
-            except UntrustedHost as exc:
-                problem = str(exc)
-        out[row["id"]] = {
-            "live": live,
-            "url": url,
-            "problem": problem,
-            "local": bool(url) and tracking.link_stays_on_this_computer(url),
-            "expires_on": link.expires_on,
-        }
-    return out
+    return tracking.packet_links(get_db(), secret, couple_id, date.today(), address)
 
 
 @login_required
