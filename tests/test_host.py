@@ -137,6 +137,7 @@ def personalize_form(client, couple_path: str, assignment="memory-walk") -> dict
     """The personalize page's fields as a browser would send them to issue."""
     page = client.get(f"{couple_path}/assign?a={assignment}").get_data(as_text=True)
     form = {"csrf_token": csrf(page), "a": assignment, "action": "issue"}
+    form["form_key"] = re.search(r'name="form_key" value="([^"]+)"', page).group(1)
     for name, value in re.findall(r'<input[^>]*name="(a0-[^"]+)"[^>]*value="([^"]*)"', page):
         form[name] = value
     for name, value in re.findall(
