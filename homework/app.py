@@ -80,9 +80,13 @@ def create_app(
     # The whole app is ours here: the headers go on every response, not only on the
     # blueprint's (Flask's own /static/ route and unrouted 404s too).
     app.after_request(_security_headers)
-    from .views import server_error
+    from .views import ERROR_CODES, error_page, server_error
 
     app.register_error_handler(InternalServerError, server_error)
+    # Standalone, every page is homework's: an unrouted 404 or a 405 (which no blueprint
+    # handler sees) gets the same styled page. In a host, the host's pages are its own.
+    for code in ERROR_CODES:
+        app.register_error_handler(code, error_page)
 
     if app.config["HOMEWORK_AUTO_MIGRATE"]:
         prepare_database(app, create=create_database)
