@@ -110,6 +110,7 @@ def test_create_a_couple_and_give_them_the_memory_walk(live_server, page):
     page.get_by_label("A personal note to the couple").fill(
         "Take your time, {{ partner_a }} and {{ partner_b }}."
     )
+    page.locator("summary", has_text="Barrier plan").click()  # an optional part, folded
     page.get_by_label("Backup plan").fill("a short walk around the block")
     page.get_by_role("radio", name="Noa").check()
     page.get_by_role("button", name="Preview the handout").click()
