@@ -91,30 +91,43 @@ def create_user(
     actor_id: int | None = None,
 ) -> int:
     """Add an account; raise AccountError (nothing written) when any value is not usable."""
+    email, hashed = prepare_user(email, name, role, password)
+    with write(db):
+        return insert_user(db, email, name, role, hashed, actor_id)
+
+
+def prepare_user(email: str, name: str, role: str, password: str) -> tuple[str, str]:
+    """Check a new account's values; return its normalised email and password hash
+    (hashed before any write: argon2 is slow on purpose). Raises AccountError."""
     email = normalise_email(email)
     _check_user_fields(email, name, role)
     problem = password_problem(password, (email, name))
     if problem:
         raise AccountError(problem)
-    hashed = hash_password(password)
-    with write(db):
-        if db.execute("SELECT 1 FROM users WHERE email = ?", [email]).fetchone():
-            raise AccountError(_("An account with that email already exists."))
-        now = _now_iso()
-        cur = db.execute(
-            "INSERT INTO users (email, name, role, password_hash, password_changed_at,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [email, name.strip(), role, hashed, now, now],
-        )
-        user_id = cur.lastrowid
-        audit.record(
-            db,
-            "account.created",
-            actor_id=actor_id,
-            object_type="user",
-            object_id=user_id,
-            detail={"role": role},
-        )
+    return email, hash_password(password)
+
+
+def insert_user(
+    db: sqlite_utils.Database, email: str, name: str, role: str, hashed: str, actor_id
+) -> int:
+    """Store an account `prepare_user` checked; call inside a `write()` block."""
+    if db.execute("SELECT 1 FROM users WHERE email = ?", [email]).fetchone():
+        raise AccountError(_("An account with that email already exists."))
+    now = _now_iso()
+    cur = db.execute(
+        "INSERT INTO users (email, name, role, password_hash, password_changed_at,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [email, name.strip(), role, hashed, now, now],
+    )
+    user_id = cur.lastrowid
+    audit.record(
+        db,
+        "account.created",
+        actor_id=actor_id,
+        object_type="user",
+        object_id=user_id,
+        detail={"role": role},
+    )
     return user_id
 
 
@@ -207,24 +220,50 @@ def set_password(
     keep_session: str | None = None,
 ) -> None:
     """Set a new password and end every session of the account (but `keep_session`)."""
+    hashed = prepare_password(db, user_id, password)
+    with write(db):
+        store_password(db, user_id, hashed, actor_id, keep_session)
+
+
+def prepare_password(db: sqlite_utils.Database, user_id: int, password: str) -> str:
+    """Check a new password for the account and return its hash; raise AccountError."""
     user = get_user(db, user_id)
     if user is None:
         raise AccountError(_("No such account."))
     problem = password_problem(password, (user["email"], user["name"]))
     if problem:
         raise AccountError(problem)
-    hashed = hash_password(password)
-    with write(db):
-        db.execute(
-            "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
-            [hashed, _now_iso(), user_id],
-        )
-        db.execute(
-            "DELETE FROM sessions WHERE user_id = ? AND id_hash != ?",
-            [user_id, _digest(keep_session) if keep_session else ""],
-        )
-        action = "account.password_changed" if actor_id == user_id else "account.reset"
-        audit.record(db, action, actor_id=actor_id, object_type="user", object_id=user_id)
+    return hash_password(password)
+
+
+def store_password(
+    db: sqlite_utils.Database,
+    user_id: int,
+    hashed: str,
+    actor_id: int | None,
+    keep_session: str | None = None,
+) -> None:
+    """Store a hash from `prepare_password`; call inside a `write()` block.
+
+    The account's failed sign-ins are forgotten: after an admin's reset (or the user's own
+    change) the new password works at once, even if the account was locked out."""
+    user = get_user(db, user_id)
+    if user is None:
+        raise AccountError(_("No such account."))
+    db.execute(
+        "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
+        [hashed, _now_iso(), user_id],
+    )
+    db.execute(
+        "DELETE FROM sessions WHERE user_id = ? AND id_hash != ?",
+        [user_id, _digest(keep_session) if keep_session else ""],
+    )
+    db.execute(
+        "DELETE FROM login_attempts WHERE account_key IN (?, ?) AND ok = 0",
+        [_digest(normalise_email(user["email"])), _digest(f"2fa:{user_id}")],
+    )
+    action = "account.password_changed" if actor_id == user_id else "account.reset"
+    audit.record(db, action, actor_id=actor_id, object_type="user", object_id=user_id)
 
 
 def reset_second_factor(db: sqlite_utils.Database, user_id: int, actor_id: int | None) -> None:

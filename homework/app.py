@@ -17,7 +17,7 @@ from .doctor import ProxyHeadersSeen
 from .extension import Homework
 from .schema import MIGRATION_WAIT_MS
 from .state import get_state
-from .views import server_error
+from .views import ERROR_CODES, error_page, server_error
 from .views.responses import CSP, security_headers
 
 MIN_SECRET_KEY_LENGTH = 32
@@ -85,6 +85,10 @@ def create_app(
     # blueprint's (Flask's own /static/ route and unrouted 404s too).
     app.after_request(security_headers)
     app.register_error_handler(InternalServerError, server_error)
+    # Standalone, every page is homework's: an unrouted 404 or a 405 (which no blueprint
+    # handler sees) gets the same styled page. In a host, the host's pages are its own.
+    for code in ERROR_CODES:
+        app.register_error_handler(code, error_page)
 
     if app.config["HOMEWORK_AUTO_MIGRATE"]:
         prepare_database(app, create=create_database)

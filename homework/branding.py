@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import sqlite_utils
+from flask_babel import gettext as _
 
 from . import audit
 from .storage import write
@@ -78,6 +79,32 @@ def save_brand(db: sqlite_utils.Database, brand: Brand, actor_id: int | None) ->
         )
 
 
+def megabytes(size: int) -> str:
+    """A size in MB as people read it: "10.5", "2" (1 MB = 1024 × 1024 bytes)."""
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0")
+
+
+def logo_too_large(size: int) -> str:
+    """What to say about a logo file of `size` bytes, over the limit."""
+    return _(
+        "The logo is %(size)s MB; the limit is %(limit)s MB. Nothing was saved. Save it "
+        "smaller (a PNG or JPEG about 1200 pixels wide is plenty) and upload it again.",
+        size=megabytes(size),
+        limit=megabytes(LOGO_MAX_BYTES),
+    )
+
+
+def upload_size(stream) -> int | None:
+    """The whole size of an uploaded file, without reading it; None if it cannot say."""
+    try:
+        here = stream.tell()
+        size = stream.seek(0, 2)
+        stream.seek(here)
+    except (AttributeError, OSError, ValueError):
+        return None
+    return size
+
+
 def process_logo(data: bytes) -> bytes:
     """Check an uploaded logo by its content and re-encode it as a clean PNG.
 
@@ -86,7 +113,7 @@ def process_logo(data: bytes) -> bytes:
     from PIL import Image, UnidentifiedImageError  # only when a logo arrives
 
     if len(data) > LOGO_MAX_BYTES:
-        raise LogoError(f"The logo is {len(data) / 1e6:.1f} MB; the limit is 2 MB.")
+        raise LogoError(logo_too_large(len(data)))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -2,7 +2,7 @@
 
 import functools
 import unicodedata
-from datetime import date, timedelta
+from datetime import date
 
 from babel import support
 from flask import current_app
@@ -42,7 +42,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from . import merge
 from .branding import HEX_COLOUR, WORDS
 from .couples import FLAGS, SCREEN_FLAG, SCREENING
-from .issuing import BARRIER_KEYS, Personalization
+from .issuing import BARRIER_KEYS, Personalization, default_due
 from .library import Assignment
 from .library import Field as LibraryField
 from .passwords import MAX_LENGTH, MIN_LENGTH
@@ -445,7 +445,7 @@ def personalization_form_class(
     attrs["start_date"] = DateField(_l("Start"), default=today, validators=[InputRequired()])
     attrs["due_date"] = DateField(
         _l("Due (usually your next session)"),
-        default=today + timedelta(days=7 * min(assignment.weeks, 2)),
+        default=default_due(today, assignment.weeks),
         validators=[InputRequired()],
     )
     attrs["per_week"] = AsciiIntegerField(

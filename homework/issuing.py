@@ -7,7 +7,7 @@ with its sha256; the handout page and the PDF print from it, never from the libr
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
@@ -123,6 +123,7 @@ def merge_values(
         "clinic": clinic,
         "start_date": format_date(p.start_date),
         "due_date": format_date(p.due_date),
+        "how_often": merge.how_often(p.per_week, p.weeks),
         **fields,
     }
     if assignment.turns:
@@ -166,6 +167,11 @@ def build_snapshot(
         key: str(render_markdown(assignment.sections[key], values))
         for key in ("why", "tracking", "barriers", "bring")
     }
+    if "how_often" not in merge.used_fields(assignment.sections["tracking"]):
+        # A pack whose tracking text does not print the plan: say it first, from the plan,
+        # so the sentence above the grid always matches the grid.
+        plan = escape(_("Your plan: %(plan)s.", plan=values["how_often"]))
+        sections["tracking"] = f'<p class="hw-plan-line">{plan}</p>\n' + sections["tracking"]
     return {
         "schema": SNAPSHOT_SCHEMA,
         "assignment": {
@@ -312,38 +318,49 @@ def issue_packet(
     `confirmed_flags` are the cautions the therapist confirmed and `assessed` says they
     recorded an individual safety assessment; without what the couple's screening state
     and flags need (safety.review), or without a crisis line, nothing is stored."""
+    with write(db):
+        return store_packet(db, couple, actor_id, items, confirmed_flags, checkin, assessed)
+
+
+def store_packet(
+    db: sqlite_utils.Database,
+    couple: Couple,
+    actor_id: int,
+    items: list[Item],
+    confirmed_flags: list[str],
+    checkin: tuple[str, int] | None = None,
+    assessed: bool = False,
+) -> tuple[int, list[int]]:
+    """`issue_packet` inside a caller's `write()` block (with a one-time form key's record)."""
     if not items:
         raise ValueError("nothing to issue")
     result = safety.review([i.assignment for i in items], couple)
     safety.check_issue(
         result, confirmed_flags, assessed, [i.snapshot.get("crisis", "") for i in items]
     )
-    with write(db):
-        packet_id = db.execute(
-            "INSERT INTO packets (couple_id, created_by, created_at) VALUES (?, ?, ?)",
-            [couple.id, actor_id, _now()],
-        ).lastrowid
-        ids = [_insert_item(db, couple.id, packet_id, item, actor_id) for item in items]
-        if checkin:
-            from datetime import timedelta
+    packet_id = db.execute(
+        "INSERT INTO packets (couple_id, created_by, created_at) VALUES (?, ?, ?)",
+        [couple.id, actor_id, _now()],
+    ).lastrowid
+    ids = [_insert_item(db, couple.id, packet_id, item, actor_id) for item in items]
+    if checkin:
+        from .tracking import create_token
 
-            from .tracking import create_token
-
-            secret_key, weeks = checkin
-            last_due = max(i.personalization.due_date for i in items)
-            create_token(
-                db, secret_key, couple.id, packet_id, last_due + timedelta(weeks=weeks), actor_id
-            )
-        _audit_safety(db, actor_id, "packet", packet_id, couple, result, items, assessed)
-        for hw_id, item in zip(ids, items, strict=True):
-            audit.record(
-                db,
-                "homework.issued",
-                actor_id=actor_id,
-                object_type="homework",
-                object_id=hw_id,
-                detail={"couple": couple.id, "packet": packet_id, "assignment": item.assignment.id},
-            )
+        secret_key, weeks = checkin
+        last_due = max(i.personalization.due_date for i in items)
+        create_token(
+            db, secret_key, couple.id, packet_id, last_due + timedelta(weeks=weeks), actor_id
+        )
+    _audit_safety(db, actor_id, "packet", packet_id, couple, result, items, assessed)
+    for hw_id, item in zip(ids, items, strict=True):
+        audit.record(
+            db,
+            "homework.issued",
+            actor_id=actor_id,
+            object_type="homework",
+            object_id=hw_id,
+            detail={"couple": couple.id, "packet": packet_id, "assignment": item.assignment.id},
+        )
     return packet_id, ids
 
 
@@ -384,26 +401,39 @@ def revise_homework(
     """Issue a new revision of `old`; the old one stays readable, marked revised.
 
     Checked like `issue_packet`: cautions confirmed, assessment recorded, crisis line."""
+    with write(db):
+        return store_revision(db, old, item, actor_id, confirmed_flags, couple, assessed)
+
+
+def store_revision(
+    db: sqlite_utils.Database,
+    old: dict,
+    item: Item,
+    actor_id: int,
+    confirmed_flags: list[str],
+    couple: Couple,
+    assessed: bool = False,
+) -> int:
+    """`revise_homework` inside a caller's `write()` block."""
     result = safety.review([item.assignment], couple)
     safety.check_issue(result, confirmed_flags, assessed, [item.snapshot.get("crisis", "")])
-    with write(db):
-        current = db.execute("SELECT status FROM homework WHERE id = ?", [old["id"]]).fetchone()
-        if current["status"] not in ("active", "done"):
-            raise ValueError("only active or done homework can be revised")
-        new_id = _insert_item(db, old["couple_id"], old["packet_id"], item, actor_id, old["id"])
-        db.execute(
-            "UPDATE homework SET status = 'revised', status_changed_at = ? WHERE id = ?",
-            [_now(), old["id"]],
-        )
-        _audit_safety(db, actor_id, "homework", new_id, couple, result, [item], assessed)
-        audit.record(
-            db,
-            "homework.revised",
-            actor_id=actor_id,
-            object_type="homework",
-            object_id=new_id,
-            detail={"couple": old["couple_id"], "revision_of": old["id"]},
-        )
+    current = db.execute("SELECT status FROM homework WHERE id = ?", [old["id"]]).fetchone()
+    if current["status"] not in ("active", "done"):
+        raise ValueError("only active or done homework can be revised")
+    new_id = _insert_item(db, old["couple_id"], old["packet_id"], item, actor_id, old["id"])
+    db.execute(
+        "UPDATE homework SET status = 'revised', status_changed_at = ? WHERE id = ?",
+        [_now(), old["id"]],
+    )
+    _audit_safety(db, actor_id, "homework", new_id, couple, result, [item], assessed)
+    audit.record(
+        db,
+        "homework.revised",
+        actor_id=actor_id,
+        object_type="homework",
+        object_id=new_id,
+        detail={"couple": old["couple_id"], "revision_of": old["id"]},
+    )
     return new_id
 
 
@@ -484,12 +514,41 @@ def revisions(db: sqlite_utils.Database, hw: dict) -> list[dict]:
     return chain
 
 
+def default_due(start: date, weeks: int) -> date:
+    """The due date a plan of `weeks` weeks suggests: the day after its last week ends."""
+    return start + timedelta(days=7 * weeks)
+
+
+def plan_last_day(start: date, weeks: int) -> date:
+    """The last day of a plan of `weeks` weeks starting on `start`."""
+    return start + timedelta(days=7 * weeks - 1)
+
+
+def active_by_assignment(
+    db: sqlite_utils.Database, couple_id: int, today: date
+) -> dict[str, list[dict]]:
+    """The couple's active (not yet past due) items, by assignment id."""
+    found: dict[str, list[dict]] = {}
+    rows = db.execute(
+        "SELECT id, assignment_id, title, series_id, created_at, due_date FROM homework"
+        " WHERE couple_id = ? AND status = 'active' AND due_date >= ? ORDER BY id",
+        [couple_id, today.isoformat()],
+    )
+    for row in rows:
+        found.setdefault(row["assignment_id"], []).append(dict(row))
+    return found
+
+
+def last_homework_id(db: sqlite_utils.Database, couple_id: int) -> int:
+    """The newest item id given to the couple (0 for none): what a page has seen."""
+    row = db.execute("SELECT MAX(id) FROM homework WHERE couple_id = ?", [couple_id]).fetchone()
+    return row[0] or 0
+
+
 def default_personalization(
     assignment: Assignment, start: date, overrides: dict[str, Any] | None = None
 ) -> Personalization:
     """The library's defaults for every choice, starting on `start` (for demos and CLI)."""
-    from datetime import timedelta
-
     fields = assignment.defaults()
     for f in assignment.fields:
         if f.type == "date" and isinstance(fields.get(f.name), str):
@@ -500,7 +559,7 @@ def default_personalization(
         fields=fields,
         note="",
         start_date=start,
-        due_date=start + timedelta(days=7 * min(assignment.weeks, 2)),
+        due_date=default_due(start, assignment.weeks),
         per_week=assignment.per_week,
         weeks=assignment.weeks,
         steps=tuple(range(len(steps))),

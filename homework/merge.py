@@ -8,9 +8,18 @@ import re
 from collections.abc import Iterable, Mapping
 
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from markupsafe import Markup, escape
 
-BUILTIN_FIELDS = ("partner_a", "partner_b", "therapist", "clinic", "start_date", "due_date")
+BUILTIN_FIELDS = (
+    "partner_a",
+    "partner_b",
+    "therapist",
+    "clinic",
+    "start_date",
+    "due_date",
+    "how_often",
+)
 # Built in, but only for an assignment that asks for them (`turns: true`, `stop_signal: true`).
 TURN_FIELDS = ("first_speaker", "second_speaker")
 STOP_FIELDS = ("stop_words", "stop_sign")
@@ -101,3 +110,26 @@ def speaker_values(choice: str, partner_a: str, partner_b: str) -> dict[str, str
 def stop_defaults() -> dict[str, str]:
     """The stop phrase and the non-verbal stop sign printed when a therapist sets neither."""
     return {"stop_words": _("Let's pause."), "stop_sign": _("a hand raised, palm out")}
+
+
+def how_often(per_week: int, weeks: int) -> str:
+    """The plan in words, as `{{ how_often }}` prints it: "every day for 2 weeks",
+    "twice a week for 4 weeks", "once this week"."""
+    if weeks == 1:
+        return {
+            1: _("once this week"),
+            2: _("twice this week"),
+            7: _("every day this week"),
+            14: _("twice a day this week"),
+        }.get(per_week) or ngettext("%(num)d time this week", "%(num)d times this week", per_week)
+    often = {
+        1: _("once a week"),
+        2: _("twice a week"),
+        7: _("every day"),
+        14: _("twice a day"),
+    }.get(per_week) or ngettext("%(num)d time a week", "%(num)d times a week", per_week)
+    return _(
+        "%(often)s for %(weeks)s",
+        often=often,
+        weeks=ngettext("%(num)d week", "%(num)d weeks", weeks),
+    )

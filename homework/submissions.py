@@ -4,8 +4,13 @@ A page renders a fresh random key into each such form (the `form_key()` macro in
 `_partials.html`). The first POST with a key does its work and stores its answer (where to
 go next) under that key in the same write transaction; a POST repeating the key gets that
 stored answer back and changes nothing. Keys are per person and kept for KEEP_DAYS.
+
+A form with a preview keeps what was typed as a draft under the same key (`save_draft`):
+the preview POST redirects to a page that reads the draft back (Post/Redirect/Get), so the
+browser's Back button never offers to send a form again, and nothing typed is lost.
 """
 
+import json
 import re
 import secrets
 import time
@@ -19,6 +24,7 @@ from .storage import write
 
 FIELD = "form_key"
 KEEP_DAYS = 30
+DRAFT_KEEP_DAYS = 2  # a preview left open over a weekend is not kept
 _KEY = re.compile(r"[A-Za-z0-9_-]{22,64}")
 
 
@@ -84,3 +90,59 @@ def run_once(
         )
         db.execute("DELETE FROM form_submissions WHERE created_at < ?", [now - KEEP_DAYS * 86400])
     return Submission(result=result, first=True)
+
+
+def used_result(
+    db: sqlite_utils.Database, actor_id: object, form_key: str, purpose: str
+) -> str | None:
+    """What the first POST with this key answered (where it went), or None if unused."""
+    row = db.execute(
+        "SELECT result FROM form_submissions WHERE actor_id = ? AND form_key = ? AND purpose = ?",
+        [actor_id, form_key, purpose],
+    ).fetchone()
+    return row["result"] if row else None
+
+
+def save_draft(
+    db: sqlite_utils.Database,
+    actor_id: object,
+    form_key: str,
+    purpose: str,
+    couple_id: int | None,
+    fields: list[tuple[str, str]],
+) -> None:
+    """Keep what a form sent (every name and value, in order) under its one-time key."""
+    form_key = checked_key(form_key)
+    now = time.time()
+    with write(db):
+        db.execute(
+            "INSERT INTO form_drafts (actor_id, form_key, purpose, couple_id, form, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (actor_id, form_key) DO UPDATE SET"
+            " purpose = excluded.purpose, couple_id = excluded.couple_id,"
+            " form = excluded.form, created_at = excluded.created_at",
+            [actor_id, form_key, purpose, couple_id, json.dumps(fields), now],
+        )
+        db.execute("DELETE FROM form_drafts WHERE created_at < ?", [now - DRAFT_KEEP_DAYS * 86400])
+
+
+def load_draft(
+    db: sqlite_utils.Database, actor_id: object, form_key: str, purpose: str, couple_id: int | None
+) -> list[tuple[str, str]] | None:
+    """The fields a draft kept, or None (unknown, expired, or another person's or couple's)."""
+    if not isinstance(form_key, str) or not _KEY.fullmatch(form_key):
+        return None
+    row = db.execute(
+        "SELECT form, couple_id, created_at FROM form_drafts"
+        " WHERE actor_id = ? AND form_key = ? AND purpose = ?",
+        [actor_id, form_key, purpose],
+    ).fetchone()
+    if row is None or row["couple_id"] != couple_id:
+        return None
+    if row["created_at"] < time.time() - DRAFT_KEEP_DAYS * 86400:
+        return None
+    return [(str(name), str(value)) for name, value in json.loads(row["form"])]
+
+
+def drop_draft(db: sqlite_utils.Database, actor_id: object, form_key: str) -> None:
+    """Forget a draft; call inside a `write()` block (the work that used it)."""
+    db.execute("DELETE FROM form_drafts WHERE actor_id = ? AND form_key = ?", [actor_id, form_key])

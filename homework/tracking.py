@@ -142,23 +142,30 @@ def reissue_link(
 ) -> str:
     """Revoke the packet's links and make a new one (a handout must be reprinted)."""
     with write(db):
-        row = db.execute(
-            "SELECT couple_id, MAX(due_date) AS due FROM homework WHERE packet_id = ?", [packet_id]
-        ).fetchone()
-        revoked = db.execute(
-            "UPDATE checkin_tokens SET revoked_at = ? WHERE packet_id = ? AND revoked_at IS NULL",
-            [_now(), packet_id],
-        ).rowcount
-        if revoked:
-            audit.record(
-                db,
-                "checkin.link_revoked",
-                actor_id=actor_id,
-                object_type="packet",
-                object_id=packet_id,
-            )
-        expires = max(date.fromisoformat(row["due"]), date.today()) + timedelta(weeks=expiry_weeks)
-        return create_token(db, secret_key, row["couple_id"], packet_id, expires, actor_id)
+        return store_new_link(db, secret_key, packet_id, actor_id, expiry_weeks)
+
+
+def store_new_link(
+    db: sqlite_utils.Database, secret_key: str, packet_id: int, actor_id: int, expiry_weeks: int
+) -> str:
+    """`reissue_link` inside a caller's `write()` block."""
+    row = db.execute(
+        "SELECT couple_id, MAX(due_date) AS due FROM homework WHERE packet_id = ?", [packet_id]
+    ).fetchone()
+    revoked = db.execute(
+        "UPDATE checkin_tokens SET revoked_at = ? WHERE packet_id = ? AND revoked_at IS NULL",
+        [_now(), packet_id],
+    ).rowcount
+    if revoked:
+        audit.record(
+            db,
+            "checkin.link_revoked",
+            actor_id=actor_id,
+            object_type="packet",
+            object_id=packet_id,
+        )
+    expires = max(date.fromisoformat(row["due"]), date.today()) + timedelta(weeks=expiry_weeks)
+    return create_token(db, secret_key, row["couple_id"], packet_id, expires, actor_id)
 
 
 def resolve_token(db: sqlite_utils.Database, token: str, today: date) -> dict | None:

@@ -4,7 +4,7 @@ import time
 import unicodedata
 
 import pytest
-from conftest import ADMIN_PASSWORD, THERAPIST_PASSWORD, csrf_token, signed_in
+from conftest import ADMIN_PASSWORD, THERAPIST_PASSWORD, csrf_token, form_values, signed_in
 
 from homework.accounts import AccountError, create_user
 from homework.passwords import password_problem
@@ -276,23 +276,36 @@ def test_a_therapists_attempts_at_admin_pages_are_audited(therapist, db):
     ]
 
 
-def test_admin_adds_a_therapist_with_a_one_time_password(app, admin, db):
-    token = csrf_token(admin, "/admin/users")
-    response = admin.post(
-        "/admin/users",
-        data={
-            "csrf_token": token,
-            "email": "New@Example.org",
-            "name": "Dr. New",
-            "role": "therapist",
-        },
-    )
-    html = response.get_data(as_text=True)
-    assert response.status_code == 200
-    assert "New password for New@Example.org" in html  # as typed; sign-in ignores case
-    import re
+def new_user_form(admin) -> dict:
+    """The add-account form's hidden values: CSRF token and one-time key."""
+    html = admin.get("/admin/users").get_data(as_text=True)
+    form = html[html.index('action="/admin/users" novalidate') :]
+    return {
+        "csrf_token": re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form)[1],
+        "form_key": re.search(r'name="form_key" value="([^"]+)"', form)[1],
+    }
 
+
+def test_admin_adds_a_therapist_with_a_one_time_password(app, admin, db):
+    sent = {
+        **new_user_form(admin),
+        "email": "New@Example.org",
+        "name": "Dr. New",
+        "role": "therapist",
+    }
+    response = admin.post("/admin/users", data=sent)
+    # Post/Redirect/Get: the password shows on the page the POST leads to, once.
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/users"
+    html = admin.get("/admin/users").get_data(as_text=True)
+    assert "New password for New@Example.org" in html  # as typed; sign-in ignores case
     password = re.search(r"<code>([^<]+)</code>", html).group(1)
+    assert password not in admin.get("/admin/users").get_data(as_text=True)
+    # The same form sent again (Back and resubmit) creates nothing and shows nothing new.
+    again = admin.post("/admin/users", data=sent)
+    assert again.status_code == 302
+    page = admin.get("/admin/users").get_data(as_text=True)
+    assert "This account was created already" in page and "<code>" not in page
+    assert db.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 4
     fresh = app.test_client()
     token = csrf_token(fresh, "/login")
     response = fresh.post(
@@ -302,11 +315,10 @@ def test_admin_adds_a_therapist_with_a_one_time_password(app, admin, db):
 
 
 def test_duplicate_email_is_refused_and_nothing_is_added(admin, db):
-    token = csrf_token(admin, "/admin/users")
     response = admin.post(
         "/admin/users",
         data={
-            "csrf_token": token,
+            **new_user_form(admin),
             "email": "therapist@example.org",
             "name": "Twin",
             "role": "therapist",
@@ -352,9 +364,11 @@ def test_destructive_actions_ask_first_and_say_what_breaks(admin):
 
 
 def test_admin_resets_a_password_and_the_old_one_stops_working(app, admin, auth):
-    token = csrf_token(admin, "/admin/users")
-    response = admin.post("/admin/users/2/reset", data={"csrf_token": token})
-    assert "New password for therapist@example.org" in response.get_data(as_text=True)
+    response = admin.post("/admin/users/2/reset", data=form_values(admin, "/admin/users"))
+    assert response.status_code == 302
+    assert "New password for therapist@example.org" in admin.get("/admin/users").get_data(
+        as_text=True
+    )
     fresh = app.test_client()
     token = csrf_token(fresh, "/login")
     response = fresh.post(
@@ -628,3 +642,23 @@ def csrf_token_over(client, base_url: str) -> str:
 
     html = client.get("/login", base_url=base_url).get_data(as_text=True)
     return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
+
+
+def test_an_admins_reset_lifts_a_login_lockout(app, admin):
+    from conftest import Auth
+
+    auth = Auth(app.test_client())  # the therapist, on their own computer
+    for _ in range(5):
+        auth.login(password="wrong password")
+    assert auth.login().status_code == 429  # locked out
+    sent = form_values(admin, "/admin/users")
+    assert admin.post("/admin/users/2/reset", data=sent).status_code == 302
+    page = admin.get("/admin/users").get_data(as_text=True)
+    password = re.search(r"<code>([^<]+)</code>", page).group(1)
+    response = auth.login(password=password)  # at once, with the new password
+    assert response.status_code == 302
+    # The same reset sent again changes nothing: the password just given still works.
+    assert admin.post("/admin/users/2/reset", data=sent).status_code == 302
+    assert "This password was reset already" in admin.get("/admin/users").get_data(as_text=True)
+    auth.logout()
+    assert auth.login(password=password).status_code == 302

@@ -1,3 +1,4 @@
+import io
 import os
 import re
 import stat
@@ -224,3 +225,57 @@ def test_dashboard_comes_first_in_the_menu(therapist):
         "Couples",
         "Library",
     ]
+
+
+ERROR_WORDS = {
+    400: "reload the page, and try again",
+    403: "If you think it should, ask your clinic",
+    404: "not yours to see",
+    405: "use the button",
+    413: "choose a smaller file",
+    429: "wait a few minutes",
+    503: "try again in a minute",
+}
+
+
+@pytest.mark.parametrize("code", sorted(ERROR_WORDS))
+def test_every_error_page_is_styled_and_says_what_to_do(app, code):
+    from flask import abort
+
+    def fail():
+        abort(code)
+
+    app.add_url_rule(f"/failing-{code}", f"failing_{code}", fail)
+    response = app.test_client().get(f"/failing-{code}")
+    page = response.get_data(as_text=True)
+    assert response.status_code == code
+    assert 'class="hw-card hw-narrow"' in page and "hw-topbar" in page  # the app's layout
+    assert ERROR_WORDS[code] in page
+    assert "Request Entity Too Large" not in page and "Method Not Allowed" not in page
+
+
+def test_homeworks_own_errors_use_the_styled_page(app, auth):
+    client = app.test_client()
+    response = client.get("/logout")  # a POST-only address, opened
+    assert response.status_code == 405 and "Allow" in response.headers
+    assert ERROR_WORDS[405] in response.get_data(as_text=True)
+    response = client.post("/login", data={"email": "a@b.c", "password": "x"})  # no token
+    assert response.status_code == 400
+    assert "This form has expired" in response.get_data(as_text=True)
+
+
+def test_an_upload_over_the_request_limit_gets_a_page_that_says_what_to_do(app):
+    from conftest import ADMIN_PASSWORD, signed_in
+
+    admin = signed_in(app, "admin@example.org", ADMIN_PASSWORD)
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    response = admin.post(
+        "/settings",
+        data={"name": "Clinic", "logo": (io.BytesIO(b"\x89PNG" + b"\0" * 2_000_000), "big.png")},
+        content_type="multipart/form-data",
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 413
+    assert "Request Entity Too Large" not in page
+    assert "larger than 1 MB, the most this server takes" in page
+    assert "choose a smaller file" in page and "hw-topbar" in page

@@ -3,9 +3,10 @@ import html as htmllib
 import json
 import re
 import sqlite3
+from datetime import date, timedelta
 
 import pytest
-from conftest import csrf_token
+from conftest import THERAPIST_PASSWORD, csrf_token
 from test_couples import add_couple, audit_actions, login_other
 
 from homework.library import load_library
@@ -16,8 +17,13 @@ def form_for(client, couple_id, *ids, **values):
     """Load the personalize page and return its default form data, with `values` applied."""
     query = "&".join(f"a={i}" for i in ids)
     html = client.get(f"/couples/{couple_id}/assign?{query}").get_data(as_text=True)
+    return form_from_page(html, **values)
+
+
+def form_from_page(html: str, **values) -> dict:
+    """What the personalize page in `html` sends, as a browser would, with `values` applied."""
     data: dict = {
-        "a": list(ids),
+        "a": re.findall(r'<input type="hidden" name="a" value="([^"]+)">', html),
         "csrf_token": re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1),
     }
     for match in re.finditer(r"<input[^>]*>", html):
@@ -52,7 +58,13 @@ def form_for(client, couple_id, *ids, **values):
 
 
 def post_assign(client, couple_id, data, action):
-    return client.post(f"/couples/{couple_id}/assign", data={**data, "action": action})
+    """Press Preview or Issue. A preview answers with a redirect to the page that shows
+    it (Post/Redirect/Get); this returns that page, as a browser would show it."""
+    response = client.post(f"/couples/{couple_id}/assign", data={**data, "action": action})
+    if action == "preview":
+        assert response.status_code == 302, response.status_code
+        return client.get(response.headers["Location"])
+    return response
 
 
 @pytest.fixture
@@ -341,3 +353,129 @@ def test_every_bundled_assignment_can_be_issued_with_its_defaults(therapist, cou
         response = post_assign(therapist, couple_id, data, "issue")
         assert response.status_code == 302, (chunk, response.get_data(as_text=True)[-3000:])
     assert db.execute("SELECT COUNT(*) FROM homework").fetchone()[0] == len(ids)
+
+
+def test_the_same_form_sent_twice_issues_once_and_lands_on_the_first_result(
+    therapist, couple_id, db
+):
+    data = form_for(therapist, couple_id, "memory-walk", **{"a0-field_place": "the pier"})
+    first = post_assign(therapist, couple_id, data, "issue")
+    assert first.status_code == 302
+    # A second tab with the same page, or Back and "Confirm resubmission": same form key.
+    again = post_assign(therapist, couple_id, data, "issue")
+    assert again.status_code == 302
+    assert again.headers["Location"] == first.headers["Location"]
+    assert db.execute("SELECT COUNT(*) FROM homework").fetchone()[0] == 1
+    assert db.execute("SELECT COUNT(*) FROM packets").fetchone()[0] == 1
+    assert db.execute("SELECT COUNT(*) FROM checkin_tokens").fetchone()[0] == 1
+    page = therapist.get(again.headers["Location"]).get_data(as_text=True)
+    assert "This was issued already; nothing was issued twice." in page
+
+
+def test_issue_without_the_pages_one_time_key_is_refused(therapist, couple_id, db):
+    data = form_for(therapist, couple_id, "memory-walk")
+    del data["form_key"]
+    response = post_assign(therapist, couple_id, data, "issue")
+    assert response.status_code == 400
+    assert "sent without its one-time key" in response.get_data(as_text=True)
+    assert db.execute("SELECT COUNT(*) FROM homework").fetchone()[0] == 0
+
+
+def test_preview_redirects_and_back_reads_the_draft_without_resending(therapist, couple_id, db):
+    data = form_for(therapist, couple_id, "memory-walk", **{"a0-note": "Slow down, Ana."})
+    response = therapist.post(f"/couples/{couple_id}/assign", data={**data, "action": "preview"})
+    assert response.status_code == 302
+    preview_url = response.headers["Location"]
+    assert f"draft={data['form_key']}" in preview_url
+    # The preview is a GET: Back (or a reload) shows it again, with what was typed.
+    for _ in range(2):
+        page = therapist.get(preview_url).get_data(as_text=True)
+        assert "Slow down, Ana." in page and 'id="preview"' in page
+    # Issuing from the preview uses the same key; the preview URL then leads to the result.
+    issued = post_assign(therapist, couple_id, form_from_page(page), "issue")
+    assert issued.status_code == 302
+    back = therapist.get(preview_url)
+    assert back.status_code == 302 and back.headers["Location"] == issued.headers["Location"]
+    assert db.execute("SELECT COUNT(*) FROM homework").fetchone()[0] == 1
+    assert db.execute("SELECT COUNT(*) FROM form_drafts").fetchone()[0] == 0
+
+
+def test_another_therapists_draft_is_not_shown(app, therapist, couple_id):
+    data = form_for(therapist, couple_id, "memory-walk", **{"a0-note": "Private words."})
+    url = therapist.post(
+        f"/couples/{couple_id}/assign", data={**data, "action": "preview"}
+    ).headers["Location"]
+    from conftest import signed_in
+
+    other = signed_in(app, "other@example.org", THERAPIST_PASSWORD)
+    assert "Private words." not in other.get(url).get_data(as_text=True)
+
+
+def test_the_page_says_when_an_assignment_is_already_active(therapist, couple_id, db):
+    path = f"/couples/{couple_id}/assign?a=memory-walk"
+    assert "Already active for this couple" not in therapist.get(path).get_data(as_text=True)
+    tab_a = form_for(therapist, couple_id, "memory-walk")
+    tab_b = form_for(therapist, couple_id, "memory-walk")  # a second tab, opened fresh
+    assert post_assign(therapist, couple_id, tab_a, "issue").status_code == 302
+    assert "Already active for this couple" in therapist.get(path).get_data(as_text=True)
+    # The second tab never showed the note: its Issue is held back, and says why.
+    held = post_assign(therapist, couple_id, tab_b, "issue")
+    page = held.get_data(as_text=True)
+    assert held.status_code == 409
+    assert "was given to this couple from another tab or window" in page
+    assert "Already active for this couple" in page
+    assert db.execute("SELECT COUNT(*) FROM homework").fetchone()[0] == 1
+    # Pressed again from the page that shows the note, it gives a second copy on purpose.
+    assert post_assign(therapist, couple_id, form_from_page(page), "issue").status_code == 302
+    assert db.execute("SELECT COUNT(*) FROM homework").fetchone()[0] == 2
+
+
+def test_a_revision_sent_twice_is_made_once(therapist, couple_id, db):
+    data = form_for(therapist, couple_id, "memory-walk")
+    assert post_assign(therapist, couple_id, data, "issue").status_code == 302
+    page = therapist.get("/homework/1/revise").get_data(as_text=True)
+    form = {**form_from_page(page), "a0-note": "New words", "action": "issue"}
+    first = therapist.post("/homework/1/revise", data=form)
+    again = therapist.post("/homework/1/revise", data=form)
+    assert first.status_code == again.status_code == 302
+    assert again.headers["Location"] == first.headers["Location"] == "/homework/2"
+    assert db.execute("SELECT COUNT(*) FROM homework").fetchone()[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("assignment", "per_week", "weeks", "sentence"),
+    [
+        ("daily-appreciation", "14", "12", "twice a day for 12 weeks"),
+        ("daily-appreciation", "7", "2", "every day for 2 weeks"),
+        ("memory-walk", "3", "4", "3 times a week for 4 weeks"),
+        ("preparing-for-session", "1", "1", "once this week"),
+    ],
+)
+def test_how_often_is_printed_from_the_plan(
+    therapist, couple_id, db, assignment, per_week, weeks, sentence
+):
+    data = form_for(
+        therapist, couple_id, assignment, **{"a0-per_week": per_week, "a0-weeks": weeks}
+    )
+    data["a0-due_date"] = (date.today() + timedelta(weeks=int(weeks))).isoformat()
+    assert post_assign(therapist, couple_id, data, "issue").status_code == 302
+    snapshot = json.loads(db.execute("SELECT snapshot FROM homework").fetchone()[0])
+    tracking = snapshot["sections"]["tracking"]
+    assert sentence in tracking
+    assert "two weeks" not in tracking and "for 2 weeks" not in tracking.replace(sentence, "")
+
+
+def test_the_default_due_date_follows_the_plans_weeks(therapist, couple_id):
+    data = form_for(therapist, couple_id, "small-promises-kept")  # a 4-week plan
+    assert data["a0-weeks"] == "4"
+    assert data["a0-due_date"] == (date.today() + timedelta(weeks=4)).isoformat()
+
+
+def test_the_form_warns_when_the_weeks_run_past_the_due_date(therapist, couple_id):
+    data = form_for(therapist, couple_id, "memory-walk", **{"a0-weeks": "4"})
+    data["a0-due_date"] = (date.today() + timedelta(weeks=2)).isoformat()
+    page = post_assign(therapist, couple_id, data, "preview").get_data(as_text=True)
+    assert "The plan runs 4 weeks" in page and "past the due date" in page
+    data["a0-weeks"] = "2"
+    page = post_assign(therapist, couple_id, data, "preview").get_data(as_text=True)
+    assert "past the due date" not in page

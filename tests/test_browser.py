@@ -110,6 +110,7 @@ def test_create_a_couple_and_give_them_the_memory_walk(live_server, page):
     page.get_by_label("A personal note to the couple").fill(
         "Take your time, {{ partner_a }} and {{ partner_b }}."
     )
+    page.locator("summary", has_text="Barrier plan").click()  # an optional part, folded
     page.get_by_label("Backup plan").fill("a short walk around the block")
     page.get_by_role("radio", name="Noa").check()
     page.get_by_role("button", name="Preview the handout").click()
@@ -293,6 +294,7 @@ def test_touch_for_an_unscreened_couple_needs_the_caution_and_keeps_the_consent_
     expect(cautions.get_by_text("any history of sexual pressure or coercion")).to_be_visible()
 
     # The consent agreement is shown ticked, cannot be unticked, and has no wording box.
+    page.locator("summary", has_text="Steps").first.click()  # the steps are folded away
     consent = page.locator("#a0-steps-0")
     expect(consent).to_be_checked()
     expect(consent).to_be_disabled()
@@ -302,9 +304,12 @@ def test_touch_for_an_unscreened_couple_needs_the_caution_and_keeps_the_consent_
     locked = page.locator(".hw-step-locked", has=consent)
     expect(locked.get_by_text("Safety step: always included, in these words.")).to_be_visible()
 
-    # Without confirming the caution, nothing goes ahead.
+    # A preview needs no confirmation; issuing does, and the summary at the top says so.
     page.get_by_role("button", name="Preview the handout").click()
-    expect(page.get_by_text("Please confirm that you have considered the cautions")).to_be_visible()
+    expect(page.locator(".hw-preview").get_by_text("this is non-sexual touch only")).to_be_visible()
+    page.get_by_role("button", name="Issue to the couple").first.click()
+    summary = page.locator(".hw-error-summary")
+    expect(summary.get_by_role("link", name=re.compile("Please confirm"))).to_be_visible()
 
     # Even a page whose locked step was taken out by hand is refused by the server.
     page.get_by_label("I have read the cautions above").check()
@@ -312,7 +317,9 @@ def test_touch_for_an_unscreened_couple_needs_the_caution_and_keeps_the_consent_
         'document.querySelector(\'input[type=hidden][name="a0-steps"][value="0"]\').remove()'
     )
     page.get_by_role("button", name="Preview the handout").click()
-    expect(page.get_by_text("Step 1 is a safety step and cannot be left out.")).to_be_visible()
+    expect(
+        page.get_by_text("Step 1 is a safety step and cannot be left out.").first
+    ).to_be_visible()
 
     page.get_by_label("I have read the cautions above").check()
     page.get_by_role("button", name="Preview the handout").click()
@@ -321,3 +328,48 @@ def test_touch_for_an_unscreened_couple_needs_the_caution_and_keeps_the_consent_
     expect(preview.get_by_text("Stop if either of you feels unsafe")).to_be_visible()
     page.get_by_role("button", name="Issue to the couple").first.click()
     expect(page.get_by_text("Given to Rin and Tomas.")).to_be_visible()
+
+
+def test_back_after_preview_or_issue_and_a_second_tab_never_issue_twice(live_server, page):
+    url, passwords, _ = live_server
+    login_as_therapist(page, url, passwords)
+    page.goto(url + "/couples/new")
+    page.get_by_label("Label for your list").fill("Thursday 6pm")
+    page.get_by_label("Partner A's name").fill("Ines")
+    page.get_by_label("Partner B's name").fill("Oskar")
+    page.get_by_role("button", name="Add couple").click()
+    couple_url = page.url
+    page.get_by_label("A memory walk").check()
+    page.get_by_role("button", name="Personalize the chosen ones").click()
+    page.get_by_label("The place to visit").fill("the lighthouse path")
+    page.get_by_role("button", name="Preview the handout").click()
+    preview = page.locator(".hw-preview")
+    expect(preview.get_by_text("the lighthouse path").first).to_be_visible()
+    preview_url = page.url
+    assert "draft=" in preview_url  # the preview is a page of its own (a GET)
+
+    # Back from the preview: the form, not "Confirm Form Resubmission"; Forward: the
+    # preview again, with what was typed.
+    page.go_back()
+    expect(page.get_by_role("heading", name=re.compile("Personalize for"))).to_be_visible()
+    page.go_forward()
+    expect(page.locator(".hw-preview").get_by_text("the lighthouse path").first).to_be_visible()
+
+    # The same preview open in a second tab: both press Issue.
+    second = page.context.new_page()
+    second.goto(preview_url)
+    page.get_by_role("button", name="Issue to the couple").first.click()
+    expect(page.get_by_text("Given to Ines and Oskar.")).to_be_visible()
+    second.get_by_role("button", name="Issue to the couple").first.click()
+    expect(second.get_by_text("This was issued already; nothing was issued twice.")).to_be_visible()
+    assert second.url == couple_url
+
+    # Back from the couple's page after issuing: no form is sent again.
+    page.go_back()
+    expect(page.get_by_text("This was issued already; nothing was issued twice.")).to_be_visible()
+    page.goto(couple_url)
+    current = page.locator("section", has=page.get_by_role("heading", name="Current homework"))
+    expect(current.get_by_role("link", name="A memory walk")).to_have_count(1)
+    # The personalize page now says the walk is already theirs.
+    page.goto(couple_url + "/assign?a=memory-walk")
+    expect(page.get_by_role("heading", name="Already active for this couple")).to_be_visible()

@@ -53,7 +53,12 @@ def issue(client) -> tuple[str, str]:
     assert response.status_code == 302, response.get_data(as_text=True)[-1500:]
     couple = response.headers["Location"]
     page = client.get(f"{couple}/assign?a=memory-walk").get_data(as_text=True)
-    form = {"csrf_token": csrf(page), "a": "memory-walk", "action": "issue"}
+    form = {
+        "csrf_token": csrf(page),
+        "form_key": re.search(r'name="form_key" value="([^"]+)"', page).group(1),
+        "a": "memory-walk",
+        "action": "issue",
+    }
     for name, value in re.findall(r'<input[^>]*name="(a0-[^"]+)"[^>]*value="([^"]*)"', page):
         form[name] = value
     for name, value in re.findall(

@@ -137,6 +137,7 @@ def personalize_form(client, couple_path: str, assignment="memory-walk") -> dict
     """The personalize page's fields as a browser would send them to issue."""
     page = client.get(f"{couple_path}/assign?a={assignment}").get_data(as_text=True)
     form = {"csrf_token": csrf(page), "a": assignment, "action": "issue"}
+    form["form_key"] = re.search(r'name="form_key" value="([^"]+)"', page).group(1)
     for name, value in re.findall(r'<input[^>]*name="(a0-[^"]+)"[^>]*value="([^"]*)"', page):
         form[name] = value
     for name, value in re.findall(
@@ -403,3 +404,19 @@ def test_the_admin_banner_for_a_broken_library_file_shows_in_the_host_layout(tmp
         assert "broken-walk.md" in page
     therapist = sign_in(app).get("/homework/").get_data(as_text=True)
     assert "was skipped" not in therapist
+
+
+def test_homeworks_error_pages_stay_inside_homework(host):
+    mara = sign_in(host)
+    mine = mara.get("/homework/couples/999999")  # homework's own 404: its styled page
+    page = mine.get_data(as_text=True)
+    assert mine.status_code == 404
+    assert 'id="host-navbar"' in page and 'class="hw-card hw-narrow"' in page
+    theirs = mara.get("/reports")  # the host's own 403 (Mara is no admin there)
+    assert theirs.status_code == 403
+    assert "hw-card" not in theirs.get_data(as_text=True)
+    unrouted = mara.get("/no-such-page")  # the host's own 404
+    assert unrouted.status_code == 404 and "hw-card" not in unrouted.get_data(as_text=True)
+    wrong_method = mara.get("/legacy-report")  # the host's own 405
+    assert wrong_method.status_code == 405
+    assert "hw-card" not in wrong_method.get_data(as_text=True)

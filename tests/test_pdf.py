@@ -375,7 +375,11 @@ def bomb_png() -> bytes:
 @pytest.mark.parametrize(
     "content, filename, message",
     [
-        (b"\x89PNG" + b"\0" * (10 * 1024 * 1024), "big.png", "the limit is 2 MB"),
+        (
+            b"\x89PNG" + b"\0" * (10 * 1024 * 1024 + 512 * 1024),
+            "big.png",
+            "The logo is 10.5 MB; the limit is 2 MB.",
+        ),
         (
             b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
             "logo.svg",
@@ -385,7 +389,7 @@ def bomb_png() -> bytes:
         (None, "bomb.png", "16 megapixels"),
         (png_bytes(fmt="GIF"), "logo.gif", "PNG or JPEG"),
     ],
-    ids=["10MB", "svg-with-script", "html-named-png", "decompression-bomb", "gif"],
+    ids=["10.5MB", "svg-with-script", "html-named-png", "decompression-bomb", "gif"],
 )
 def test_bad_logos_are_refused_and_nothing_is_stored(app, db, content, filename, message):
     from pathlib import Path

@@ -110,6 +110,7 @@ def test_the_whole_flow_inside_the_host(host, tmp_path):
     couple_path = response.headers["Location"]
     page = client.get(couple_path + "/assign?a=sunday-planning-walk").get_data(as_text=True)
     form = {"csrf_token": csrf(page), "a": "sunday-planning-walk", "action": "issue"}
+    form["form_key"] = re.search(r'name="form_key" value="([^"]+)"', page).group(1)
     for name, value in re.findall(r'<input[^>]*name="(a0-[^"]+)"[^>]*value="([^"]*)"', page):
         form[name] = value
     form["a0-steps"] = ["0", "1", "2", "3", "4"]

@@ -185,11 +185,16 @@ def test_unknown_expired_and_revoked_links_all_get_the_same_kind_page(app, thera
 
 def test_reissued_link_works_and_the_old_one_dies(app, therapist, packet):
     couple_id, old_path = packet
-    token = csrf_token(therapist, f"/couples/{couple_id}")
-    therapist.post("/packets/1/link/reissue", data={"csrf_token": token})
+    sent = form_values(therapist, f"/couples/{couple_id}")
+    therapist.post("/packets/1/link/reissue", data=sent)
     page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
     new_path = re.search(r'class="hw-link-box">http://localhost(/c/[A-Za-z0-9_-]+)<', page).group(1)
     assert new_path != old_path
+    # Sent again (Back and resubmit): no third link; the one printed now keeps working.
+    therapist.post("/packets/1/link/reissue", data=sent)
+    page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    assert "This new link was made already" in page
+    assert f"http://localhost{new_path}<" in page
     visitor = app.test_client()
     assert visitor.get(old_path).status_code == 404
     assert visitor.get(new_path).status_code == 200

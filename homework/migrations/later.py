@@ -350,3 +350,23 @@ def _reminders(db: sqlite_utils.Database) -> None:
             failed INTEGER NOT NULL
         )"""
     )
+
+
+@step("0022_form_drafts")
+def _form_drafts(db: sqlite_utils.Database) -> None:
+    # What a therapist typed on a form they previewed (see submissions.py): the preview is
+    # a redirect to a page that reads the draft back, so Back never re-sends a form.
+    # Erasing the couple erases their drafts with them.
+    db.execute(
+        """CREATE TABLE form_drafts (
+            actor_id NOT NULL,
+            form_key TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            couple_id INTEGER REFERENCES couples(id) ON DELETE CASCADE,
+            form TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (actor_id, form_key)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX form_drafts_created ON form_drafts(created_at)")
+    db.execute("CREATE INDEX form_drafts_couple ON form_drafts(couple_id)")

@@ -62,6 +62,17 @@ def _clinic_name() -> str:
         return "homework"
 
 
+def _identity_context(accounts: bool) -> dict:
+    """What homework's layout reads: who is signed in, the clinic, the app's endpoints."""
+    return {
+        "homework_user": current_therapist,
+        "homework_has_accounts": accounts,
+        "homework_clinic_name": _clinic_name,
+        "homework_endpoints": _endpoints(),
+        "homework_library_problems": _library_problems,
+    }
+
+
 def field_attributes(field, autocomplete: str | None = None, autofocus: bool = False) -> dict:
     """The HTML attributes of a form field as homework's `field` macro renders it."""
     describedby = []
@@ -112,13 +123,7 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
     # Only on homework's own pages (the host's layout included when it wraps them).
     @bp.context_processor
     def inject_identity():
-        return {
-            "homework_user": current_therapist,
-            "homework_has_accounts": accounts,
-            "homework_clinic_name": _clinic_name,
-            "homework_endpoints": _endpoints(),
-            "homework_library_problems": _library_problems,
-        }
+        return _identity_context(accounts)
 
     # Named for homework: a host's templates share this Jinja environment.
     bp.add_app_template_global(new_key, "homework_form_key")
@@ -144,7 +149,7 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
         from .assign import KEEPS_VALUES_ON_CSRF_REFUSAL
 
         if request.endpoint not in KEEPS_VALUES_ON_CSRF_REFUSAL:
-            return exc
+            return error_page(exc)
         view = current_app.view_functions[request.endpoint]
         return current_app.ensure_sync(view)(**(request.view_args or {}))
 
@@ -155,35 +160,97 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
 
     bp.register_error_handler(InternalServerError, server_error)
 
-    @bp.errorhandler(404)
-    def not_found(exc):
-        from flask import render_template
-
-        body = render_template(
-            "homework/error.html",
-            title=_("Not found"),
-            message=_("There is nothing here, or it is not yours to see."),
-        )
-        return body, 404
-
-    @bp.errorhandler(413)
-    def too_large(exc):
-        from flask import current_app, render_template
-
-        _drain_request_body()
-        limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
-        body = render_template(
-            "homework/error.html",
-            title=_("That was too large to send"),
-            message=_(
-                "What you sent is larger than %(mb)d MB, so nothing was saved. Go back and "
-                "choose a smaller file (a logo needs far less than 2 MB).",
-                mb=limit // (1024 * 1024),
-            ),
-        )
-        return body, 413
+    for code in ERROR_CODES:
+        bp.register_error_handler(code, error_page)
 
     return bp
+
+
+# The HTTP errors homework answers with its own page (500 has `server_error`).
+ERROR_CODES = (400, 403, 404, 405, 413, 429, 503)
+
+
+def _error_words(code: int, exc) -> tuple[str, str]:
+    """The title and the what-to-do-next of an error page."""
+    from flask import current_app
+    from flask_wtf.csrf import CSRFError
+
+    if isinstance(exc, CSRFError):
+        return _("This form has expired"), _(
+            "Nothing was saved: the page was open too long, or was sent from elsewhere. Go "
+            "back, reload the page, and send it again."
+        )
+    if code == 413:
+        from ..branding import LOGO_MAX_BYTES, megabytes
+
+        limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+        return _("That was too large to send"), _(
+            "What you sent is larger than %(mb)s MB, the most this server takes, so nothing "
+            "was saved. Go back and choose a smaller file: a logo may be up to %(logo)s MB, "
+            "and about 1200 pixels wide is plenty.",
+            mb=megabytes(limit),
+            logo=megabytes(LOGO_MAX_BYTES),
+        )
+    return {
+        400: (
+            _("That request could not be used"),
+            _("Nothing was saved. Go back, reload the page, and try again."),
+        ),
+        403: (
+            _("Not allowed"),
+            _("Your account cannot do this. If you think it should, ask your clinic's admin."),
+        ),
+        404: (_("Not found"), _("There is nothing here, or it is not yours to see.")),
+        405: (
+            _("This address does not work that way"),
+            _(
+                "It is reached through a button on another page, not by opening it. Go back "
+                "and use the button, or start again from the dashboard."
+            ),
+        ),
+        429: (
+            _("Too many tries"),
+            _("Nothing was lost. Please wait a few minutes, then try again."),
+        ),
+        503: (
+            _("Not available for a moment"),
+            _("Nothing was lost. Please try again in a minute."),
+        ),
+    }.get(code, (_("That did not work"), _("Nothing was saved. Go back and try again.")))
+
+
+def error_page(exc):
+    """An HTTP error as a page in homework's layout that says what to do next; its status
+    and headers (Retry-After, Allow) as the error had them."""
+    from flask import render_template
+    from werkzeug.exceptions import HTTPException
+
+    from ..extension import CHECKIN_ENDPOINTS
+
+    code = exc.code if isinstance(exc, HTTPException) and exc.code else 500
+    if code == 413:
+        _drain_request_body()
+    title, message = _error_words(code, exc)
+    headers = {
+        k: v for k, v in (exc.get_headers() if isinstance(exc, HTTPException) else [])
+        if k.lower() != "content-type"
+    }  # fmt: skip
+    retry = getattr(exc, "retry_after", None)
+    if retry and "Retry-After" not in headers:
+        headers["Retry-After"] = str(retry)
+    headers["Cache-Control"] = "no-store"
+    # Outside the blueprint (the standalone app's unrouted addresses) its context
+    # processor does not run: give the layout what it reads.
+    context = {} if request.blueprint == "homework" else _identity_context(get_state().standalone)
+    try:
+        if request.endpoint in CHECKIN_ENDPOINTS:  # a couple's page: no therapist links
+            page = "homework/checkin_gone.html"
+        else:
+            page = "homework/error.html"
+        body = render_template(page, title=title, message=message, **context)
+    except Exception:  # the error page must answer even when templates or the DB cannot
+        body = escape(f"{title}. {message}")
+    return body, code, headers
 
 
 def _drain_request_body(cap: int = 64 * 1024 * 1024) -> None:

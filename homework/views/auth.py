@@ -5,7 +5,7 @@ import time
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
-from .. import accounts
+from .. import accounts, submissions
 from ..forms import (
     ActionForm,
     ChangePasswordForm,
@@ -126,44 +126,89 @@ def change_password():
     return render_template("homework/password.html", form=form)
 
 
+# A password made for someone else is shown once, on the page the POST redirects to:
+# kept in the signed session cookie for that one request, like a flashed message.
+NEW_PASSWORD = "homework_new_password"  # noqa: S105 (a session key)
+
+
 @admin_required
 def users():
     db = get_db()
     form = UserForm()
-    new_password = shown_for = None
     if form.validate_on_submit():
-        new_password = generate_password()
+        me = current_therapist().id
         try:
-            accounts.create_user(
-                db,
-                form.email.data,
-                form.name.data,
-                form.role.data,
-                new_password,
-                actor_id=current_therapist().id,
+            key = submissions.checked_key(request.form.get(submissions.FIELD))
+            done = submissions.used_result(db, me, key, "account.new")
+            if done is None:
+                new_password = generate_password()
+                email, hashed = accounts.prepare_user(
+                    form.email.data, form.name.data, form.role.data, new_password
+                )
+
+                def add(db) -> str:
+                    accounts.insert_user(db, email, form.name.data, form.role.data, hashed, me)
+                    return url_for("homework.users")
+
+                created = submissions.run_once(db, me, key, "account.new", add)
+                done = created.result
+                if created.first:
+                    typed = form.email.data.strip()  # as typed; sign-in ignores case
+                    session[NEW_PASSWORD] = {"email": typed, "password": new_password}
+                    flash(_("Account created for %(email)s.", email=typed), "info")
+                    return redirect(done)
+            flash(
+                _(
+                    "This account was created already; nothing was created twice. If you did "
+                    "not note its password, reset it."
+                ),
+                "info",
             )
-        except accounts.AccountError as exc:
+            return redirect(done)
+        except (accounts.AccountError, submissions.SubmissionError) as exc:
             form.email.errors.append(str(exc))
-            new_password = None
-        else:
-            flash(_("Account created for %(email)s.", email=form.email.data), "info")
-            shown_for = form.email.data
-            form = UserForm(formdata=None)
-    return _users_page(form, new_password, shown_for)
+    return _users_page(form), 400 if form.errors else 200
 
 
-def _users_page(form: UserForm, new_password: str | None, shown_for: str | None):
+def _users_page(form: UserForm):
     from ..twofactor import required
 
+    shown = session.pop(NEW_PASSWORD, None) if request.method == "GET" else None
     return render_template(
         "homework/users.html",
         require_2fa=required(get_db()),
         users=accounts.list_users(get_db()),
         form=form,
         actions=ActionForm(),
-        new_password=new_password,
-        shown_for=shown_for,
+        new_password=shown["password"] if shown else None,
+        shown_for=shown["email"] if shown else None,
     )
+
+
+def _reset_password(user: dict):
+    """An admin's reset: once per form key; the new password shows on the users page."""
+    db = get_db()
+    me = current_therapist().id
+    key = submissions.checked_key(request.form.get(submissions.FIELD))
+    if submissions.used_result(db, me, key, "account.reset") is None:
+        new_password = generate_password()
+        hashed = accounts.prepare_password(db, user["id"], new_password)
+
+        def reset(db) -> str:
+            accounts.store_password(db, user["id"], hashed, actor_id=me)
+            return url_for("homework.users")
+
+        if submissions.run_once(db, me, key, "account.reset", reset).first:
+            session[NEW_PASSWORD] = {"email": user["email"], "password": new_password}
+            return redirect(url_for("homework.users"))
+    flash(
+        _(
+            "This password was reset already; nothing was changed twice. If you did not note "
+            "the new one, reset it again."
+        ),
+        "info",
+    )
+    return redirect(url_for("homework.users"))
 
 
 @admin_required
@@ -204,14 +249,12 @@ def user_action(user_id: int, action: str):
     me = current_therapist()
     try:
         if action == "reset":
-            new_password = generate_password()
-            accounts.set_password(db, user_id, new_password, actor_id=me.id)
-            return _users_page(UserForm(formdata=None), new_password, user["email"])
+            return _reset_password(user)
         if action == "reset-2fa":
             accounts.reset_second_factor(db, user_id, actor_id=me.id)
         else:
             accounts.set_disabled(db, user_id, action == "disable", actor_id=me.id)
-    except accounts.AccountError as exc:
+    except (accounts.AccountError, submissions.SubmissionError) as exc:
         flash(str(exc), "error")
     else:
         flash(

@@ -60,6 +60,7 @@ def assignment(assignment_id: str):
         "clinic": current_brand().name or _("your clinic"),
         "start_date": _("Monday"),
         "due_date": _("your next session"),
+        "how_often": merge.how_often(found.per_week, found.weeks),
         **found.defaults(),
         **merge.speaker_values("turns", _("Sam"), _("Alex")),
         **merge.stop_defaults(),

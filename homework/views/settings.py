@@ -50,6 +50,10 @@ def settings():
             upload = request.files.get("logo")
             if upload and upload.filename:
                 try:
+                    # Read no more than the limit, but report the file's real size.
+                    size = branding.upload_size(upload.stream)
+                    if size is not None and size > branding.LOGO_MAX_BYTES:
+                        raise branding.LogoError(branding.logo_too_large(size))
                     png = branding.process_logo(upload.stream.read(branding.LOGO_MAX_BYTES + 1))
                 except branding.LogoError as exc:
                     form.logo.errors = [str(exc)]

@@ -123,14 +123,29 @@ def checkin_link(packet_id: int, action: str):
         flash(_("The check-in link is switched off."), "info")
     else:
         secret, weeks = checkin_config()
-        tracking.reissue_link(db, secret, packet_id, me, weeks)
+        back = url_for("homework.couple", couple_id=couple.id)
+
+        def reissue(db) -> str:
+            tracking.store_new_link(db, secret, packet_id, me, weeks)
+            return back
+
+        try:
+            done = submissions.run_once(
+                db, me, request.form.get(submissions.FIELD), "checkin.reissue", reissue
+            )
+        except submissions.SubmissionError as exc:
+            flash(str(exc), "error")
+            return redirect(back)
         flash(
             _(
                 "A new check-in link is ready. Print the handout again: "
                 "the old link no longer works."
-            ),
+            )
+            if done.first
+            else _("This new link was made already; the link shown is the one to print."),
             "info",
         )
+        return redirect(done.result)
     return redirect(url_for("homework.couple", couple_id=couple.id))
 
 
