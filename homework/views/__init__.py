@@ -11,6 +11,7 @@ from werkzeug.exceptions import InternalServerError
 
 from ..state import current_brand, get_state
 from .access import current_therapist
+from .responses import CHECKIN_ENDPOINTS
 
 
 def server_error(exc):
@@ -224,8 +225,6 @@ def error_page(exc):
     and headers (Retry-After, Allow) as the error had them."""
     from flask import render_template
     from werkzeug.exceptions import HTTPException
-
-    from ..extension import CHECKIN_ENDPOINTS
 
     code = exc.code if isinstance(exc, HTTPException) and exc.code else 500
     if code == 413:
