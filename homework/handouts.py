@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 
 from .branding import Brand, read_logo
 from .pdf import RenderLimits, get_pool
+from .qr import qr_data_uri
 
 STYLESHEET = Path(__file__).parent / "static" / "handout.css"
 WEEKDAYS = 7
@@ -113,7 +114,7 @@ def handout_html(
     checkin: dict | None = None,
 ) -> str:
     """The handout document as HTML (one item, or a packet with a cover page)."""
-    from .issuing import as_markup
+    from .snapshots import as_markup
 
     marked = [as_markup(s) for s in snapshots]
     first = snapshots[0]
@@ -133,13 +134,6 @@ def handout_html(
         checkin=checkin,
         word_title=brand.word.capitalize(),
     )
-
-
-def qr_data_uri(url: str) -> str:
-    """The check-in URL as a QR code (SVG data URI: the only kind of URL the renderer takes)."""
-    import segno
-
-    return segno.make(url, error="m").svg_data_uri(scale=4, border=2, dark="#1f2a30")
 
 
 def build_handout(snapshots: list[dict], packet_id: int | None, inputs: HandoutInputs) -> bytes:

@@ -373,7 +373,7 @@ def packet_links(
     packet first: which items it covers, whether it works, its address and QR code.
 
     `address(token)` answers (url, None), or (None, why the link cannot be printed)."""
-    from .handouts import qr_data_uri  # the same QR code the handout prints
+    from .qr import qr_data_uri  # the same QR code the handout prints
 
     rows = db.execute(
         "SELECT h.packet_id, h.title, k.created_at FROM homework h"
@@ -508,7 +508,7 @@ def session_summary(
 
     Practice on an item's earlier revisions counts for the item, and the totals are the
     sums of the items' counts, so a header built from them agrees with the table."""
-    from .issuing import as_markup, effective_status  # issuing never imports tracking
+    from .snapshots import as_markup, effective_status
 
     today = today or date.today()
 

@@ -22,6 +22,7 @@ from ..forms import (
 from ..handouts import long_date, tracking_grid
 from ..issuing import Personalization
 from ..library import render_inline
+from ..snapshots import as_markup, effective_status
 from ..state import checkin_config, current_brand, emit, get_state
 from ..storage import get_db
 from .access import current_therapist, login_required, own_couple, own_homework, safe_next
@@ -321,7 +322,7 @@ def assign_to_couple(couple_id: int):
     status = 200
     if draft_key:
         if _validate_all(outer, subforms, review, crisis, issuing_now=False):
-            previews = [issuing.as_markup(i.snapshot) for i in _build_items(pairs, couple, crisis)]
+            previews = [as_markup(i.snapshot) for i in _build_items(pairs, couple, crisis)]
         else:
             status = 400  # the page shows a refused form: what was typed, and why
     if request.method == "POST":
@@ -401,14 +402,14 @@ def homework_item(hw_id: int):
     hw = own_homework(hw_id)
     db = get_db()
     couple = own_couple(hw["couple_id"])
-    snapshot = issuing.as_markup(json.loads(hw["snapshot"]))
+    snapshot = as_markup(json.loads(hw["snapshot"]))
     return render_template(
         "homework/homework_item.html",
         hw=hw,
         couple=couple,
         snapshot=snapshot,
         grid=tracking_grid(json.loads(hw["snapshot"])),
-        status=issuing.effective_status(hw, date.today()),
+        status=effective_status(hw, date.today()),
         chain=issuing.revisions(db, hw),
         actions=ActionForm(),
     )
@@ -455,7 +456,7 @@ def revise(hw_id: int):
     status = 200
     if draft_key:
         if _validate_all(outer, [form], review, crisis, issuing_now=False):
-            previews = [issuing.as_markup(i.snapshot) for i in _build_items(pairs, couple, crisis)]
+            previews = [as_markup(i.snapshot) for i in _build_items(pairs, couple, crisis)]
         else:
             status = 400  # the page shows a refused form: what was typed, and why
     if request.method == "POST":
