@@ -77,7 +77,7 @@ class ReassignForm(HomeworkForm):
 
 
 def _host_therapist_id(form: Form, field: StringField) -> None:
-    from .identity import therapist_id
+    from ..identity import therapist_id
 
     try:
         field.data = therapist_id((field.data or "").strip())

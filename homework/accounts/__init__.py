@@ -1,0 +1,73 @@
+"""Standalone accounts: therapists and admins, server-side sessions, login throttling.
+
+Registered as a plugin by `create_app()`; its `current_therapist` is the last-resort
+implementation of that hook, so a host app's own identity plugin takes precedence.
+"""
+
+from .login import (
+    LoginRefused,
+    LoginThrottled,
+    SessionUser,
+    authenticate,
+    check_second_factor,
+    client_ip,
+    current_session_token,
+    current_therapist,
+    end_session,
+    load_session_user,
+    login_url,
+    must_enrol_second_factor,
+    start_session,
+)
+from .users import (
+    ROLES,
+    AccountError,
+    count_users,
+    create_user,
+    get_user,
+    insert_user,
+    list_users,
+    normalise_email,
+    password_matches,
+    prepare_password,
+    prepare_user,
+    reset_second_factor,
+    set_disabled,
+    set_password,
+    store_password,
+    update_profile,
+    update_user,
+)
+
+__all__ = [
+    "AccountError",
+    "LoginRefused",
+    "LoginThrottled",
+    "ROLES",
+    "SessionUser",
+    "authenticate",
+    "check_second_factor",
+    "client_ip",
+    "count_users",
+    "create_user",
+    "current_session_token",
+    "current_therapist",
+    "end_session",
+    "get_user",
+    "insert_user",
+    "list_users",
+    "load_session_user",
+    "login_url",
+    "must_enrol_second_factor",
+    "normalise_email",
+    "password_matches",
+    "prepare_password",
+    "prepare_user",
+    "reset_second_factor",
+    "set_disabled",
+    "set_password",
+    "start_session",
+    "store_password",
+    "update_profile",
+    "update_user",
+]
