@@ -516,6 +516,8 @@ def test_erasing_a_couple_leaves_no_note_of_theirs_readable_in_the_database_file
         "packets": 1,
         "practice": 1,
         "private_notes": 1,
+        "reminder_contacts": 0,
+        "reminder_outbox": 0,
         "screening_records": 1,
     }
     assert "Quillfeather" not in tombstone
