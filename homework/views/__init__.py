@@ -147,7 +147,7 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
         same token and saves nothing); any other form keeps the host's 400."""
         from flask import current_app
 
-        from .assign import KEEPS_VALUES_ON_CSRF_REFUSAL
+        from .personalize import KEEPS_VALUES_ON_CSRF_REFUSAL
 
         if request.endpoint not in KEEPS_VALUES_ON_CSRF_REFUSAL:
             return error_page(exc)
