@@ -47,11 +47,9 @@ def wait_until(check, what: str, timeout: float = 300.0):
 def test_serve_sends_from_exactly_one_worker_and_another_takes_over(tmp_path):
     smtp = SmtpServer()
     instance = tmp_path / "instance"
-    instance.mkdir()
     # Any hour will do, so the test does not depend on when it runs.
     extra = {"HOMEWORK_REMINDER_HOURS": [0, 24], "HOMEWORK_REMINDER_INTERVAL_SECONDS": 0.2,
              "HOMEWORK_TIMEZONE": "UTC"}  # fmt: skip
-    (instance / "config.py").write_text(settings(smtp, **extra))
     server = LiveServer(instance, config=settings(smtp, **extra))
     try:
         app = create_app(instance)
@@ -95,8 +93,6 @@ def test_serve_sends_from_exactly_one_worker_and_another_takes_over(tmp_path):
 def test_consent_then_reminder_then_stop_link_in_chromium(tmp_path, page):
     smtp = SmtpServer()
     instance = tmp_path / "instance"
-    instance.mkdir()
-    (instance / "config.py").write_text("HOMEWORK_REMINDER_LOOP = False\n")
     server = LiveServer(instance, config="HOMEWORK_REMINDER_LOOP = False\n")
     try:
         app = create_app(instance)
