@@ -306,3 +306,33 @@ def test_copy_button_and_list_filter_work_under_the_strict_csp(live_server, brow
         page.goto(address)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, address
     context.close()
+
+
+def test_the_lists_to_give_homework_from_say_what_is_already_active(therapist, packet):
+    couple_id, _ = packet
+    other = add_couple(therapist, partner_a="Cleo", partner_b="Dev")
+    page = therapist.get(f"/couples/{couple_id}").get_data(as_text=True)
+    marked = re.findall(
+        r'name="a" value="([a-z-]+)">(?:(?!</label>).)*already active for them', page, re.S
+    )
+    assert sorted(marked) == ["daily-appreciation", "memory-walk"]
+    fresh = therapist.get(f"/couples/{other}").get_data(as_text=True)
+    assert "already active for them" not in fresh
+    # From the assignment's page: which couple has it already.
+    choose = therapist.get("/library/memory-walk/assign").get_data(as_text=True)
+    rows = [row for row in re.findall(r"<li>(.*?)</li>", choose, re.S) if "/assign" in row]
+    assert len(rows) == 2
+    assert [f"/couples/{couple_id}/" in row for row in rows if "already active" in row] == [True]
+
+
+def test_each_couples_summary_pdf_has_its_own_neutral_name(therapist, packet):
+    couple_id, _ = packet
+    other = add_couple(therapist, partner_a="Cleo", partner_b="Dev")
+    names = []
+    for cid in (couple_id, other):
+        response = therapist.get(f"/couples/{cid}/summary.pdf")
+        assert response.status_code == 200
+        names.append(re.search(r'filename="([^"]+)"', response.headers["Content-Disposition"])[1])
+    assert names[0] != names[1]
+    assert names[0] == f"session-summary-couple-{couple_id}-{TODAY.isoformat()}.pdf"
+    assert not any(n in "".join(names) for n in ("Ana", "Ben", "Cleo", "Dev"))

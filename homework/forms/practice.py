@@ -96,11 +96,13 @@ class CheckinForm(HomeworkForm):
         _l("A few words about it (optional)"),
         validators=[Length(max=2000, message=_l("Please keep it under 2,000 characters."))],
     )
+    # Who a reflection is for, in plain words: the page never shows it back, so the question
+    # is only whether the therapist may raise it with both partners.
     private = RadioField(
-        _l("Who can read your words"),
+        _l("Who are these words for?"),
         choices=[
-            SelectChoice("shared", _l("Both of us and our therapist")),
-            SelectChoice("private", _l("Only our therapist")),
+            SelectChoice("shared", _l("Our therapist, to talk about with both of us")),
+            SelectChoice("private", _l("Only our therapist, in private")),
         ],
         default="shared",
     )

@@ -8,6 +8,7 @@ plan.py builds the personalization and the snapshot; items.py stores and reads i
 from .items import (
     Item,
     active_by_assignment,
+    couples_with_active,
     get_homework,
     issue_packet,
     last_homework_id,
@@ -41,6 +42,7 @@ __all__ = [
     "Personalization",
     "SNAPSHOT_SCHEMA",
     "active_by_assignment",
+    "couples_with_active",
     "build_snapshot",
     "canonical",
     "default_due",

@@ -284,6 +284,16 @@ def active_by_assignment(
     return found
 
 
+def couples_with_active(db: sqlite_utils.Database, assignment_id: str, today: date) -> set[int]:
+    """The couples for whom this assignment is active (not yet past due) today."""
+    rows = db.execute(
+        "SELECT DISTINCT couple_id FROM homework"
+        " WHERE assignment_id = ? AND status = 'active' AND due_date >= ?",
+        [assignment_id, today.isoformat()],
+    )
+    return {row[0] for row in rows}
+
+
 def last_homework_id(db: sqlite_utils.Database, couple_id: int) -> int:
     """The newest item id given to the couple (0 for none): what a page has seen."""
     row = db.execute("SELECT MAX(id) FROM homework WHERE couple_id = ?", [couple_id]).fetchone()

@@ -60,7 +60,8 @@ def choose_couple(assignment_id: str):
     if assignment is None:
         abort(404)
     mine = couples.list_couples(get_db(), current_therapist().id)
-    return render_template("homework/choose_couple.html", a=assignment, couples=mine)
+    active = issuing.couples_with_active(get_db(), assignment.id, date.today())
+    return render_template("homework/choose_couple.html", a=assignment, couples=mine, active=active)
 
 
 @login_required

@@ -77,12 +77,6 @@ def _practice_form(items: list[dict], partner_a: str, partner_b: str, fresh: boo
     form = CheckinForm(formdata=None) if fresh else CheckinForm()
     form.item.choices = [(i["id"], i["title"]) for i in items]
     form.who.choices = [("a", partner_a), ("b", partner_b), ("together", _("Both of us, together"))]
-    # Who sees a reflection, in plain words: the page never shows it back, so the question
-    # is only whether the therapist may raise it with both partners.
-    form.private.choices = [
-        ("shared", _("Our therapist, to talk about with both of us")),
-        ("private", _("Only our therapist, in private")),
-    ]
     if fresh:
         form.practiced_on.data = date.today()
         form.item.data = tracking.default_checkin_item(items, date.today())

@@ -124,6 +124,7 @@ def couple_page(couple_id: int):
         packets=[(packet, n) for packet, n in per_packet.items() if n > 1],
         past=[i for i in items if i["effective_status"] != "active"],
         assignments=library.search(),
+        active=issuing.active_by_assignment(db, couple.id, date.today()),
         flags=couples.FLAGS,
         screening=couples.SCREENING,
         private_notes=notes.notes_for_couple(db, couple.id)[:10],

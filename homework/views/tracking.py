@@ -186,7 +186,9 @@ def summary_pdf(couple_id: int):
     html = render_template(
         "homework/pdf/summary.html", brand=current_brand(), private_note_count=count, **context
     )
-    pdf, error = render_html_or_error(html, f"summary-{date.today().isoformat()}.pdf")
+    pdf, error = render_html_or_error(
+        html, f"session-summary-couple-{couple_id}-{date.today().isoformat()}.pdf"
+    )
     return error or pdf
 
 
