@@ -7,8 +7,8 @@ import json
 import re
 
 import pytest
-from conftest import form_values, set_crisis_line
-from reminder_helpers import SmtpServer, agree, berlin, give_homework, self_signed
+from conftest import form_values, self_signed_certificate, set_crisis_line
+from reminder_helpers import SmtpServer, agree, berlin, give_homework
 
 from homework import reminders
 from homework.storage import get_db
@@ -229,7 +229,7 @@ def test_a_refused_address_is_not_retried(mail_app, smtp, db):
 
 
 def test_starttls_with_a_self_signed_certificate(mail_app, tmp_path, db):
-    cert = self_signed(tmp_path)
+    cert = self_signed_certificate(tmp_path)
     server = SmtpServer(cert=cert)
     try:
         mail_app.config.update(server.config("starttls"))
