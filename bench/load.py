@@ -177,6 +177,25 @@ def csrf(text: str) -> str:
     return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', text).group(1)
 
 
+def dashboard_client(port: int, therapists: int):
+    """A load client's work: sign in as one of the bench therapists, then load the
+    dashboard until the deadline, noting each answer's time and status."""
+
+    def work(i, deadline, latencies, outcomes):
+        client = Client(port)
+        _, page, _ = client.request("GET", "/login")
+        login = {"email": f"t{i % therapists}@bench.invalid", "password": PASSWORD,
+                 "csrf_token": csrf(page)}  # fmt: skip
+        status, _, _ = client.request("POST", "/login", login)
+        assert status == 302, status
+        while time.monotonic() < deadline:
+            status, _, elapsed = client.request("GET", "/")
+            latencies.append(elapsed)
+            outcomes.append(status)
+
+    return work
+
+
 def run_clients(n: int, seconds: float, work) -> tuple[list[float], list, int]:
     """Run `work(client_index, deadline, latencies, outcomes)` in n threads."""
     latencies: list[float] = []
@@ -237,20 +256,7 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.1)
 
-            def dashboard_work(i, deadline, latencies, outcomes):
-                client = Client(port)
-                _, page, _ = client.request("GET", "/login")
-                login = {
-                    "email": f"t{i % therapists}@bench.invalid",
-                    "password": PASSWORD,
-                    "csrf_token": csrf(page),
-                }
-                status, _, _ = client.request("POST", "/login", login)
-                assert status == 302, status
-                while time.monotonic() < deadline:
-                    status, _, elapsed = client.request("GET", "/")
-                    latencies.append(elapsed)
-                    outcomes.append(status)
+            dashboard_work = dashboard_client(port, therapists)
 
             links = seeded["links"]
 

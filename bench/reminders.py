@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from load import PASSWORD, Client, csrf, free_port, p95, run_clients  # noqa: E402
+from load import PASSWORD, Client, dashboard_client, free_port, p95, run_clients  # noqa: E402
 
 from homework import create_app, reminders  # noqa: E402
 from homework.passwords import hash_password  # noqa: E402
@@ -186,19 +186,7 @@ def week_of_reminders(tmp: Path, couples: int) -> dict:
 
 
 def dashboard_p95(port: int, therapists: int, seconds: float, clients: int = 8) -> dict:
-    def work(i, deadline, latencies, outcomes):
-        client = Client(port)
-        _, page, _ = client.request("GET", "/login")
-        login = {"email": f"t{i % therapists}@bench.invalid", "password": PASSWORD,
-                 "csrf_token": csrf(page)}  # fmt: skip
-        status, _, _ = client.request("POST", "/login", login)
-        assert status == 302, status
-        while time.monotonic() < deadline:
-            status, _, elapsed = client.request("GET", "/")
-            latencies.append(elapsed)
-            outcomes.append(status)
-
-    latencies, outcomes, wall = run_clients(clients, seconds, work)
+    latencies, outcomes, wall = run_clients(clients, seconds, dashboard_client(port, therapists))
     return {
         "requests": len(latencies),
         "errors": sum(1 for s in outcomes if s != 200),
