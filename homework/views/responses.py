@@ -51,7 +51,8 @@ def check_layout():
     if state.extra.get("layout_checked"):
         return
     base = current_app.config["HOMEWORK_BASE_TEMPLATE"]
-    missing = [b for b in LAYOUT_BLOCKS if b not in _template_blocks(current_app.jinja_env, base)]
+    defined = _template_blocks(current_app.jinja_env, base)  # parsed once, not per block
+    missing = [b for b in LAYOUT_BLOCKS if b not in defined]
     if "content" in missing:
         raise LayoutError(
             f"HOMEWORK_BASE_TEMPLATE {base!r} has no {{% block content %}}: homework's pages "
