@@ -126,6 +126,12 @@ class Homework:
 
         if "babel" not in app.extensions:
             Babel(app)
+        if "csrf" in app.extensions:
+            # A mail program's one-click stop (RFC 8058) posts without a CSRF token; the
+            # secret token in the stop link's address is what authorises it. A host that
+            # sets up CSRFProtect after homework keeps the stop page's button working (it
+            # carries a token); only the mail program's button would be refused there.
+            app.extensions["csrf"].exempt("homework.views.reminders.reminder_stop")
         storage.init_app(app)
 
         # <homework_rowid:...> matches 1 .. 2**63-1 only: 0, -1 and numbers SQLite cannot

@@ -120,13 +120,22 @@ def test_the_stop_link_ends_that_partners_reminders_at_once(mail_app, smtp, db, 
     stop = re.search(r"https://practice\.example(/c/\S+/stop)", for_sam.get_content()
                      if not for_sam.is_multipart() else
                      for_sam.get_body(("plain",)).get_content()).group(1)  # fmt: skip
+    assert for_sam["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     phone = mail_app.test_client()
+    # Opening the link (as a mail scanner does) only asks; nothing stops yet.
     response = phone.get(stop)
     assert response.status_code == 200
-    assert "You will not get any more reminder e-mails." in response.get_data(as_text=True)
     assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "Stop my reminders" in response.get_data(as_text=True)
+    assert reminders.contacts_for(db, couple_id)["a"].active
+    # The button (a form with its CSRF token) stops them.
+    response = phone.post(stop, data=form_values(phone, stop))
+    assert "You will not get any more reminder e-mails." in response.get_data(as_text=True)
+    assert not reminders.contacts_for(db, couple_id)["a"].active
     assert "already stopped" in phone.get(stop).get_data(as_text=True)
+    assert "already stopped" in phone.post(stop).get_data(as_text=True)
     assert phone.get(stop[:-8] + "AAAA/stop").status_code == 404  # a forged token
+    assert phone.post(stop[:-8] + "AAAA/stop").status_code == 404
     # The next window: Alex still gets one, Sam does not.
     smtp.inbox.messages.clear()
     reminders.run_once(mail_app, now=berlin(2026, 3, 7, 10))  # mid-window of Fri-Sun
@@ -135,6 +144,19 @@ def test_the_stop_link_ends_that_partners_reminders_at_once(mail_app, smtp, db, 
     assert "Stopped by this partner with the link in a reminder, on" in page
     actions = [r[0] for r in db.execute("SELECT action FROM audit_log WHERE actor_id IS NULL")]
     assert "reminder.stopped_by_link" in actions
+
+
+def test_a_mail_programs_one_click_stop_needs_no_page(mail_app, smtp, db):
+    """RFC 8058: the mail program's own "unsubscribe" button POSTs to the link with no
+    page, cookie or CSRF token; that stops the partner's reminders."""
+    couple_id, _ = give_homework(mail_app, MONDAY, per_week=2, weeks=2)
+    agree(mail_app, couple_id, a="sam@home.example")
+    reminders.run_once(mail_app, now=berlin(2026, 3, 3, 10))
+    [for_sam] = smtp.inbox.to("sam@home.example")
+    stop = for_sam["List-Unsubscribe"].strip("<> ").removeprefix("https://practice.example")
+    response = mail_app.test_client().post(stop, data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    assert not reminders.contacts_for(db, couple_id)["a"].active
 
 
 def test_one_reminder_per_window_never_at_night_and_none_once_done(mail_app, smtp, db):

@@ -119,6 +119,7 @@ def test_consent_then_reminder_then_stop_link_in_chromium(tmp_path, page):
         stop = re.search(rf"{re.escape(server.url)}/c/\S+/stop", text).group(0)
         phone = page.context.browser.new_page()
         phone.goto(stop)
+        phone.get_by_role("button", name="Stop my reminders").click()
         expect(phone.get_by_role("heading", name="Reminders stopped")).to_be_visible()
         phone.close()
 

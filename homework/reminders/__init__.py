@@ -4,7 +4,15 @@ consent (addresses, consent, the stop link), windows and planning (what is due w
 outbox (the crash-safe queue), mail and messages (what goes out, through SMTP), loop
 (one sender per clinic), settings (the HOMEWORK_SMTP_* and reminder keys)."""
 
-from .consent import ConsentError, Contact, contacts_for, panel, save_contacts, stop_by_link
+from .consent import (
+    ConsentError,
+    Contact,
+    contact_for_stop_link,
+    contacts_for,
+    panel,
+    save_contacts,
+    stop_by_link,
+)
 from .loop import Report, SenderLock, run_once, send_by_email, start_loop
 from .mail import Reminder, SendFailed
 from .settings import ReminderConfigError, check_config, reminder_settings, smtp_settings
@@ -27,4 +35,5 @@ __all__ = [
     "smtp_settings",
     "start_loop",
     "stop_by_link",
+    "contact_for_stop_link",
 ]

@@ -215,20 +215,27 @@ def stop_token(secret_key: str, contact: Contact) -> str:
     return f"r{contact.id}-{base64.urlsafe_b64encode(mac.digest()[:24]).decode()}"
 
 
-def stop_by_link(db: sqlite_utils.Database, secret_key: str, token: str) -> bool | None:
-    """End a partner's reminders from their stop link. True: stopped now; False: they were
-    already off; None: no such link (unknown, forged, or the couple was erased)."""
+def contact_for_stop_link(db: sqlite_utils.Database, secret_key: str, token: str) -> Contact | None:
+    """The partner a stop link belongs to, or None (unknown, forged, or the couple was
+    erased). Changes nothing: a link opened by a mail scanner must not stop anything."""
     contact_id, _dash, _mac = (token or "").removeprefix("r").partition("-")
     if not contact_id.isascii() or not contact_id.isdigit() or len(token) > 100:
         return None
+    row = db.execute("SELECT * FROM reminder_contacts WHERE id = ?", [int(contact_id)]).fetchone()
+    if row is None:
+        return None
+    contact = Contact(**dict(row))
+    if not hmac.compare_digest(stop_token(secret_key, contact), token):
+        return None
+    return contact
+
+
+def stop_by_link(db: sqlite_utils.Database, secret_key: str, token: str) -> bool | None:
+    """End a partner's reminders from their stop link. True: stopped now; False: they were
+    already off; None: no such link (unknown, forged, or the couple was erased)."""
     with write(db):
-        row = db.execute(
-            "SELECT * FROM reminder_contacts WHERE id = ?", [int(contact_id)]
-        ).fetchone()
-        if row is None:
-            return None
-        contact = Contact(**dict(row))
-        if not hmac.compare_digest(stop_token(secret_key, contact), token):
+        contact = contact_for_stop_link(db, secret_key, token)
+        if contact is None:
             return None
         if not contact.active:
             return False

@@ -52,7 +52,11 @@ def reminder_message(db, row, secret_key: str, brand: Brand, today) -> Reminder:
         checkin_url=checkin_url,
         stop_url=stop_url,
         # Mail programs show their own "unsubscribe" button for this header.
-        headers={"List-Unsubscribe": f"<{stop_url}>"},
+        # RFC 8058: the mail program POSTs to the link, so no page has to be opened.
+        headers={
+            "List-Unsubscribe": f"<{stop_url}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
     )
 
 

@@ -8,6 +8,7 @@ from flask import (
     flash,
     redirect,
     render_template,
+    request,
     url_for,
 )
 from flask_babel import gettext as _
@@ -29,7 +30,10 @@ def register(bp: Blueprint) -> None:
         methods=["GET", "POST"],
     )
     # Under /c/ like a check-in link: the same privacy headers and log redaction.
-    bp.add_url_rule("/c/<token>/stop", "reminder_stop", reminder_stop)
+    # GET asks (mail scanners open links); POST stops, also as RFC 8058's one-click
+    # "List-Unsubscribe=One-Click" POST from a mail program, which carries no CSRF token:
+    # the secret token in the address is what allows it (see `Homework.init_app`).
+    bp.add_url_rule("/c/<token>/stop", "reminder_stop", reminder_stop, methods=["GET", "POST"])
     bp.add_url_rule("/admin/reminders", "admin_reminders", admin_reminders, methods=["GET", "POST"])
 
 
@@ -74,8 +78,14 @@ def couple_reminders(couple_id: int):
 
 
 def reminder_stop(token: str):
-    """The partner's one-click stop: no login, ends that partner's reminders at once."""
-    result = reminders.stop_by_link(get_db(), current_app.secret_key, token)
+    """The partner's stop link: no login. Opening it asks; the button (or a mail
+    program's one-click POST) ends that partner's reminders at once."""
+    db = get_db()
+    if request.method == "POST":
+        result = reminders.stop_by_link(db, current_app.secret_key, token)
+    else:
+        contact = reminders.contact_for_stop_link(db, current_app.secret_key, token)
+        result = None if contact is None else "ask" if contact.active else False
     if result is None:
         title = _("This link does not work")
         message = _(
@@ -83,6 +93,8 @@ def reminder_stop(token: str):
             "therapist and they will stop them."
         )
         return render_template("homework/checkin_gone.html", title=title, message=message), 404
+    if result == "ask":
+        return render_template("homework/reminder_stop.html", token=token)
     title = _("Reminders stopped")
     message = (
         _("You will not get any more reminder e-mails. Thank you for letting us know.")
