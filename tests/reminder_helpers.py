@@ -26,11 +26,12 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
         self.lock = threading.Lock()
-        self.refuse: str | None = None  # an SMTP answer to give every RCPT instead of 250
+        # An SMTP answer to give every RCPT instead of 250; {address} is the recipient.
+        self.refuse: str | None = None
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         if self.refuse:
-            return self.refuse
+            return self.refuse.format(address=address)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -244,10 +244,44 @@ def test_smtp_down_waits_retries_with_back_off_and_shows_on_healthz(mail_app, sm
 def test_a_refused_address_is_not_retried(mail_app, smtp, db):
     couple_id, _ = give_homework(mail_app, MONDAY)
     agree(mail_app, couple_id)
-    smtp.inbox.refuse = "550 5.1.1 No such mailbox"
+    smtp.inbox.refuse = "550 5.1.1 <{address}>: No such mailbox"
     assert reminders.run_once(mail_app, now=berlin(2026, 3, 3, 10)).failed == 1
     row = outbox(db)[0]
-    assert row["next_try_at"] is None and "550 5.1.1 No such mailbox" in row["last_error"]
+    assert row["next_try_at"] is None
+    # The server's answer is kept for the admin, without the address (PHI) in it.
+    assert "550 5.1.1 <[address]>: No such mailbox" in row["last_error"]
+
+
+def test_a_channels_error_is_kept_without_the_address(mail_app, smtp, db):
+    """A channel plugin's error names the address it failed on; the outbox (and the
+    admin's page) keeps the error without it."""
+    from homework.hookspecs import hookimpl
+    from homework.state import get_state
+
+    class BrokenGateway:
+        @hookimpl(tryfirst=True)
+        def send_reminder(self, reminder):
+            raise RuntimeError(f"the gateway refused {reminder.to} today")
+
+    get_state(mail_app).pm.register(BrokenGateway())
+    couple_id, _ = give_homework(mail_app, MONDAY)
+    agree(mail_app, couple_id)
+    assert reminders.run_once(mail_app, now=berlin(2026, 3, 3, 10)).failed == 1
+    assert outbox(db)[0]["last_error"] == "RuntimeError: the gateway refused [address] today"
+
+
+def test_finished_outbox_rows_are_deleted_after_the_kept_days(mail_app, smtp, db):
+    couple_id, _ = give_homework(mail_app, MONDAY)
+    agree(mail_app, couple_id)
+    assert reminders.run_once(mail_app, now=berlin(2026, 3, 3, 10)).sent == 1
+    sent = [r["id"] for r in outbox(db) if r["state"] == "sent"]
+    assert len(sent) == 1
+    # A month on, the sent row is still there (the weekly cap and the admin read it).
+    reminders.run_once(mail_app, now=berlin(2026, 4, 3, 10))
+    assert sent[0] in [r["id"] for r in outbox(db)]
+    # Past HOMEWORK_REMINDER_KEEP_DAYS (90) after its window ended, it is gone.
+    reminders.run_once(mail_app, now=berlin(2026, 7, 3, 10))
+    assert outbox(db) == []
 
 
 def test_starttls_with_a_self_signed_certificate(mail_app, tmp_path, db):
@@ -370,6 +404,9 @@ def test_bad_reminder_settings_stop_the_app_with_a_clear_message(tmp_path):
                    create_database=True)  # fmt: skip
     with pytest.raises(reminders.ReminderConfigError, match="HOMEWORK_SMTP_SECURITY"):
         create_app(tmp_path / "i", config={"HOMEWORK_SMTP_SECURITY": "ssl3"},
+                   create_database=True)  # fmt: skip
+    with pytest.raises(reminders.ReminderConfigError, match="HOMEWORK_REMINDER_KEEP_DAYS"):
+        create_app(tmp_path / "i", config={"HOMEWORK_REMINDER_KEEP_DAYS": 3},
                    create_database=True)  # fmt: skip
 
 

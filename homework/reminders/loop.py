@@ -176,6 +176,7 @@ def run_once(
                 report.planned = plan_reminders(db, now, settings)
             report.planned += plan_digests(db, now, settings, _digest_therapists(db))
             report.stopped += outbox.expire(db, now)
+            outbox.prune(db, now, settings.keep_days)
         known["reminder_plan_key"] = key
         g.homework_mailer = Mailer(smtp_settings(app.config))
         sender = f"{os.getpid()}"

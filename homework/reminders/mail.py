@@ -2,6 +2,7 @@
 `smtplib`: building a message, one connection reused for a run, and a test that says
 exactly why a server cannot be reached."""
 
+import re
 import smtplib
 import socket
 import ssl
@@ -166,10 +167,21 @@ def _permanent(exc: BaseException) -> bool:
     )
 
 
+# An e-mail address in a server's answer ("550 5.1.1 <sam@home.example>: no such user").
+_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
+
+
+def without_addresses(text: str) -> str:
+    """`text` with every e-mail address in it replaced by "[address]": a server's answer
+    or a channel's error is kept in the outbox and shown to the admin, and addresses are
+    PHI that belong only in the consent record."""
+    return _ADDRESS.sub("[address]", text)
+
+
 def _answer(code: int, text: bytes | str) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return f"{code} {text}".strip()
+    return without_addresses(f"{code} {text}").strip()
 
 
 def explain(exc: BaseException, settings: SmtpSettings) -> str:

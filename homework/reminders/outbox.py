@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import sqlite_utils
 
+from .mail import without_addresses
 from .planning import iso, why_not
 from .settings import ReminderSettings
 
@@ -88,7 +89,7 @@ def mark_failed(
     db.execute(
         "UPDATE reminder_outbox SET state = 'failed', last_error = ?, next_try_at = ?,"
         " updated_at = ? WHERE id = ?",
-        [error[:1000], retry, iso(now), outbox_id],
+        [without_addresses(error)[:1000], retry, iso(now), outbox_id],
     )
 
 
@@ -144,4 +145,16 @@ def expire(db: sqlite_utils.Database, now: datetime) -> int:
         "UPDATE reminder_outbox SET state = 'stopped', stop_reason = 'window_passed',"
         " updated_at = ? WHERE state IN ('planned', 'failed') AND expires_at <= ?",
         [stamp, stamp],
+    ).rowcount
+
+
+def prune(db: sqlite_utils.Database, now: datetime, keep_days: int) -> int:
+    """Forget finished messages (sent, stopped, or failed for good) whose window ended
+    and that last changed more than `keep_days` ago; inside a write block. The outbox is
+    a queue, not an archive: the audit log keeps what a clinic must show later."""
+    cutoff = iso(now - timedelta(days=keep_days))
+    return db.execute(
+        "DELETE FROM reminder_outbox WHERE updated_at < ? AND expires_at < ?"
+        " AND (state IN ('sent', 'stopped') OR (state = 'failed' AND next_try_at IS NULL))",
+        [cutoff, cutoff],
     ).rowcount

@@ -53,6 +53,7 @@ class ReminderSettings:
     digest_hour: int | None
     interval_seconds: float
     loop: bool
+    keep_days: int = 90
 
     def local(self, moment: datetime) -> datetime:
         """`moment` (aware) in the clinic's time zone."""
@@ -116,6 +117,8 @@ def reminder_settings(config: dict) -> ReminderSettings:
         digest_hour=digest,
         interval_seconds=float(interval),
         loop=bool(config["HOMEWORK_REMINDER_LOOP"]),
+        # More than a week: the weekly cap counts the last seven days' sent rows.
+        keep_days=_int(config, "HOMEWORK_REMINDER_KEEP_DAYS", 8, 3650),
     )
 
 
