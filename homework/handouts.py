@@ -2,18 +2,22 @@
 
 import hashlib
 import re
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
 from flask import current_app, render_template
-from flask_babel import format_date
+from flask_babel import force_locale, format_date
 from flask_babel import gettext as _
+from markupsafe import Markup
 
 from .branding import Brand, read_logo
+from .library import is_rtl
 from .pdf import RenderLimits, get_pool
 from .qr import qr_data_uri
+from .snapshots import as_markup, copy_of, print_languages
 
 STYLESHEET = Path(__file__).parent / "static" / "handout.css"
 WEEKDAYS = 7
@@ -106,50 +110,101 @@ def render_limits() -> RenderLimits:
     )
 
 
+def text_direction(text: str) -> str:
+    """ "rtl" or "ltr": the direction of a line's first strongly directional letter (what
+    `dir="auto"` does, which the PDF engine does not)."""
+    for char in text:
+        kind = unicodedata.bidirectional(char)
+        if kind in ("R", "AL"):
+            return "rtl"
+        if kind == "L":
+            return "ltr"
+    return "ltr"
+
+
+def _printed(snapshot: dict) -> dict:
+    return {**as_markup(snapshot), "dir": "rtl" if is_rtl(snapshot["language"]) else "ltr"}
+
+
 def handout_html(
     snapshots: list[dict],
     brand: Brand,
     extra_css: str = "",
     has_logo: bool = False,
     checkin: dict | None = None,
+    languages: Sequence[str] | None = None,
 ) -> str:
-    """The handout document as HTML (one item, or a packet with a cover page)."""
-    from .snapshots import as_markup
-
-    marked = [as_markup(s) for s in snapshots]
-    first = snapshots[0]
-    cover = first if len(snapshots) > 1 else None
-    title = first["assignment"]["title"] if not cover else _("Your %(word)s", word=brand.word)
+    """The handout document as HTML: one complete copy (one item, or a packet with a
+    cover page) per language in `languages` (default: the copies the snapshots were
+    issued with), each rendered in its own locale and direction, with the same check-in
+    link."""
+    languages = list(languages or print_languages(snapshots))
+    copies = []
+    for code in languages:
+        with force_locale(code):
+            marked = [_printed(copy_of(s, code)) for s in snapshots]
+            first = marked[0]
+            cover = first if len(marked) > 1 else None
+            html = render_template(
+                "homework/pdf/_copy.html",
+                snapshots=marked,
+                grids=[tracking_grid(s) for s in snapshots],
+                brand=brand,
+                cover=cover,
+                has_logo=has_logo,
+                checkin=checkin,
+                word_title=brand.word.capitalize(),
+            )
+            title = (
+                first["assignment"]["title"] if not cover else _("Your %(word)s", word=brand.word)
+            )
+        rtl = is_rtl(code)
+        html = Markup(html)  # noqa: S704 (our own template, escaped as it rendered)
+        copies.append(
+            {"language": code, "dir": "rtl" if rtl else "ltr", "html": html, "title": title}
+        )
+    dirs = [c["dir"] for c in copies]
     return render_template(
         "homework/pdf/handout.html",
-        snapshots=marked,
-        grids=[tracking_grid(s) for s in snapshots],
+        copies=copies,
         brand=brand,
-        cover=cover,
-        title=title,
+        title=copies[0]["title"],
         issued_on=min(s["start_date"] for s in snapshots),
-        language="en",
+        language=languages[0],
+        dir=dirs[0],
+        footer_dirs=sorted(set(dirs)),
+        line_dir=text_direction,
         extra_css=extra_css,
-        has_logo=has_logo,
-        checkin=checkin,
-        word_title=brand.word.capitalize(),
     )
 
 
-def build_handout(snapshots: list[dict], packet_id: int | None, inputs: HandoutInputs) -> bytes:
-    """The one function that builds every handout: the same snapshots, packet and inputs
-    give the same PDF bytes, whichever path asks."""
+def build_handout(
+    snapshots: list[dict],
+    packet_id: int | None,
+    inputs: HandoutInputs,
+    languages: Sequence[str] | None = None,
+) -> bytes:
+    """The one function that builds every handout: the same snapshots, packet, inputs
+    and languages give the same PDF bytes, whichever path asks. `languages` (default:
+    the copies the snapshots were issued with) is part of what a handout is made of."""
     checkin_url = inputs.checkin_url(packet_id) if packet_id else None
-    return render_handout(snapshots, inputs.brand, inputs.extra_css, checkin_url)
+    languages = tuple(languages or print_languages(snapshots))
+    return render_handout(snapshots, inputs.brand, inputs.extra_css, checkin_url, languages)
 
 
 def render_handout(
-    snapshots: list[dict], brand: Brand, extra_css: str = "", checkin_url: str | None = None
+    snapshots: list[dict],
+    brand: Brand,
+    extra_css: str = "",
+    checkin_url: str | None = None,
+    languages: Sequence[str] | None = None,
 ) -> bytes:
     """Render snapshots to a PDF/UA-1 document; the same input gives the same bytes."""
     logo = read_logo(Path(current_app.config["HOMEWORK_UPLOADS"]), brand.logo)
     checkin = {"url": checkin_url, "qr": qr_data_uri(checkin_url)} if checkin_url else None
-    html = handout_html(snapshots, brand, extra_css, has_logo=bool(logo), checkin=checkin)
+    html = handout_html(
+        snapshots, brand, extra_css, has_logo=bool(logo), checkin=checkin, languages=languages
+    )
     return render_document(html, logo, extra_css)
 
 

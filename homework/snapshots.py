@@ -6,6 +6,44 @@ from datetime import date
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
+# The parts of a snapshot that a copy in another language prints in its own words.
+COPY_KEYS = (
+    "sections",
+    "note",
+    "barrier_plan",
+    "keep_for_session",
+    "stop_line",
+    "stop",
+    "start_date_text",
+    "due_date_text",
+)
+
+
+def copy_of(snapshot: dict, code: str) -> dict:
+    """The snapshot as its copy in `code` prints it (the original when it has no such text)."""
+    text = snapshot.get("translations", {}).get(code)
+    if text is None:
+        return {**snapshot, "language": snapshot.get("language", "en")}
+    out = {**snapshot, **{key: text[key] for key in COPY_KEYS}, "language": code}
+    out["assignment"] = {
+        **snapshot["assignment"],
+        "title": text["title"],
+        "summary": text["summary"],
+    }
+    return out
+
+
+def print_languages(snapshots: list[dict]) -> list[str]:
+    """The languages a handout of these snapshots prints a copy in, in order: every
+    language any of them has a copy in (an item without that language's text prints in
+    its original within that copy)."""
+    found: list[str] = []
+    for s in snapshots:
+        for code in s.get("copies") or [s.get("language", "en")]:
+            if code not in found:
+                found.append(code)
+    return found
+
 
 def as_markup(snapshot: dict) -> dict:
     """Mark a stored snapshot's HTML parts safe for templates (we rendered and escaped them)."""

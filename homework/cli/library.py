@@ -142,6 +142,11 @@ def _name(value: str, which: str) -> str:
 )
 @click.option("--therapist", default="", help="The therapist's name as printed.")
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="Start date (default today).")
+@click.option(
+    "--language",
+    metavar="CODE",
+    help="Print the copy in this language (e.g. es); default: the assignment's own.",
+)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @_opens_database(create=False, auto_migrate=False)  # it needs no database, only a brand
 @with_appcontext
@@ -152,6 +157,7 @@ def render_command(
     sets: tuple[str, ...],
     therapist: str,
     start,
+    language: str | None,
     output: Path,
 ) -> None:
     """Render one assignment to a PDF handout, without any couple in the database."""
@@ -164,6 +170,12 @@ def render_command(
     assignment = get_state().library.get(assignment_id)
     if assignment is None:
         raise click.BadParameter(f"no assignment {assignment_id!r}", param_hint="ASSIGNMENT_ID")
+    if language is not None and language not in assignment.languages:
+        have = ", ".join(assignment.languages)
+        raise click.BadParameter(
+            f"{assignment_id} has no text in {language!r}; it has: {have}",
+            param_hint="--language",
+        )
     couple = Couple.unsaved(_name(partner_a, "--partner-a"), _name(partner_b, "--partner-b"))
     begin = start.date() if start else date.today()
     p = default_personalization(assignment, begin, _parse_sets(assignment, sets))
@@ -182,6 +194,7 @@ def render_command(
         inputs.brand.name,
         long_date,
         crisis=inputs.brand.crisis,
+        languages=[language] if language else [],
     )
     try:
         pdf = build_handout([snapshot], None, inputs)

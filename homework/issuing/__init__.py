@@ -28,10 +28,12 @@ from .plan import (
     Personalization,
     build_snapshot,
     canonical,
+    copy_languages,
     default_due,
     default_personalization,
     locked_step_problems,
     merge_values,
+    partner_languages,
     plan_last_day,
 )
 
@@ -45,6 +47,8 @@ __all__ = [
     "couples_with_active",
     "build_snapshot",
     "canonical",
+    "copy_languages",
+    "partner_languages",
     "default_due",
     "default_personalization",
     "get_homework",

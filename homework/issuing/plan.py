@@ -2,16 +2,26 @@
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from markupsafe import escape
 
 from .. import merge
 from ..couples import Couple
-from ..library import Assignment, render_inline, render_markdown
+from ..library import (
+    Assignment,
+    Field,
+    in_language,
+    render_inline,
+    render_markdown,
+    valid_language,
+)
+from ..snapshots import COPY_KEYS
 
 SNAPSHOT_SCHEMA = 2  # 2: stop line, stop signal, keep-for-session, take-turns line
 
@@ -131,6 +141,67 @@ def merge_values(
     return values
 
 
+def partner_languages(couple: Couple) -> list[str]:
+    """The language codes the partners asked for, in partner order (A, then B); a blank
+    or unknown entry is left out."""
+    found = []
+    for value in (couple.partner_a_language, couple.partner_b_language):
+        code = (value or "").strip()
+        if code and valid_language(code) and code not in found:
+            found.append(code)
+    return found
+
+
+def copy_languages(assignment: Assignment, wanted: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the languages to print copies in, in order; the wanted ones with no translation).
+
+    A wanted language the assignment has no text in gets the original (`es-MX` gets
+    `es`); no wanted language at all gives one copy in the original."""
+    copies: list[str] = []
+    missing: list[str] = []
+    for code in wanted:
+        base = code.split("-")[0]
+        if code == assignment.pack.language or code in assignment.translations:
+            found = code
+        elif base == assignment.pack.language or base in assignment.translations:
+            found = base
+        else:
+            found = assignment.pack.language
+            missing.append(code)
+        if found not in copies:
+            copies.append(found)
+    return copies or [assignment.pack.language], missing
+
+
+def _copy_value(original: Field, translated: Field, value: Any) -> Any:
+    """A field value as a copy in another language prints it: the library's default is
+    that language's default, a choice is the option at the same position, and what the
+    therapist typed is printed as typed."""
+    if original.default is not None and value == original.default:
+        return translated.default
+    if original.type == "choice" and value in original.options:
+        return translated.options[original.options.index(value)]
+    if original.type == "choices" and isinstance(value, list | tuple):
+        return [
+            translated.options[original.options.index(v)] if v in original.options else v
+            for v in value
+        ]
+    return value
+
+
+def copy_personalization(assignment: Assignment, code: str, p: Personalization) -> Personalization:
+    """The therapist's choices for the copy in `code`; a step they reworded stays as typed."""
+    translation = assignment.translations[code]
+    fields = dict(p.fields)
+    for original, translated in zip(assignment.fields, translation.fields, strict=True):
+        for name in original.merge_names:
+            if name in fields:
+                fields[name] = _copy_value(original, translated, fields[name])
+    steps = assignment.sections["steps"]
+    own = {i: t for i, t in p.step_text.items() if t.strip() != steps[i].strip()}
+    return replace(p, fields=fields, step_text=own)
+
+
 def build_snapshot(
     assignment: Assignment,
     couple: Couple,
@@ -140,12 +211,60 @@ def build_snapshot(
     format_date,
     therapist_line: str = "",
     crisis: str = "",
+    languages: Sequence[str] | None = None,
 ) -> dict:
     """Render the handout text for this couple; the result is what gets stored.
 
     `therapist` is the name merge fields print; `therapist_line` (name, credentials,
     contact) is what the handout's header prints; `crisis` is the clinic's crisis line,
-    kept with the text so a re-print says what the couple was handed."""
+    kept with the text so a re-print says what the couple was handed. `languages`: the
+    copies wanted (default: each partner's language); each is rendered in its locale now
+    and kept, so a re-print prints the same words."""
+    wanted = partner_languages(couple) if languages is None else list(languages)
+    copies, _missing = copy_languages(assignment, wanted)
+    original = assignment.pack.language
+    with force_locale(original):
+        snapshot = _build_one(
+            assignment, couple, p, therapist, clinic, format_date, therapist_line, crisis
+        )
+    snapshot["language"] = original
+    snapshot["copies"] = copies
+    translations = {}
+    for code in copies:
+        if code == original:
+            continue
+        with force_locale(code):
+            text = _build_one(
+                in_language(assignment, code),
+                couple,
+                copy_personalization(assignment, code, p),
+                therapist,
+                clinic,
+                format_date,
+                therapist_line,
+                crisis,
+            )
+        translations[code] = {
+            "language": code,
+            "title": text["assignment"]["title"],
+            "summary": text["assignment"]["summary"],
+            **{key: text[key] for key in COPY_KEYS},
+        }
+    if translations:
+        snapshot["translations"] = translations
+    return snapshot
+
+
+def _build_one(
+    assignment: Assignment,
+    couple: Couple,
+    p: Personalization,
+    therapist: str,
+    clinic: str,
+    format_date,
+    therapist_line: str,
+    crisis: str,
+) -> dict:
     locked = locked_step_problems(assignment, p)
     if locked:
         i, what = locked[0]

@@ -21,9 +21,11 @@ from .model import (
     Field,
     Pack,
     Problem,
+    Translation,
     render_inline,
     render_markdown,
 )
+from .translations import RTL_LANGUAGES, in_language, is_rtl, language_name, valid_language
 
 __all__ = [
     "Assignment",
@@ -32,7 +34,12 @@ __all__ = [
     "Field",
     "Library",
     "Problem",
+    "RTL_LANGUAGES",
+    "Translation",
     "WHO",
+    "in_language",
+    "is_rtl",
+    "language_name",
     "load_assignment",
     "load_library",
     "load_library_once",
@@ -42,6 +49,7 @@ __all__ = [
     "render_inline",
     "render_markdown",
     "render_sections",
+    "valid_language",
     "validate_file",
 ]
 
@@ -177,12 +185,13 @@ def _files_key(folders: list[Path]) -> tuple:
     key = []
     for folder in folders:
         files = []
-        for path in sorted([folder / "pack.yaml", *folder.glob("*.md")]):
+        paths = [folder / "pack.yaml", *folder.glob("*.md"), *folder.glob("translations/*/*.md")]
+        for path in sorted(paths):
             try:
                 st = path.stat()
             except OSError:
                 continue  # a missing file is reported by load_library (and stays missing)
-            files.append((path.name, st.st_mtime_ns, st.st_size))
+            files.append((str(path.relative_to(folder)), st.st_mtime_ns, st.st_size))
         key.append((str(folder.absolute()), tuple(files)))
     return tuple(key)
 

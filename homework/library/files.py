@@ -3,6 +3,7 @@ clear problems for every file that cannot be used."""
 
 import re
 import stat
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,10 @@ from .model import (
     Field,
     Pack,
     Problem,
+    Translation,
     allowed_merge_fields,
 )
+from .translations import check_translation, valid_language
 
 
 def load_pack_meta(folder: Path, problems: list[Problem]) -> tuple[Pack | None, None]:
@@ -77,7 +80,51 @@ def load_pack(folder: Path, problems: list[Problem]) -> tuple[Pack | None, list[
             continue
         seen[assignment.id] = path
         found.append(assignment)
-    return pack, found
+    return pack, _with_translations(folder, pack, found, problems)
+
+
+def _with_translations(
+    folder: Path, pack: Pack, found: list[Assignment], problems: list[Problem]
+) -> list[Assignment]:
+    """Attach each good `translations/<language>/<id>.md` to its original; report the rest."""
+    base = folder / "translations"
+    if not base.is_dir():
+        return found
+    by_id = {a.id: a for a in found}
+    attached: dict[str, dict[str, Translation]] = {}
+    root = folder.resolve()
+    for lang_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        code = lang_dir.name
+        for path in sorted(lang_dir.glob("*.md")):
+            name = str(path)
+            if not valid_language(code) or code == pack.language:
+                why = (
+                    f"the pack itself is in {code!r}"
+                    if code == pack.language
+                    else f"{code!r} is not a language code (use one such as es, fr or pt-BR)"
+                )
+                problems.append(Problem(str(lang_dir), code, why))
+                break
+            original = by_id.get(path.stem)
+            if original is None:
+                problems.append(Problem(name, code, f"no assignment {path.stem!r} to translate"))
+                continue
+            text = _read_text(path, problems, root)
+            match = _FRONT_MATTER.match(text) if text is not None else None
+            if text is not None and not match:
+                problems.append(
+                    Problem(name, code, "front matter missing: start the file with --- YAML ---")
+                )
+            if not match:
+                continue
+            meta = _parse_yaml(match.group(1), name, f"{code}: front matter", problems)
+            if meta is None:
+                continue
+            body = match.group(2)
+            t = check_translation(name, code, meta, body, parse_sections(body), original, problems)
+            if t is not None:
+                attached.setdefault(original.id, {})[code] = t
+    return [replace(a, translations=attached[a.id]) if a.id in attached else a for a in found]
 
 
 def _read_text(

@@ -4,7 +4,7 @@ rendered with a couple's values."""
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,19 @@ class Pack:
 
 
 @dataclass(frozen=True)
+class Translation:
+    """One assignment's text in one more language; everything else comes from the original."""
+
+    language: str
+    title: str
+    summary: str
+    fields: tuple[Field, ...]  # the original's fields, with this language's words
+    sections: Mapping[str, Any]
+    body: str
+    path: Path
+
+
+@dataclass(frozen=True)
 class Assignment:
     id: str
     version: int
@@ -129,6 +142,13 @@ class Assignment:
     turns: bool = False
     involves: tuple[str, ...] = ()
     stop_signal: bool = False
+    # language code -> the same assignment's text in that language (checked against this one)
+    translations: Mapping[str, Translation] = field(default_factory=dict)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages this assignment can print in: its pack's, then its translations'."""
+        return (self.pack.language, *sorted(self.translations))
 
     @property
     def allowed_fields(self) -> tuple[str, ...]:

@@ -28,6 +28,7 @@ from .personalize import (
     kept_after_refusal,
     newly_active,
     personalize_page,
+    preview_copies,
     save_preview,
     validate_all,
 )
@@ -99,7 +100,7 @@ def assign_to_couple(couple_id: int):
     status = 200
     if draft_key:
         if validate_all(outer, subforms, review, crisis, issuing_now=False):
-            previews = [as_markup(i.snapshot) for i in build_items(pairs, couple, crisis)]
+            previews = preview_copies(build_items(pairs, couple, crisis), couple)
         else:
             status = 400  # the page shows a refused form: what was typed, and why
     if request.method == "POST":
@@ -233,7 +234,7 @@ def revise(hw_id: int):
     status = 200
     if draft_key:
         if validate_all(outer, [form], review, crisis, issuing_now=False):
-            previews = [as_markup(i.snapshot) for i in build_items(pairs, couple, crisis)]
+            previews = preview_copies(build_items(pairs, couple, crisis), couple)
         else:
             status = 400  # the page shows a refused form: what was typed, and why
     if request.method == "POST":

@@ -17,7 +17,8 @@ from ..forms import (
     personalization_from_form,
 )
 from ..handouts import long_date
-from ..library import render_inline
+from ..library import is_rtl, language_name, render_inline
+from ..snapshots import as_markup, copy_of, print_languages
 from ..state import current_brand
 from ..storage import get_db
 from .access import current_therapist
@@ -36,6 +37,31 @@ def build_items(pairs, couple, crisis: str) -> list[issuing.Item]:
         )
         items.append(issuing.Item(assignment, p, snapshot))
     return items
+
+
+def preview_copies(items: list[issuing.Item], couple) -> list[dict]:
+    """Each copy of each item as the couple will get it (one per partner language), with
+    a note where a partner's language has no text of the assignment."""
+    wanted = issuing.partner_languages(couple)
+    previews = []
+    for item in items:
+        _copies, missing = issuing.copy_languages(item.assignment, wanted)
+        for code in print_languages([item.snapshot]):
+            s = as_markup(copy_of(item.snapshot, code))
+            s["dir"] = "rtl" if is_rtl(code) else "ltr"
+            s["copy_label"] = _("Copy in %(language)s", language=language_name(code))
+            previews.append(s)
+        for code in missing:
+            previews[-1].setdefault("notes", []).append(
+                _(
+                    "There is no %(language)s text of “%(title)s”: that partner's copy "
+                    "prints it in %(original)s.",
+                    language=language_name(code),
+                    title=item.assignment.title,
+                    original=language_name(item.assignment.pack.language),
+                )
+            )
+    return previews
 
 
 def validate_all(
