@@ -11,6 +11,7 @@ from pathlib import Path
 
 import sqlite_utils
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from . import audit
 from .storage import write
@@ -119,21 +120,27 @@ def process_logo(data: bytes) -> bytes:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             if image.format not in ("PNG", "JPEG"):
-                raise LogoError("The logo must be a PNG or JPEG image.")
+                raise LogoError(_l("The logo must be a PNG or JPEG image."))
             width, height = image.size
             if width * height > LOGO_MAX_PIXELS:
                 raise LogoError(
-                    f"The logo is {width}×{height} pixels; keep it under 16 megapixels."
+                    _l(
+                        "The logo is %(width)d×%(height)d pixels; keep it under 16 megapixels.",
+                        width=width,
+                        height=height,
+                    )
                 )
             image.load()
     except LogoError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise LogoError("The logo has far too many pixels; keep it under 16 megapixels.") from None
+        raise LogoError(
+            _l("The logo has far too many pixels; keep it under 16 megapixels.")
+        ) from None
     except UnidentifiedImageError:
-        raise LogoError("The logo must be a PNG or JPEG image.") from None
+        raise LogoError(_l("The logo must be a PNG or JPEG image.")) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise LogoError(f"The logo could not be read ({exc}).") from None
+        raise LogoError(_l("The logo could not be read (%(error)s).", error=str(exc))) from None
     image = image.convert("RGBA")
     image.thumbnail((LOGO_MAX_SIDE, LOGO_MAX_SIDE))
     out = io.BytesIO()
@@ -180,11 +187,19 @@ def host_logo(value: str | bytes | Path, uploads: Path, cache: dict) -> str:
             with open(value, "rb") as fh:
                 data = fh.read(LOGO_MAX_BYTES + 1)
         except OSError as exc:
-            raise LogoError(f"The logo file {value} could not be read ({exc.strerror}).") from None
+            raise LogoError(
+                _l(
+                    "The logo file %(file)s could not be read (%(error)s).",
+                    file=str(value),
+                    error=exc.strerror,
+                )
+            ) from None
     elif isinstance(value, bytes | bytearray):
         data = bytes(value)
     else:
-        raise LogoError(f"A logo must be a file path or bytes, not {type(value).__name__}.")
+        raise LogoError(
+            _l("A logo must be a file path or bytes, not %(kind)s.", kind=type(value).__name__)
+        )
     key = hashlib.sha256(data).hexdigest()
     if key not in cache:
         try:

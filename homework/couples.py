@@ -72,6 +72,15 @@ class Couple:
         return cls(**data)
 
 
+def couple_language(db: sqlite_utils.Database, couple_id: int) -> str:
+    """The language the couple's shared pages speak: partner A's when it is set, else
+    partner B's; "" when neither is."""
+    row = db.execute(
+        "SELECT partner_a_language, partner_b_language FROM couples WHERE id = ?", [couple_id]
+    ).fetchone()
+    return (row["partner_a_language"] or row["partner_b_language"]) if row else ""
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

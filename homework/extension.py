@@ -4,14 +4,14 @@ the `flask homework` commands. It is the one module (with homework.app and
 homework.console above it) that imports views and commands; they read the app's state
 through homework.state, never through this module."""
 
+import functools
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
-from flask_babel import Babel
+from flask import Flask, request
 
-from . import storage
+from . import i18n, storage
 from .cli import commands
 from .library import load_library_once
 from .plugins import make_plugin_manager
@@ -125,8 +125,6 @@ class Homework:
         state = HomeworkState(pm=pm, url_prefix=prefix, standalone=self.standalone, library=library)
         app.extensions["homework"] = state
 
-        if "babel" not in app.extensions:
-            Babel(app)
         if "csrf" in app.extensions:
             # A mail program's one-click stop (RFC 8058) posts without a CSRF token; the
             # secret token in the stop link's address is what authorises it. A host that
@@ -145,6 +143,8 @@ class Homework:
             static=Path(__file__).parent / "static",
             accounts=self.standalone,
         )
+        i18n.init_app(app, functools.partial(_is_homework_request, bp.name, self.standalone))
+        bp.before_request(i18n.activate)
         bp.before_request(responses.check_layout)
         bp.before_request(responses.require_current_migrations)
         bp.after_request(responses.security_headers)
@@ -160,3 +160,9 @@ class Homework:
 
         if "homework" not in app.cli.commands:
             app.cli.add_command(commands)
+
+
+def _is_homework_request(blueprint: str, standalone: bool) -> bool:
+    # Standalone, every page is homework's (an unrouted 404 too); in a host, only its
+    # blueprint's pages are, and the host's locale choice stays the host's.
+    return standalone or request.blueprint == blueprint

@@ -55,3 +55,13 @@ def send_reminder(reminder):  # type: ignore[empty-body]
     return None to let the next channel try; raise to report a failure (the message is
     kept for the admin, and the send is tried again later). The first answer wins; e-mail
     through the clinic's SMTP server is the trylast default. `to` is PHI: never log it."""
+
+
+@hookspec(firstresult=True)
+def interface_language():  # type: ignore[empty-body]
+    """Return the language code (e.g. "es") homework's pages should speak in this request,
+    typically the signed-in user's language in the host app; None lets homework choose
+    (the browser's Accept-Language, then BABEL_DEFAULT_LOCALE). A code homework has no
+    catalogue for is ignored. Not asked on the couple's check-in page, which speaks the
+    couple's language. The first non-None answer wins; standalone, the signed-in
+    account's own setting is the trylast default."""

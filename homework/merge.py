@@ -45,18 +45,27 @@ def merge_problems(text: str, allowed: Iterable[str], skip: Iterable[str] = ()) 
         inner = match.group(1).strip()
         if not re.fullmatch(_NAME, inner):
             problems.append(
-                f"{match.group(0)!r} is not a merge field; only {{{{ name }}}} with a plain "
-                "name is allowed"
+                _(
+                    "%(found)s is not a merge field; only %(example)s with a plain name is allowed",
+                    found=repr(match.group(0)),
+                    example="{{ name }}",
+                )
             )
         elif inner not in allowed and inner not in skip:
             problems.append(
-                f"unknown merge field {{{{ {inner} }}}}; allowed: {', '.join(sorted(allowed))}"
+                _(
+                    "unknown merge field %(field)s; allowed: %(allowed)s",
+                    field="{{ " + inner + " }}",
+                    allowed=", ".join(sorted(allowed)),
+                )
             )
     unclosed = text.count("{{") - len(_ANY_DOUBLE_BRACE.findall(text))
     if unclosed > 0:
-        problems.append("a '{{' is never closed with '}}'")
+        problems.append(_("a %(open)s is never closed with %(close)s", open="'{{'", close="'}}'"))
     if _TEMPLATE_TAG.search(text):
-        problems.append("template tags ({% ... %} or {# ... #}) are not allowed")
+        problems.append(
+            _("template tags (%(tags)s) are not allowed", tags="{% ... %} or {# ... #}")
+        )
     return problems
 
 

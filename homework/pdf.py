@@ -23,6 +23,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flask_babel import lazy_gettext as _l
+
 from . import process
 
 # A render failure shows the therapist a plain message; its cause goes to the log.
@@ -52,19 +54,30 @@ class RenderLimits:
     max_rss_mb: int = 300  # resident memory after a render that retires the worker
 
 
+# What the therapist reads when a handout cannot be printed (lazy: in their language).
 MESSAGES = {
-    "cpu": "This handout is too large or complex to print (it ran out of time). "
-    "Shorten the text or leave out some steps, then try again.",
-    "memory": "This handout is too large or complex to print (it ran out of memory). "
-    "Shorten the text or leave out some steps, then try again.",
-    "nesting": "This handout is too deeply nested to print. Simplify the assignment text.",
-    "timeout": "This handout took too long to print, so it was stopped. "
-    "Shorten the text or leave out some steps, then try again.",
-    "crashed": "The printer process stopped unexpectedly. Please try again; if it keeps "
-    "happening, tell your clinic's admin.",
-    "busy": "The printer is busy with other handouts. Please try again in a moment.",
-    "failed": "The handout could not be printed; it may be too large or complex. Shorten "
-    "the text and try again; if it keeps happening, tell your clinic's admin.",
+    "cpu": _l(
+        "This handout is too large or complex to print (it ran out of time). "
+        "Shorten the text or leave out some steps, then try again."
+    ),
+    "memory": _l(
+        "This handout is too large or complex to print (it ran out of memory). "
+        "Shorten the text or leave out some steps, then try again."
+    ),
+    "nesting": _l("This handout is too deeply nested to print. Simplify the assignment text."),
+    "timeout": _l(
+        "This handout took too long to print, so it was stopped. "
+        "Shorten the text or leave out some steps, then try again."
+    ),
+    "crashed": _l(
+        "The printer process stopped unexpectedly. Please try again; if it keeps "
+        "happening, tell your clinic's admin."
+    ),
+    "busy": _l("The printer is busy with other handouts. Please try again in a moment."),
+    "failed": _l(
+        "The handout could not be printed; it may be too large or complex. Shorten "
+        "the text and try again; if it keeps happening, tell your clinic's admin."
+    ),
 }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import set_crisis_line
 from flask import Flask
+from flask_babel import get_locale
 from test_pdf import pdfinfo
 
 from homework import Homework, hookimpl, hookspecs
@@ -135,6 +136,21 @@ def test_hook_brand(tmp_path):
     with app.test_request_context("/hw/"):
         brand = current_brand()
     assert (brand.name, brand.phone) == ("Tidewater Couples Clinic", "555-0142")
+
+
+def test_hook_interface_language(tmp_path):
+    class Spanish:
+        @hookimpl
+        def interface_language(self):
+            return "es"
+
+    app = make_app(tmp_path, Spanish())
+    app.add_url_rule("/host-page", "host_page", lambda: str(get_locale()))
+    client = app.test_client()
+    page = client.get("/hw/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Aquí verá, de un vistazo, qué parejas practicaron" in page
+    # The host's own pages keep the host's language.
+    assert client.get("/host-page").get_data(as_text=True) == "en"
 
 
 def test_hook_extra_handout_css(tmp_path):

@@ -304,6 +304,17 @@ def current_therapist():
     }
 
 
+@hookimpl(trylast=True)
+def interface_language():
+    """The standalone default: the language the signed-in account chose (None: the
+    browser's)."""
+    user = load_session_user()
+    if user is None:
+        return None
+    row = get_db().execute("SELECT language FROM users WHERE id = ?", [user.id]).fetchone()
+    return (row["language"] or None) if row else None
+
+
 @hookimpl
 def login_url(next_url):
     """The standalone login page."""

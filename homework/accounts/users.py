@@ -8,6 +8,7 @@ import sqlite_utils
 from flask_babel import gettext as _
 
 from .. import audit
+from ..i18n import supported_languages
 from ..passwords import (
     hash_password,
     password_problem,
@@ -126,16 +127,27 @@ def update_user(
 
 
 def update_profile(
-    db: sqlite_utils.Database, user_id: int, *, name: str, credentials: str, contact: str
+    db: sqlite_utils.Database,
+    user_id: int,
+    *,
+    name: str,
+    credentials: str,
+    contact: str,
+    language: str | None = None,
 ) -> None:
-    """A therapist changes how handouts name them (not their role)."""
+    """A therapist changes how handouts name them (not their role) and, when `language`
+    is given, the language homework speaks to them ("" for their browser's)."""
     if not name.strip() or len(name) > 120:
         raise AccountError(_("Enter a name of 1 to 120 characters."))
+    if language and language not in supported_languages():
+        raise AccountError(_("Choose one of the languages offered."))
     with write(db):
         db.execute(
             "UPDATE users SET name = ?, credentials = ?, contact = ? WHERE id = ?",
             [name.strip(), credentials.strip(), contact.strip(), user_id],
         )
+        if language is not None:
+            db.execute("UPDATE users SET language = ? WHERE id = ?", [language, user_id])
         audit.record(
             db, "account.profile_changed", actor_id=user_id, object_type="user", object_id=user_id
         )

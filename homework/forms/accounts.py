@@ -15,9 +15,11 @@ from wtforms.validators import (
     Length,
 )
 
+from ..i18n import language_choices
 from ..passwords import MAX_LENGTH, MIN_LENGTH
 from .base import (
     HomeworkForm,
+    offered_language,
 )
 
 
@@ -64,6 +66,13 @@ class ProfileForm(HomeworkForm):
         _l("Contact line"),
         description=_l("Optional; printed on handouts, e.g. a direct phone number."),
         validators=[Length(max=200)],
+    )
+    language = SelectField(
+        _l("Language"),
+        description=_l("The language homework speaks to you. Handouts follow each partner's."),
+        choices=lambda: [("", _l("The language of your browser")), *language_choices()],
+        validate_choice=False,
+        validators=[offered_language],
     )
 
 

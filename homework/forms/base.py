@@ -24,6 +24,8 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ..i18n import supported_languages
+
 
 @functools.lru_cache(maxsize=32)
 def _wtforms_catalog(locale: str) -> support.Translations:
@@ -144,3 +146,9 @@ def _no_control_chars(form, field) -> None:
 
 
 NAME_LIMIT = 100
+
+
+def offered_language(form, field) -> None:
+    """A language field holds one of homework's language codes, or nothing."""
+    if field.data and field.data not in supported_languages():
+        raise ValidationError(_l("Choose one of the languages in the list; nothing was changed."))

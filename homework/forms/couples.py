@@ -16,13 +16,19 @@ from wtforms.validators import (
 )
 
 from ..couples import FLAGS, SCREEN_FLAG, SCREENING
+from ..i18n import language_choices
 from .base import (
     NAME_LIMIT,
     HomeworkForm,
     MultiCheckboxField,
     _ascii_int,
     _no_control_chars,
+    offered_language,
 )
+
+
+def _language_choices() -> list[tuple[str, str]]:
+    return [("", _l("Not set")), *language_choices()]
 
 
 class CoupleForm(HomeworkForm):
@@ -37,8 +43,12 @@ class CoupleForm(HomeworkForm):
         validators=[DataRequired(), Length(max=NAME_LIMIT), _no_control_chars],
     )
     partner_a_pronouns = StringField(_l("Pronouns"), validators=[Length(max=40), _no_control_chars])
-    partner_a_language = StringField(
-        _l("Preferred language"), validators=[Length(max=40), _no_control_chars]
+    partner_a_language = SelectField(
+        _l("Preferred language"),
+        description=_l("Handouts, reminders and the check-in page use it."),
+        choices=_language_choices,
+        validate_choice=False,
+        validators=[offered_language],
     )
     partner_b = StringField(
         _l("Partner B's name"),
@@ -46,8 +56,12 @@ class CoupleForm(HomeworkForm):
         validators=[DataRequired(), Length(max=NAME_LIMIT), _no_control_chars],
     )
     partner_b_pronouns = StringField(_l("Pronouns"), validators=[Length(max=40), _no_control_chars])
-    partner_b_language = StringField(
-        _l("Preferred language"), validators=[Length(max=40), _no_control_chars]
+    partner_b_language = SelectField(
+        _l("Preferred language"),
+        description=_l("Handouts, reminders and the check-in page use it."),
+        choices=_language_choices,
+        validate_choice=False,
+        validators=[offered_language],
     )
     notes = TextAreaField(
         _l("Private notes"),

@@ -370,3 +370,34 @@ def _form_drafts(db: sqlite_utils.Database) -> None:
     )
     db.execute("CREATE INDEX form_drafts_created ON form_drafts(created_at)")
     db.execute("CREATE INDEX form_drafts_couple ON form_drafts(couple_id)")
+
+
+# What people typed as a preferred language before it became a choice, as codes. Frozen
+# here (not read from the catalogues) so this step does the same on every database.
+_LANGUAGE_WORDS = {
+    "en": "en", "eng": "en", "english": "en", "inglés": "en", "ingles": "en",
+    "es": "es", "spa": "es", "spanish": "es", "español": "es", "espanol": "es",
+    "castellano": "es",
+}  # fmt: skip
+
+
+def _language_code(typed: str) -> str:
+    word = typed.strip().lower().replace("-", "_").split("_")[0] if typed else ""
+    word = word.split("(")[0].strip()
+    return _LANGUAGE_WORDS.get(word, "")
+
+
+@step("0023_languages")
+def _languages(db: sqlite_utils.Database) -> None:
+    # Each account's interface language ('' = the browser's choice), and the partners'
+    # free-text preferred languages become codes: "Spanish", "español", "es" -> "es".
+    # Anything else is cleared (the form asks again). The values stay out of every log.
+    db.execute("ALTER TABLE users ADD COLUMN language TEXT NOT NULL DEFAULT ''")
+    for partner in ("a", "b"):
+        column = f"partner_{partner}_language"
+        typed = db.execute(f"SELECT DISTINCT {column} FROM couples WHERE {column} != ''")  # noqa: S608
+        for (value,) in typed.fetchall():
+            db.execute(
+                f"UPDATE couples SET {column} = ? WHERE {column} = ?",  # noqa: S608
+                [_language_code(value), value],
+            )

@@ -105,12 +105,12 @@ def _compose(db, row, now: datetime, settings) -> Reminder:
     if row["kind"] == "reminder":
         return reminder_message(db, row, current_app.secret_key, brand, today)
     user = db.execute(
-        "SELECT email FROM users WHERE id = ? AND disabled = 0", [row["therapist_id"]]
+        "SELECT email, language FROM users WHERE id = ? AND disabled = 0", [row["therapist_id"]]
     ).fetchone()
     if user is None:
         raise Skip("no_address")
     n = _attention(db, row["therapist_id"], today, settings.stall_after)
-    return digest_message(row, user["email"], n, brand)
+    return digest_message(row, user["email"], n, brand, user["language"])
 
 
 def _deliver(db, row, now: datetime, settings) -> tuple:

@@ -7,6 +7,7 @@ from flask_babel import ngettext
 
 from .. import tracking
 from ..branding import Brand
+from ..i18n import in_language
 from .consent import Contact, stop_token
 from .mail import Reminder
 
@@ -17,6 +18,12 @@ class Skip(Exception):
 
 def _clinic(brand: Brand) -> str:
     return brand.name or _("Your clinic")
+
+
+def _partner_language(db, couple_id: int, partner: str) -> str:
+    column = "partner_b_language" if partner == "b" else "partner_a_language"
+    row = db.execute(f"SELECT {column} FROM couples WHERE id = ?", [couple_id]).fetchone()  # noqa: S608
+    return row[0] if row else ""
 
 
 def reminder_message(db, row, secret_key: str, brand: Brand, today) -> Reminder:
@@ -35,18 +42,30 @@ def reminder_message(db, row, secret_key: str, brand: Brand, today) -> Reminder:
     link = tracking.current_link(db, secret_key, packet["packet_id"]) if packet else None
     if link is None or link.revoked or link.expired(today):
         raise Skip("no_checkin_link")
-    checkin_url = url_for("homework.checkin", token=link.token, _external=True)
+    # Written in this partner's own language; their link opens the page in it too.
+    language = _partner_language(db, row["couple_id"], row["partner"])
+    checkin_url = url_for("homework.checkin", token=link.token, lang=language or None,
+                          _external=True)  # fmt: skip
     stop_url = url_for("homework.reminder_stop", token=stop_token(secret_key, contact),
                        _external=True)  # fmt: skip
-    clinic = _clinic(brand)
-    values = {"clinic": clinic, "brand": brand, "checkin_url": checkin_url, "stop_url": stop_url}
+    with in_language(language):
+        clinic = _clinic(brand)
+        values = {
+            "clinic": clinic,
+            "brand": brand,
+            "checkin_url": checkin_url,
+            "stop_url": stop_url,
+        }
+        subject = _("A reminder for this week's practice, from %(clinic)s", clinic=clinic)
+        text = render_template("homework/email/reminder.txt", **values)
+        html = render_template("homework/email/reminder.html", **values)
     return Reminder(
         outbox_id=row["id"],
         kind="reminder",
         to=contact.email,
-        subject=_("A reminder for this week's practice, from %(clinic)s", clinic=clinic),
-        text=render_template("homework/email/reminder.txt", **values),
-        html=render_template("homework/email/reminder.html", **values),
+        subject=subject,
+        text=text,
+        html=html,
         couple_id=row["couple_id"],
         partner=row["partner"],
         checkin_url=checkin_url,
@@ -60,23 +79,30 @@ def reminder_message(db, row, secret_key: str, brand: Brand, today) -> Reminder:
     )
 
 
-def digest_message(row, email: str, attention: int, brand: Brand) -> Reminder:
-    """A therapist's morning digest: how many couples need attention, and a link."""
+def digest_message(
+    row, email: str, attention: int, brand: Brand, language: str | None = None
+) -> Reminder:
+    """A therapist's morning digest (in their `language`): how many couples need
+    attention, and a link."""
     if attention == 0:
         raise Skip("nothing_to_report")
-    clinic = _clinic(brand)
     dashboard_url = url_for("homework.dashboard", show="attention", _external=True)
-    values = {"clinic": clinic, "brand": brand, "n": attention, "dashboard_url": dashboard_url}
+    with in_language(language):
+        clinic = _clinic(brand)
+        values = {"clinic": clinic, "brand": brand, "n": attention, "dashboard_url": dashboard_url}
+        subject = ngettext(
+            "%(num)d couple needs attention today",
+            "%(num)d couples need attention today",
+            attention,
+        )
+        text = render_template("homework/email/digest.txt", **values)
+        html = render_template("homework/email/digest.html", **values)
     return Reminder(
         outbox_id=row["id"],
         kind="digest",
         to=email,
-        subject=ngettext(
-            "%(num)d couple needs attention today",
-            "%(num)d couples need attention today",
-            attention,
-        ),
-        text=render_template("homework/email/digest.txt", **values),
-        html=render_template("homework/email/digest.html", **values),
+        subject=subject,
+        text=text,
+        html=html,
         therapist_id=row["therapist_id"],
     )

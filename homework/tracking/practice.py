@@ -6,8 +6,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
+from flask_babel import gettext as _
 
 from .. import audit
+from ..dates import friendly_date
 from ..ratelimits import RateLimited, over_limit
 from ..storage import write_together
 
@@ -59,11 +61,14 @@ def checkin_key(*fields: object) -> str:
 def check_practice(item: dict, practiced_on: date, today: date) -> None:
     """Refuse dates a person could not have practised on."""
     if practiced_on > today + timedelta(days=1):
-        raise PracticeError("That date is in the future. Choose today or an earlier day.")
+        raise PracticeError(_("That date is in the future. Choose today or an earlier day."))
     start = date.fromisoformat(item["start_date"])
     if practiced_on < start:
         raise PracticeError(
-            f"That date is before this practice started ({start.isoformat()}). Choose a later day."
+            _(
+                "That date is before this practice started (%(start)s). Choose a later day.",
+                start=friendly_date(start),
+            )
         )
 
 
@@ -100,11 +105,13 @@ def practice_writer(
     today = today or date.today()
     check_practice(item, practiced_on, today)
     if who not in WHO or outcome not in OUTCOMES or source not in ("checkin", "session"):
-        raise PracticeError("Choose who practised and how it went.")
+        raise PracticeError(_("Choose who practised and how it went."))
     if helpfulness is not None and not 1 <= helpfulness <= 5:
-        raise PracticeError("Rate from 1 to 5, or leave it empty.")
+        raise PracticeError(_("Rate from 1 to 5, or leave it empty."))
     if len(reflection) > MAX_REFLECTION:
-        raise PracticeError(f"Keep the reflection under {MAX_REFLECTION} characters.")
+        raise PracticeError(
+            _("Keep the reflection under %(limit)d characters.", limit=MAX_REFLECTION)
+        )
     values = [
         item["id"],
         item["couple_id"],

@@ -4,11 +4,13 @@ import secrets
 from pathlib import Path
 
 from flask import Blueprint, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, generate_csrf
 from markupsafe import escape
 from werkzeug.exceptions import InternalServerError
 
+from ..i18n import language_name
 from ..state import current_brand, get_state
 from .access import current_therapist
 from .responses import CHECKIN_ENDPOINTS
@@ -71,6 +73,8 @@ def _identity_context(accounts: bool) -> dict:
         "homework_clinic_name": _clinic_name,
         "homework_endpoints": _endpoints(),
         "homework_library_problems": _library_problems,
+        "homework_locale": str(get_locale() or "en"),
+        "homework_language_name": language_name,
     }
 
 

@@ -4,6 +4,7 @@ import time
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import refresh
 
 from .. import accounts, submissions
 from ..forms import (
@@ -95,7 +96,9 @@ def account():
             name=form.name.data,
             credentials=form.credentials.data or "",
             contact=form.contact.data or "",
+            language=form.language.data or "",
         )
+        refresh()  # the message below in the language just chosen
         flash(_("Saved. New handouts will print these details."), "info")
         return redirect(url_for("homework.account"))
     return render_template("homework/account.html", form=form), 400 if form.errors else 200

@@ -13,11 +13,13 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from .. import audit, branding, notes, ratelimits, tracking
+from .. import audit, branding, i18n, notes, ratelimits, tracking
 from ..accounts import client_ip
 from ..calendar import practice_reminders
+from ..couples import couple_language
 from ..forms import CheckinForm, PrivateNoteForm
 from ..state import current_brand, emit, get_state
 from ..storage import get_db, write
@@ -57,11 +59,18 @@ def _link_or_refusal(token: str, count: bool = True):
     is returned uncounted: the caller counts it in its own write (see `checkin`)."""
     db = get_db()
     link = tracking.resolve_token(db, token, date.today())
+    # The couple's page speaks the language picked with its switch, else the couple's.
+    i18n.for_couple(_picked_language() or (couple_language(db, link["couple_id"]) if link else ""))
     if (link is None or count) and ratelimits.rate_limited(db, *_ip_limit()):
         return None, _kind_page(429)
     if link is None:
         return None, _kind_page(404)
     return link, None
+
+
+def _picked_language() -> str | None:
+    """The language chosen with the page's switch (`?lang=es`), when homework has it."""
+    return i18n.normalise_language(request.args.get("lang"))
 
 
 def _names(db, couple_id: int) -> tuple[str, str]:
@@ -150,7 +159,12 @@ def checkin(token: str):
                 # The thanks travels in the address, not the session: a retry storm must not
                 # grow a cookie, and the page needs no session to say it.
                 return redirect(
-                    url_for("homework.checkin", token=token, sent="new" if created else "again")
+                    url_for(
+                        "homework.checkin",
+                        token=token,
+                        sent="new" if created else "again",
+                        lang=_picked_language(),
+                    )
                 )
     return _checkin_page(db, token, form, _note_form(partner_a, partner_b), items, status)
 
@@ -186,6 +200,9 @@ def _checkin_page(db, token: str, form, note_form, items, status: int):
         token=token,
         today=date.today(),
         sent=request.args.get("sent"),
+        lang=_picked_language(),
+        language=str(get_locale()),
+        languages=i18n.language_choices(),
     )
     return body, status, {"Referrer-Policy": "no-referrer"}
 
@@ -216,7 +233,7 @@ def checkin_note(token: str):
     )
     if note_id is None:
         return _kind_page(429)
-    return redirect(url_for("homework.checkin", token=token, sent="note"))
+    return redirect(url_for("homework.checkin", token=token, sent="note", lang=_picked_language()))
 
 
 def _audit_scope_violation(db, link: dict, item_raw: str) -> None:
