@@ -12,6 +12,7 @@ from pathlib import Path
 import sqlite_utils
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 
 from . import audit
 from .storage import write
@@ -20,6 +21,14 @@ LOGO_MAX_BYTES = 2 * 1024 * 1024
 LOGO_MAX_PIXELS = 4096 * 4096
 LOGO_MAX_SIDE = 1200  # stored size; plenty for a letterhead at print resolution
 WORDS = ("homework", "practice", "between-session activity")
+# What each word is called in the language of the page or handout copy being written.
+WORD_NAMES = {
+    "homework": lazy_pgettext("the clinic's word for homework", "homework"),
+    "practice": lazy_pgettext("the clinic's word for homework", "practice"),
+    "between-session activity": lazy_pgettext(
+        "the clinic's word for homework", "between-session activity"
+    ),
+}
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -41,6 +50,11 @@ class Brand:
     crisis: str = ""
     paper: str = "letter"
     word: str = "homework"
+
+    @property
+    def word_text(self) -> str:
+        """The clinic's word for homework in the current language ("tarea" in Spanish)."""
+        return str(WORD_NAMES.get(self.word, self.word))
 
     @classmethod
     def from_mapping(cls, data: dict) -> "Brand":

@@ -9,10 +9,11 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from flask import current_app, render_template
-from flask_babel import force_locale, format_date
+from flask_babel import format_date
 from flask_babel import gettext as _
 from markupsafe import Markup
 
+from . import i18n
 from .branding import Brand, read_logo
 from .library import is_rtl
 from .pdf import RenderLimits, get_pool
@@ -141,7 +142,7 @@ def handout_html(
     languages = list(languages or print_languages(snapshots))
     copies = []
     for code in languages:
-        with force_locale(code):
+        with i18n.in_language(code):
             marked = [_printed(copy_of(s, code)) for s in snapshots]
             first = marked[0]
             cover = first if len(marked) > 1 else None
@@ -153,15 +154,24 @@ def handout_html(
                 cover=cover,
                 has_logo=has_logo,
                 checkin=checkin,
-                word_title=brand.word.capitalize(),
+                word_title=brand.word_text.capitalize(),
             )
             title = (
-                first["assignment"]["title"] if not cover else _("Your %(word)s", word=brand.word)
+                first["assignment"]["title"]
+                if not cover
+                else _("Your %(word)s", word=brand.word_text)
             )
+            page_label = _page_label_css()
         rtl = is_rtl(code)
         html = Markup(html)  # noqa: S704 (our own template, escaped as it rendered)
         copies.append(
-            {"language": code, "dir": "rtl" if rtl else "ltr", "html": html, "title": title}
+            {
+                "language": code,
+                "dir": "rtl" if rtl else "ltr",
+                "html": html,
+                "title": title,
+                "page_label": page_label,
+            }
         )
     dirs = [c["dir"] for c in copies]
     return render_template(
@@ -176,6 +186,22 @@ def handout_html(
         line_dir=text_direction,
         extra_css=extra_css,
     )
+
+
+def _page_label_css() -> str:
+    """The page number in the current language, as a CSS `content` value:
+    `"Página " counter(page) " de " counter(pages)`."""
+    label = _("Page %(page)s of %(pages)s", page="\x00", pages="\x01")
+    parts = re.split("([\x00\x01])", label)
+    css = []
+    for part in parts:
+        if part == "\x00":
+            css.append("counter(page)")
+        elif part == "\x01":
+            css.append("counter(pages)")
+        elif part:
+            css.append('"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return " ".join(css)
 
 
 def build_handout(

@@ -176,13 +176,24 @@ def use_language(code: str | None) -> None:
         refresh()
 
 
+def _known_locale(code: str | None) -> str | None:
+    try:
+        return str(Locale.parse(code, sep="-")) if code else None
+    except (ValueError, TypeError):
+        return None
+
+
 @contextmanager
 def in_language(code: str | None) -> Iterator[str]:
     """Write text in `code` inside the block (an e-mail or calendar file for one partner),
     with homework's catalogue, in a request or in a bare app context (the reminder loop).
-    An unsupported or empty code writes in the current page's language, or the default."""
-    language = normalise_language(code) or (
-        str(get_locale()) if has_request_context() else default_language()
+    A language without a catalogue (a handout copy in Arabic) still gets its own dates,
+    numbers and plural rules, with the catalogue's fallback words. An unknown or empty
+    code writes in the current page's language, or the default."""
+    language = (
+        normalise_language(code)
+        or _known_locale(code)
+        or (str(get_locale()) if has_request_context() else default_language())
     )
     ctx = g.get("_flask_babel")
     previous = getattr(ctx, "babel_domain", None) if ctx is not None else None

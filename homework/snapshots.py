@@ -3,6 +3,7 @@ as of a day. Low in the house: issuing, tracking and handouts all read these."""
 
 from datetime import date
 
+from flask_babel import format_date
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
@@ -23,7 +24,13 @@ def copy_of(snapshot: dict, code: str) -> dict:
     """The snapshot as its copy in `code` prints it (the original when it has no such text)."""
     text = snapshot.get("translations", {}).get(code)
     if text is None:
-        return {**snapshot, "language": snapshot.get("language", "en")}
+        out = {**snapshot, "language": snapshot.get("language", "en")}
+        if code != out["language"] and "start_date" in snapshot:
+            # The item's words stay in its original, but the copy's own lines (its
+            # dates in the header and on the cover) speak the copy's language.
+            for key in ("start_date", "due_date"):
+                out[f"{key}_text"] = format_date(date.fromisoformat(snapshot[key]), "full")
+        return out
     out = {**snapshot, **{key: text[key] for key in COPY_KEYS}, "language": code}
     out["assignment"] = {
         **snapshot["assignment"],

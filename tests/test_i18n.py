@@ -23,7 +23,13 @@ from homework.tracking.practice import PracticeError, check_practice
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "homework" / "translations"
-KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None, "lazy_ngettext": (1, 2)}
+KEYWORDS = {
+    **DEFAULT_KEYWORDS,
+    "_l": None,
+    "lazy_gettext": None,
+    "lazy_ngettext": (1, 2),
+    "lazy_pgettext": ((1, "c"), 2),
+}
 PLACEHOLDER = re.compile(r"%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[sdif]")
 MONDAY = dt.date(2026, 3, 2)
 TODAY = dt.date.today()
@@ -31,21 +37,22 @@ THERAPIST_ID = 2
 
 
 @pytest.fixture(scope="module")
-def extracted() -> dict[str, object]:
-    """Every msgid in the code and the templates, read with Babel's own extractor."""
+def extracted() -> dict[tuple[str, str | None], object]:
+    """Every (msgid, context) in the code and the templates, read with Babel's own
+    extractor."""
     with open(ROOT / "babel.cfg") as fh:
         method_map, options_map = parse_mapping_cfg(fh)
     found: dict[str, object] = {}
-    for _file, _line, message, _comments, _context in extract_from_dir(
+    for _file, _line, message, _comments, context in extract_from_dir(
         str(ROOT), method_map, options_map, keywords=KEYWORDS
     ):
-        found[message if isinstance(message, str) else message[0]] = message
+        found[(message if isinstance(message, str) else message[0], context)] = message
     return found
 
 
 def test_the_template_holds_every_string_of_the_code(extracted):
     with open(TRANSLATIONS / "messages.pot", "rb") as fh:
-        pot = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(fh) if m.id}
+        pot = {(m.id if isinstance(m.id, str) else m.id[0], m.context) for m in read_po(fh) if m.id}
     assert set(extracted) - pot == set(), "run `make messages`: the .pot misses these"
     assert pot - set(extracted) == set(), "run `make messages`: the .pot holds old strings"
 
@@ -59,7 +66,7 @@ def test_the_spanish_catalogue_translates_every_string(extracted):
     catalogue = _spanish()
     problems = []
     for key, message in extracted.items():
-        entry = catalogue.get(message if isinstance(message, str) else message[0])
+        entry = catalogue.get(message if isinstance(message, str) else message[0], key[1])
         if entry is None:
             problems.append(f"missing: {key!r}")
             continue

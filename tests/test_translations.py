@@ -21,6 +21,7 @@ from homework.library import Problem, load_pack
 PACKS = Path(__file__).parent / "packs"
 BILINGUAL = PACKS / "bilingual"
 ARABIC = PACKS / "arabic"
+ENGLISH_ONLY = PACKS / "english-only"
 ES_FILE = Path("translations/es/daily-appreciation.md")
 
 
@@ -123,7 +124,7 @@ def test_a_translation_over_the_size_limit_is_refused(pack):
 
 @pytest.fixture
 def app(tmp_path, clinic_database):
-    """The usual app, with the two test packs after the core pack."""
+    """The usual app, with the three test packs after the core pack."""
     instance = tmp_path / "instance"
     instance.mkdir(mode=0o700)
     shutil.copy(clinic_database, instance / clinic_database.name)
@@ -132,7 +133,7 @@ def app(tmp_path, clinic_database):
     config = {
         "TESTING": True,
         **PATIENT_CONFIG,
-        "HOMEWORK_ASSIGNMENT_DIRS": [str(BILINGUAL), str(ARABIC)],
+        "HOMEWORK_ASSIGNMENT_DIRS": [str(BILINGUAL), str(ARABIC), str(ENGLISH_ONLY)],
     }
     return create_app(instance_path=instance, config=config, create_database=True)
 
@@ -156,7 +157,15 @@ def test_a_couple_with_an_english_and_a_spanish_partner_gets_both_copies(therapi
     assert response.status_code == 302
     text = pdftext(therapist.get("/packets/1/handout.pdf").data)
     # The English copy, then the Spanish one: each complete, with the same check-in link.
-    english, spanish = text.split("Your homework")[1:]
+    assert text.count("Your homework") == text.count("Su tarea") == 1
+    english = text[text.index("Your homework") : text.index("Su tarea")]
+    spanish = text[text.index("Su tarea") :]
+    # each copy's headings in its own language
+    assert "Why this helps" in english and "Why this helps" not in spanish
+    assert "Por qué ayuda" in spanish
+    # and its own page numbers
+    assert "Page 1 of" in english and "Página" not in english
+    assert "Page" not in spanish and re.search(r"Página \d+ de \d+", spanish)
     assert "4. Share it at dinner." in english and "Un aprecio" not in english
     assert "4. Compártanlo en la cena." in spanish and "Share it at dinner" not in spanish
     assert "lunes, 2 de" not in english
@@ -164,7 +173,7 @@ def test_a_couple_with_an_english_and_a_spanish_partner_gets_both_copies(therapi
     assert "Go gently this week." in english and "Go gently this week." in spanish
     # the assignment with no Spanish text prints in English in the Spanish copy, with its grid
     assert "Device-free time together" in spanish
-    assert english.count("Week 1") == spanish.count("Week 1") == 2
+    assert english.count("Week 1") == spanish.count("Semana 1") == 2
     url = checkin_url(therapist, couple_id)
     assert english.count(url[-20:]) == spanish.count(url[-20:]) == 1
 

@@ -7,18 +7,17 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
-from flask_babel import force_locale
 from flask_babel import gettext as _
 from markupsafe import escape
 
-from .. import merge
+from .. import i18n, merge
 from ..couples import Couple
 from ..library import (
     Assignment,
     Field,
-    in_language,
     render_inline,
     render_markdown,
+    translated,
     valid_language,
 )
 from ..snapshots import COPY_KEYS
@@ -173,17 +172,17 @@ def copy_languages(assignment: Assignment, wanted: Sequence[str]) -> tuple[list[
     return copies or [assignment.pack.language], missing
 
 
-def _copy_value(original: Field, translated: Field, value: Any) -> Any:
+def _copy_value(original: Field, in_copy: Field, value: Any) -> Any:
     """A field value as a copy in another language prints it: the library's default is
     that language's default, a choice is the option at the same position, and what the
     therapist typed is printed as typed."""
     if original.default is not None and value == original.default:
-        return translated.default
+        return in_copy.default
     if original.type == "choice" and value in original.options:
-        return translated.options[original.options.index(value)]
+        return in_copy.options[original.options.index(value)]
     if original.type == "choices" and isinstance(value, list | tuple):
         return [
-            translated.options[original.options.index(v)] if v in original.options else v
+            in_copy.options[original.options.index(v)] if v in original.options else v
             for v in value
         ]
     return value
@@ -193,10 +192,10 @@ def copy_personalization(assignment: Assignment, code: str, p: Personalization) 
     """The therapist's choices for the copy in `code`; a step they reworded stays as typed."""
     translation = assignment.translations[code]
     fields = dict(p.fields)
-    for original, translated in zip(assignment.fields, translation.fields, strict=True):
+    for original, in_copy in zip(assignment.fields, translation.fields, strict=True):
         for name in original.merge_names:
             if name in fields:
-                fields[name] = _copy_value(original, translated, fields[name])
+                fields[name] = _copy_value(original, in_copy, fields[name])
     steps = assignment.sections["steps"]
     own = {i: t for i, t in p.step_text.items() if t.strip() != steps[i].strip()}
     return replace(p, fields=fields, step_text=own)
@@ -223,7 +222,7 @@ def build_snapshot(
     wanted = partner_languages(couple) if languages is None else list(languages)
     copies, _missing = copy_languages(assignment, wanted)
     original = assignment.pack.language
-    with force_locale(original):
+    with i18n.in_language(original):
         snapshot = _build_one(
             assignment, couple, p, therapist, clinic, format_date, therapist_line, crisis
         )
@@ -233,9 +232,9 @@ def build_snapshot(
     for code in copies:
         if code == original:
             continue
-        with force_locale(code):
+        with i18n.in_language(code):
             text = _build_one(
-                in_language(assignment, code),
+                translated(assignment, code),
                 couple,
                 copy_personalization(assignment, code, p),
                 therapist,

@@ -25,7 +25,7 @@ from .model import (
     render_inline,
     render_markdown,
 )
-from .translations import RTL_LANGUAGES, in_language, is_rtl, language_name, valid_language
+from .translations import RTL_LANGUAGES, display_language, is_rtl, translated, valid_language
 
 __all__ = [
     "Assignment",
@@ -37,9 +37,9 @@ __all__ = [
     "RTL_LANGUAGES",
     "Translation",
     "WHO",
-    "in_language",
+    "translated",
     "is_rtl",
-    "language_name",
+    "display_language",
     "load_assignment",
     "load_library",
     "load_library_once",

@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 import yaml
+from flask_babel import lazy_pgettext
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
@@ -35,6 +36,35 @@ CATEGORIES = (
 # A category that by itself means the exercise needs the partner-violence screen.
 CATEGORY_INVOLVES = {"conflict and repair": "conflict", "closeness and touch": "touch"}
 WHO = ("together", "each partner", "partner A", "partner B")
+# What a person reads for a category or a "who", in the page's or the copy's language.
+CATEGORY_NAMES = {
+    "communication": lazy_pgettext("assignment category", "communication"),
+    "appreciation": lazy_pgettext("assignment category", "appreciation"),
+    "connection": lazy_pgettext("assignment category", "connection"),
+    "memory": lazy_pgettext("assignment category", "memory"),
+    "trust": lazy_pgettext("assignment category", "trust"),
+    "empathy": lazy_pgettext("assignment category", "empathy"),
+    "conflict and repair": lazy_pgettext("assignment category", "conflict and repair"),
+    "closeness and touch": lazy_pgettext("assignment category", "closeness and touch"),
+    "reflection": lazy_pgettext("assignment category", "reflection"),
+}
+WHO_NAMES = {
+    "together": lazy_pgettext("who practises", "together"),
+    "each partner": lazy_pgettext("who practises", "each partner"),
+    "partner A": lazy_pgettext("who practises", "partner A"),
+    "partner B": lazy_pgettext("who practises", "partner B"),
+}
+
+
+def category_name(category: str) -> str:
+    """A category as a person reads it, in the current language."""
+    return str(CATEGORY_NAMES.get(category, category))
+
+
+def who_name(who: str) -> str:
+    """Who practises, as a person reads it, in the current language."""
+    return str(WHO_NAMES.get(who, who))
+
 
 PACK_SCHEMA = {
     "type": "object",

@@ -70,7 +70,7 @@ def valid_language(code: str) -> bool:
     return True
 
 
-def language_name(code: str) -> str:
+def display_language(code: str) -> str:
     """A language's name in the current locale ("Spanish", "español"), or its code."""
     from flask_babel import get_locale
 
@@ -85,7 +85,7 @@ def is_rtl(code: str) -> bool:
     return code.split("-")[0].lower() in RTL_LANGUAGES
 
 
-def in_language(assignment: Assignment, code: str) -> Assignment:
+def translated(assignment: Assignment, code: str) -> Assignment:
     """The assignment as it reads in `code`: the translation's words, the original's
     rules (fields' types and limits, locked steps, cautions, sources). The original
     itself when there is no such translation."""

@@ -140,7 +140,10 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
 
     # Every date a person reads, on pages and PDFs, goes through these two filters.
     from ..dates import friendly_date, friendly_datetime
+    from ..library.model import category_name, who_name
 
+    bp.add_app_template_filter(category_name, "homework_category")
+    bp.add_app_template_filter(who_name, "homework_who")
     bp.add_app_template_filter(friendly_date, "homework_date")
     bp.add_app_template_filter(friendly_datetime, "homework_datetime")
 

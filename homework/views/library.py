@@ -5,7 +5,7 @@ from flask_babel import gettext as _
 
 from .. import merge
 from ..forms import parse_id
-from ..library import CATEGORIES, WHO, language_name, render_sections
+from ..library import CATEGORIES, WHO, display_language, render_sections
 from ..state import current_brand, get_state
 from .access import current_therapist, login_required
 
@@ -45,9 +45,9 @@ def library():
     }
     if request.args.get("partial") == "1":
         return render_template(
-            "homework/_library_results.html", language_name=language_name, **context
+            "homework/_library_results.html", display_language=display_language, **context
         )
-    return render_template("homework/library.html", language_name=language_name, **context)
+    return render_template("homework/library.html", display_language=display_language, **context)
 
 
 @login_required
@@ -70,7 +70,7 @@ def assignment(assignment_id: str):
     return render_template(
         "homework/assignment.html",
         a=found,
-        language_name=language_name,
+        display_language=display_language,
         sections=render_sections(found, values),
         values=values,
     )

@@ -17,7 +17,7 @@ from ..forms import (
     personalization_from_form,
 )
 from ..handouts import long_date
-from ..library import is_rtl, language_name, render_inline
+from ..library import display_language, is_rtl, render_inline
 from ..snapshots import as_markup, copy_of, print_languages
 from ..state import current_brand
 from ..storage import get_db
@@ -49,16 +49,16 @@ def preview_copies(items: list[issuing.Item], couple) -> list[dict]:
         for code in print_languages([item.snapshot]):
             s = as_markup(copy_of(item.snapshot, code))
             s["dir"] = "rtl" if is_rtl(code) else "ltr"
-            s["copy_label"] = _("Copy in %(language)s", language=language_name(code))
+            s["copy_label"] = _("Copy in %(language)s", language=display_language(code))
             previews.append(s)
         for code in missing:
             previews[-1].setdefault("notes", []).append(
                 _(
                     "There is no %(language)s text of “%(title)s”: that partner's copy "
                     "prints it in %(original)s.",
-                    language=language_name(code),
+                    language=display_language(code),
                     title=item.assignment.title,
-                    original=language_name(item.assignment.pack.language),
+                    original=display_language(item.assignment.pack.language),
                 )
             )
     return previews
