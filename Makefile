@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# Test processes for `make test`: one per core (TEST_JOBS=0 runs the suite in one).
+TEST_JOBS ?= auto
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 RUN_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji fonts-dejavu-core
@@ -23,7 +25,7 @@ run: $(VENV)/.run-deps $(VENV)/.installed catalogues
 test: $(VENV)/.test-deps $(VENV)/.installed-test catalogues
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist worksteal $(PYTEST_ARGS)
 
 # The suite under coverage.py, subprocesses included; the report lists every module.
 coverage: $(VENV)/.test-deps $(VENV)/.installed-test catalogues

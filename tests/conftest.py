@@ -138,6 +138,19 @@ def shared_template_code():
 PATIENT_CONFIG = {"HOMEWORK_RENDER_TIMEOUT_SECONDS": 600, "HOMEWORK_BUSY_TIMEOUT_MS": 300_000}
 
 
+@pytest.fixture(autouse=True, scope="session")
+def patient_defaults():
+    """Every app the test process makes, a test's own host app included, starts from the
+    patient limits; a test of a limit sets its own value in the app's config."""
+    from homework.extension import DEFAULTS
+
+    patch = pytest.MonkeyPatch()
+    for key, value in PATIENT_CONFIG.items():
+        patch.setitem(DEFAULTS, key, value)
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def clinic_database(cheap_password_hashing, tmp_path_factory) -> Path:
     """The database every `app` starts from: migrated, with its three accounts.
