@@ -355,6 +355,20 @@ _FRONT_KEYS = {
 }  # fmt: skip
 
 
+def field_label(key: str) -> str:
+    """What the editor calls a field, for the list of problems at the top of the page."""
+    if key.startswith("fields."):
+        return _("Personalization field %(n)d", n=int(key.split(".")[1]) + 1)
+    labels = {
+        "id": _("Id"), "title": _("Title"), "summary": _("Summary"), "category": _("Category"),
+        "approaches": _("Approaches"), "minutes": _("Minutes each time"),
+        "per_week": _("Times a week"), "weeks": _("For how many weeks"), "who": _("Who does it"),
+        "safety": _("Safety"), "cautions": _("Cautions"), "sources": _("Where the idea comes from"),
+        "fields": _("Personalization fields"), "body": _("The text"),
+    }  # fmt: skip
+    return labels.get(key) or SECTION_TITLES.get(key, key)
+
+
 def problems_by_field(data: Mapping[str, Any], problems: Iterable[Problem]) -> dict[str, list[str]]:
     """Each problem's message under the editor field it concerns ("body" for the whole text)."""
     out: dict[str, list[str]] = {}
@@ -374,6 +388,10 @@ def _friendly(message: str) -> str:
         return _("Add at least one.")
     if message.startswith("'' does not match"):
         return _("Fill this in: lower-case words joined by hyphens, e.g. evening-check-in.")
+    if re.fullmatch(r"section '\w+' is empty", message) or message.startswith("missing section"):
+        return _("Write this section.")
+    if message.startswith("section 'steps' must be"):
+        return _("Write at least one step.")
     if re.match(r"'.*' does not match '\^\[a-z0-9\]", message):
         return _("Use lower-case words joined by hyphens, e.g. evening-check-in.")
     return message

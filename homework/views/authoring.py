@@ -104,6 +104,7 @@ def index():
         therapists_author=store.therapists_may_author(db),
         form=ActionForm(),
         names=_names(),
+        library=get_state().library,
     )
 
 
@@ -189,6 +190,7 @@ def _editor_page(draft: store.Draft, data: dict, errors: dict, problems: list, s
             caution_flags=drafts.CAUTION_FLAGS,
             involves=drafts.INVOLVES,
             sections=drafts.SECTION_TITLES,
+            field_label=drafts.field_label,
         ),
         status,
     )
@@ -340,6 +342,7 @@ def import_pack():
             therapists_author=store.therapists_may_author(db),
             form=ActionForm(),
             names=_names(),
+            library=get_state().library,
             import_problems=exc.problems,
         ), 400
     refresh_library()
