@@ -473,3 +473,27 @@ def test_a_bad_pack_zip_is_refused_whole(admin, db, case):
     problems = htmllib.unescape(response.get_data(as_text=True))
     assert "Nothing was imported" in problems and message in problems
     assert db.execute("SELECT COUNT(*) FROM authored_versions").fetchone()[0] == before
+
+
+def test_backup_and_restore_carry_them_and_every_app_sees_the_restored_library(
+    app, admin, db, tmp_path
+):
+    from pathlib import Path
+
+    from homework.backups import restore, take_backup
+
+    publish(admin)
+    db_path = Path(app.config["HOMEWORK_DATABASE"])
+    uploads = Path(app.config["HOMEWORK_UPLOADS"])
+    archive = take_backup(db_path, uploads, tmp_path / "backups").path
+    token = csrf_token(admin, "/library/evening-check-in")
+    url = admin.post("/library/evening-check-in/edit", data={"csrf_token": token}).headers[
+        "Location"
+    ]
+    assert save(admin, url, {**GOOD, "title": "Later title"}, "publish").status_code == 302
+    assert "Later title" in admin.get("/library/evening-check-in").get_data(as_text=True)
+    db.close()
+    restore(archive, db_path, uploads, ledger=tmp_path / "erasures.jsonl")
+    page = admin.get("/library/evening-check-in").get_data(as_text=True)
+    assert "An evening check-in" in page and "Later title" not in page
+    assert "Version 2" not in page and "Version 1, published by Ada Admin" in page

@@ -26,6 +26,7 @@ from . import store
 
 MAX_ZIP_BYTES = 8_000_000
 MAX_MEMBERS = 400
+MAX_UNPACKED_BYTES = 40_000_000  # all files together, as written out to be checked
 PACK_FOLDER = "clinic-pack"
 
 
@@ -102,8 +103,13 @@ def _unpack(data: bytes, into: Path) -> Path:
     if len(packs) != 1:
         raise _refuse("zip", _("must hold exactly one pack folder with a pack.yaml"))
     root = PurePosixPath(packs[0])
+    if sum(info.file_size for info in files.values()) > MAX_UNPACKED_BYTES:
+        raise _refuse(
+            "zip", _("unpacks to more than %(mb)d MB", mb=MAX_UNPACKED_BYTES // 1_000_000)
+        )
     folder = into / "pack"
     folder.mkdir()
+    written = 0
     for name, info in files.items():
         try:
             relative = PurePosixPath(name).relative_to(root)
@@ -124,6 +130,11 @@ def _unpack(data: bytes, into: Path) -> Path:
         if len(content) > limit:
             problems.append(Problem(name, "zip", drafts_too_big(len(content))))
             continue
+        written += len(content)
+        if written > MAX_UNPACKED_BYTES:  # the headers' sizes may lie
+            raise _refuse(
+                "zip", _("unpacks to more than %(mb)d MB", mb=MAX_UNPACKED_BYTES // 1_000_000)
+            )
         (folder / relative.name).write_bytes(content)
     if problems:
         raise ImportRefused(problems)
