@@ -390,6 +390,8 @@ def zip_texts(data: bytes) -> dict[str, str]:
 
 def test_export_and_import_from_the_command_line(app, admin, runner, tmp_path, db):
     publish(admin)
+    listed = runner.invoke(args=["homework", "library", "list", "--category", "connection"])
+    assert "evening-check-in" in listed.output and "[clinic]" in listed.output
     out = tmp_path / "pack.zip"
     result = runner.invoke(args=["homework", "library", "export", "--out", str(out)])
     assert result.exit_code == 0, result.output

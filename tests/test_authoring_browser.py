@@ -5,7 +5,7 @@ import subprocess
 import pytest
 from conftest import PATIENT_CONFIG, signed_in
 from playwright.sync_api import expect
-from test_browser import login_as_therapist
+from test_browser import login_as_therapist, no_wider_than_a_phone
 
 from homework import create_app
 
@@ -59,7 +59,7 @@ def test_write_preview_publish_issue_and_download(live_server, browser, tmp_path
     page.locator("#f-field-1-label").fill("How to end")
     page.locator("#f-field-1-default").fill("a hug")
 
-    page.get_by_role("button", name="Save and preview").click()
+    page.get_by_role("button", name="Save and preview", exact=True).click()
     preview = page.locator(".hw-preview")
     expect(preview.get_by_text("Sit together at the front porch for ten minutes.")).to_be_visible()
     with page.expect_download() as sample:
@@ -68,6 +68,11 @@ def test_write_preview_publish_issue_and_download(live_server, browser, tmp_path
     assert "Sam" in pdf_text(tmp_path / "sample.pdf")
 
     page.get_by_role("link", name="Back to the draft").click()
+    editor = page.url
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in (editor, editor + "/preview", url + "/authoring"):
+        no_wider_than_a_phone(page, path)
+    page.goto(editor)
     page.get_by_role("button", name="Publish").click()
     expect(page.get_by_text("Published as version 1.")).to_be_visible()
     expect(page.get_by_text("Version 1, published by")).to_be_visible()
