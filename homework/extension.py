@@ -74,7 +74,8 @@ DEFAULTS: dict[str, Any] = {
 
 
 def _refresh_library() -> None:
-    if request.endpoint != "homework.static":
+    # Not for static files, nor for /healthz, which answers even without a database.
+    if request.endpoint not in ("homework.static", "homework.healthz"):
         refresh_library()
 
 
