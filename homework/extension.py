@@ -17,7 +17,7 @@ from .library import load_library_once
 from .plugins import make_plugin_manager
 from .reminders import check_config as check_reminder_config
 from .resources import resource_dir
-from .state import HomeworkState, assignment_pack_folders
+from .state import HomeworkState, assignment_pack_folders, refresh_library
 from .views import make_blueprint, responses
 from .views.access import RowIdConverter
 
@@ -72,6 +72,12 @@ DEFAULTS: dict[str, Any] = {
     "HOMEWORK_STALL_AFTER_MISSED": 2,
     "HOMEWORK_DIGEST_HOUR": None,  # None: no morning digest
 }
+
+
+def _refresh_library() -> None:
+    # Not for static files, nor for /healthz, which answers even without a database.
+    if request.endpoint not in ("homework.static", "homework.healthz"):
+        refresh_library()
 
 
 class Homework:
@@ -147,6 +153,7 @@ class Homework:
         bp.before_request(i18n.activate)
         bp.before_request(responses.check_layout)
         bp.before_request(responses.require_current_migrations)
+        bp.before_request(_refresh_library)
         bp.after_request(responses.security_headers)
         # On the blueprint: a host's own routes keep their own handling of SQLite errors.
         bp.register_error_handler(storage.DatabaseLocked, responses.database_busy)

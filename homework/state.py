@@ -46,6 +46,30 @@ def assignment_pack_folders(pm: pluggy.PluginManager) -> list[Path]:
     return folders
 
 
+def refresh_library() -> None:
+    """Merge the clinic's authored assignments into this app's library when they changed
+    (in any process): one small read per request, a merge only after a publish or import."""
+    import sqlite3
+    import threading
+
+    from .authoring import store as authored
+
+    state = get_state()
+    try:
+        token = authored.generation(storage.get_db())
+    except sqlite3.OperationalError:  # not migrated yet: the files' library only
+        return
+    if token == state.extra.get("library_token"):
+        return
+    lock = state.extra.setdefault("library_lock", threading.Lock())
+    with lock:
+        if token == state.extra.get("library_token"):
+            return  # another thread merged it meanwhile
+        files = state.extra.setdefault("files_library", state.library)
+        state.library = authored.merged_library(files, storage.get_db())
+        state.extra["library_token"] = token
+
+
 def get_state(app: Flask | None = None) -> HomeworkState:
     """Return homework's state for `app` (default: the current app)."""
     return (app or current_app).extensions["homework"]

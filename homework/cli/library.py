@@ -1,5 +1,6 @@
 """Commands for the assignment library: list, show, validate, and render one handout."""
 
+import contextlib
 import sys
 from datetime import date
 from pathlib import Path
@@ -18,7 +19,7 @@ from ..library import (
     load_pack,
     validate_file,
 )
-from ..state import assignment_pack_folders, get_state
+from ..state import assignment_pack_folders, get_state, refresh_library
 from .common import _opens_database, commands
 
 
@@ -27,10 +28,17 @@ def library_group() -> None:
     """List, show and validate assignment packs."""
 
 
+def _with_authored() -> None:
+    """Add the clinic's published assignments to the library, when there is a database."""
+    with contextlib.suppress(storage.DatabaseMissing):  # no clinic yet: the packs only
+        refresh_library()
+
+
 @library_group.command("list")
 @click.option("--category", type=click.Choice(CATEGORIES), help="Only this category.")
 def library_list(category: str | None) -> None:
     """List the assignments: id, category, minutes, title and pack."""
+    _with_authored()
     for a in get_state().library.search(category=category):
         click.echo(f"{a.id:<32} {a.category:<20} {a.minutes:>3} min  {a.title}  [{a.pack.id}]")
 
@@ -39,6 +47,7 @@ def library_list(category: str | None) -> None:
 @click.argument("assignment_id")
 def library_show(assignment_id: str) -> None:
     """Show one assignment's details and its text."""
+    _with_authored()
     a = get_state().library.get(assignment_id)
     if a is None:
         raise click.BadParameter(f"no assignment {assignment_id!r}", param_hint="ID")
@@ -167,6 +176,7 @@ def render_command(
     from ..pdf import RenderError
     from ..state import extra_handout_css, handout_inputs
 
+    _with_authored()
     assignment = get_state().library.get(assignment_id)
     if assignment is None:
         raise click.BadParameter(f"no assignment {assignment_id!r}", param_hint="ASSIGNMENT_ID")
@@ -202,3 +212,46 @@ def render_command(
         raise click.ClickException(str(exc)) from exc
     output.write_bytes(pdf)
     click.echo(f"wrote {output} ({len(pdf):,} bytes)")
+
+
+@library_group.command("export")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The zip to write.",
+)
+def library_export(out: Path) -> None:
+    """Export the clinic's published assignments as a pack folder in a zip."""
+    from ..authoring import packs
+    from ..branding import load_brand
+
+    db = storage.get_db()
+    data = packs.export_zip(db, load_brand(db).name)
+    out.write_bytes(data)
+    from .. import audit
+
+    with storage.write(db):
+        audit.record(db, "assignment.exported")
+    click.echo(f"wrote {out} ({len(data):,} bytes)")
+
+
+@library_group.command("import")
+@click.argument("pack_zip", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def library_import(pack_zip: Path) -> None:
+    """Import a pack zip: checked whole first; each assignment becomes the next version
+    of its id. Nothing is stored if any file has a problem."""
+    from ..authoring import packs
+
+    try:
+        done = packs.import_zip(storage.get_db(), pack_zip.read_bytes(), None)
+    except packs.ImportRefused as exc:
+        for problem in exc.problems:
+            click.echo(str(problem))
+        click.echo("Nothing was imported.", err=True)
+        sys.exit(1)
+    for assignment_id, version in done:
+        if version is None:
+            click.echo(f"{assignment_id}: unchanged")
+        else:
+            click.echo(f"{assignment_id}: version {version}")

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from .. import merge, process
-from .files import load_assignment, load_pack, load_pack_meta, parse_sections, validate_file
+from .files import (
+    load_assignment,
+    load_assignment_text,
+    load_pack,
+    load_pack_meta,
+    parse_sections,
+    validate_file,
+)
 from .model import (
     CATEGORIES,
     CATEGORY_INVOLVES,
@@ -41,6 +48,7 @@ __all__ = [
     "is_rtl",
     "display_language",
     "load_assignment",
+    "load_assignment_text",
     "load_library",
     "load_library_once",
     "load_pack",

@@ -212,9 +212,19 @@ def load_assignment(
     path: Path, pack: Pack, problems: list[Problem], root: Path | None = None
 ) -> Assignment | None:
     """Read and check one assignment file; return None (with problems) if it is not usable."""
-    name = str(path)
     text = _read_text(path, problems, root)
     if text is None:
+        return None
+    return load_assignment_text(text, str(path), pack, problems, path=path)
+
+
+def load_assignment_text(
+    text: str, name: str, pack: Pack, problems: list[Problem], path: Path | None = None
+) -> Assignment | None:
+    """Check one assignment given as its file's text (an authored one, kept in the
+    database, goes through here too); `name` is what its problems are reported under."""
+    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
+        problems.append(Problem(name, "file", _too_big(len(text.encode("utf-8")), MAX_FILE_BYTES)))
         return None
     match = _FRONT_MATTER.match(text)
     if not match:
@@ -281,7 +291,7 @@ def load_assignment(
         sections=sections,
         body=body,
         pack=pack,
-        path=path,
+        path=path if path is not None else Path(name),
         locked_steps=frozenset(n - 1 for n in locked),
         turns=turns,
         involves=tuple(meta.get("involves", ())),

@@ -401,3 +401,58 @@ def _languages(db: sqlite_utils.Database) -> None:
                 f"UPDATE couples SET {column} = ? WHERE {column} = ?",  # noqa: S608
                 [_language_code(value), value],
             )
+
+
+@step("0024_authored_assignments")
+def _authored_assignments(db: sqlite_utils.Database) -> None:
+    # Assignments written in the browser (see homework/authoring/). One `authored` row per
+    # library id the clinic publishes under; each published version is a complete
+    # assignment file's text, never changed afterwards (the triggers refuse it); a draft
+    # is the editor's fields as JSON, with a revision number for optimistic concurrency.
+    db.execute(
+        """CREATE TABLE authored (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            uuid TEXT NOT NULL UNIQUE,
+            assignment_id TEXT NOT NULL UNIQUE,
+            copied_from TEXT,
+            created_by,
+            created_at TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE authored_versions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            authored_id INTEGER NOT NULL REFERENCES authored(id),
+            version INTEGER NOT NULL CHECK (version >= 1),
+            text TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            published_by,
+            published_at TEXT NOT NULL,
+            UNIQUE (authored_id, version)
+        )"""
+    )
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"""CREATE TRIGGER authored_versions_no_{event.lower()}
+                BEFORE {event} ON authored_versions
+                BEGIN SELECT RAISE(ABORT, 'a published version never changes'); END"""
+        )
+    db.execute(
+        """CREATE TABLE authoring_drafts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            author_id NOT NULL,
+            authored_id INTEGER UNIQUE REFERENCES authored(id),
+            copied_from TEXT,
+            data TEXT NOT NULL,
+            revision INTEGER NOT NULL DEFAULT 1,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX authoring_drafts_author ON authoring_drafts(author_id)")
+    # Changed in the same transaction as every publish or import: each server process
+    # compares it with the one its library was merged at, once per request.
+    db.execute(
+        "CREATE TABLE library_generation (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT)"
+    )
+    db.execute("INSERT INTO library_generation (id, token) VALUES (1, 'files only')")

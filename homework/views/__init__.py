@@ -107,7 +107,18 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
         static_url_path="/_static",
     )
     from ..submissions import new_key
-    from . import admin, assign, checkin, couples, handouts, library, main, settings, tracking
+    from . import (
+        admin,
+        assign,
+        authoring,
+        checkin,
+        couples,
+        handouts,
+        library,
+        main,
+        settings,
+        tracking,
+    )
     from . import reminders as reminder_views
 
     main.register(bp)
@@ -120,6 +131,7 @@ def make_blueprint(templates: Path, static: Path, accounts: bool) -> Blueprint:
     checkin.register(bp)
     tracking.register(bp)
     reminder_views.register(bp)
+    authoring.register(bp)
     if accounts:
         from . import auth
 

@@ -7,6 +7,7 @@ from .. import merge
 from ..forms import parse_id
 from ..library import CATEGORIES, WHO, display_language, render_sections
 from ..state import current_brand, get_state
+from ..storage import get_db
 from .access import current_therapist, login_required
 
 DURATIONS = (10, 20, 30, 45, 60)
@@ -42,12 +43,19 @@ def library():
         "approaches": lib.approaches(),
         "durations": DURATIONS,
         "whos": WHO,
+        "may_author": _may_author(),
     }
     if request.args.get("partial") == "1":
         return render_template(
             "homework/_library_results.html", display_language=display_language, **context
         )
     return render_template("homework/library.html", display_language=display_language, **context)
+
+
+def _may_author() -> bool:
+    from ..authoring import store
+
+    return store.may_author(get_db(), current_therapist().is_admin)
 
 
 @login_required
@@ -73,4 +81,24 @@ def assignment(assignment_id: str):
         display_language=display_language,
         sections=render_sections(found, values),
         values=values,
+        authoring=_authoring_context(found),
     )
+
+
+def _authoring_context(found) -> dict:
+    """What the page says about writing: may this person copy or edit it, and, for one
+    written at the clinic, its published versions (who published each, and when)."""
+    from ..authoring import store
+
+    db = get_db()
+    me = current_therapist()
+    context = {"may_author": store.may_author(db, me.is_admin), "versions": [], "names": {}}
+    if found.pack.id == store.CLINIC_PACK.id:
+        row = store.authored_row(db, found.id)
+        if row is not None:
+            context["versions"] = store.versions(db, row["id"])
+            if get_state().standalone:
+                from .. import accounts
+
+                context["names"] = {u["id"]: u["name"] for u in accounts.list_users(db)}
+    return context
