@@ -458,6 +458,11 @@ BAD_ZIPS = {
         lambda good: {"p/pack.yaml": PACK_YAML, "p/a.md": good + b"x" * 1_100_000}, (), "MB",
     ),
     "not a zip": (None, (), "is not a zip file"),
+    "translations": (
+        lambda good: {"p/pack.yaml": PACK_YAML, "p/a.md": good,
+                      "p/translations/es/a.md": good},
+        (), "translations are not imported",
+    ),
 }  # fmt: skip
 
 

@@ -120,9 +120,15 @@ def _unpack(data: bytes, into: Path) -> Path:
             or len(relative.parts) != 1
             or not re.fullmatch(r"[A-Za-z0-9._-]+\.(md|yaml)", relative.name)
         ):
-            problems.append(
-                Problem(name, "zip", _("a pack holds only pack.yaml and .md files; refused"))
-            )
+            if relative.parts[0] == "translations":
+                why = _(
+                    "translations are not imported: an assignment written at the clinic "
+                    "is kept in one language. Leave the translations folder out, or add "
+                    "the pack as a folder in HOMEWORK_ASSIGNMENT_DIRS."
+                )
+            else:
+                why = _("a pack holds only pack.yaml and .md files; refused")
+            problems.append(Problem(name, "zip", why))
             continue
         with zf.open(info) as fh:
             content = fh.read(MAX_FILE_BYTES + 1)  # the header's size may lie
