@@ -15,8 +15,9 @@ from flask_babel import gettext as _
 
 from ..checks import check_assignment
 from ..library import Assignment, Field, Problem, load_assignment_text
-from ..library.files import _body_problems, parse_sections
+from ..library.files import body_problems
 from ..library.model import _FRONT_MATTER, MAX_FILE_BYTES, SECTIONS, Pack
+from ..library.reading import parse_sections
 
 PROSE = ("why", "tracking", "barriers", "bring")
 LISTS = ("steps", "prompts", "cautions", "sources", "fields")
@@ -325,7 +326,7 @@ def check(
         problems += [Problem(name, where, msg) for where, msg in section_problems]
         problems += [
             p
-            for p in _body_problems(name, body, fields, data["turns"], data["stop_signal"])
+            for p in body_problems(name, body, fields, data["turns"], data["stop_signal"])
             if not p.field.startswith("fields.")
         ]
     if assignment is not None:

@@ -17,7 +17,6 @@ from .files import (
     load_assignment_text,
     load_pack,
     load_pack_meta,
-    parse_sections,
     validate_file,
 )
 from .model import (
@@ -32,6 +31,7 @@ from .model import (
     render_inline,
     render_markdown,
 )
+from .reading import parse_sections
 from .translations import RTL_LANGUAGES, display_language, is_rtl, translated, valid_language
 
 __all__ = [

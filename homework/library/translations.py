@@ -14,13 +14,15 @@ from babel import Locale, UnknownLocaleError
 
 from .. import merge
 from .model import (
-    _MD_FIND_HTML,
+    _FRONT_MATTER,
     SECTIONS,
     Assignment,
     Field,
+    Pack,
     Problem,
     Translation,
 )
+from .reading import parse_sections, parse_yaml, raw_html, read_text
 
 # Languages written right to left: a copy in one of them prints mirrored.
 RTL_LANGUAGES = frozenset({"ar", "fa", "he", "ur", "ps", "yi", "ckb", "dv", "sd", "ug"})
@@ -141,11 +143,9 @@ def check_translation(
     # plain {{ name }} at all ({% %}, {{ a.b }}, an unclosed brace).
     for message in merge.merge_problems(body, (), skip=merge.used_fields(body)):
         wrong(message)
-    for token in _walk(_MD_FIND_HTML.parse(body) if "<" in body else []):
-        if token.type in ("html_block", "html_inline"):
-            snippet = token.content.strip().splitlines()[0][:60] if token.content.strip() else ""
-            wrong(f"raw HTML is not allowed: {snippet}")
-            break
+    snippet = raw_html(body)
+    if snippet is not None:
+        wrong(f"raw HTML is not allowed: {snippet}")
     if len(problems) > before:
         return None
     return Translation(
@@ -157,13 +157,6 @@ def check_translation(
         body=body,
         path=Path(name),
     )
-
-
-def _walk(tokens):
-    for token in tokens:
-        yield token
-        if token.children:
-            yield from _walk(token.children)
 
 
 def _kind(value: Any) -> str:
@@ -241,3 +234,47 @@ def _compare_sections(original: Assignment, sections: Mapping[str, Any], wrong) 
 
 def _text(content: Any) -> str:
     return "\n".join(content) if isinstance(content, tuple) else content
+
+
+def attach_translations(
+    folder: Path, pack: Pack, found: list[Assignment], problems: list[Problem]
+) -> list[Assignment]:
+    """Attach each good `translations/<language>/<id>.md` to its original; report the rest."""
+    base = folder / "translations"
+    if not base.is_dir():
+        return found
+    by_id = {a.id: a for a in found}
+    attached: dict[str, dict[str, Translation]] = {}
+    root = folder.resolve()
+    for lang_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        code = lang_dir.name
+        for path in sorted(lang_dir.glob("*.md")):
+            name = str(path)
+            if not valid_language(code) or code == pack.language:
+                why = (
+                    f"the pack itself is in {code!r}"
+                    if code == pack.language
+                    else f"{code!r} is not a language code (use one such as es, fr or pt-BR)"
+                )
+                problems.append(Problem(str(lang_dir), code, why))
+                break
+            original = by_id.get(path.stem)
+            if original is None:
+                problems.append(Problem(name, code, f"no assignment {path.stem!r} to translate"))
+                continue
+            text = read_text(path, problems, root)
+            match = _FRONT_MATTER.match(text) if text is not None else None
+            if text is not None and not match:
+                problems.append(
+                    Problem(name, code, "front matter missing: start the file with --- YAML ---")
+                )
+            if not match:
+                continue
+            meta = parse_yaml(match.group(1), name, f"{code}: front matter", problems)
+            if meta is None:
+                continue
+            body = match.group(2)
+            t = check_translation(name, code, meta, body, parse_sections(body), original, problems)
+            if t is not None:
+                attached.setdefault(original.id, {})[code] = t
+    return [replace(a, translations=attached[a.id]) if a.id in attached else a for a in found]
