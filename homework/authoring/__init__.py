@@ -1,6 +1,7 @@
 """Clinic authoring: assignments written, adapted and shared in the browser.
 
-draft.py is the editor's fields and the assignment file they make; store.py keeps drafts
+draft.py is the editor's fields and the assignment file they make; problems.py checks
+that file and places each problem by its field; store.py keeps drafts
 and published versions in the database; packs.py exports and imports them as a pack zip.
 This module joins them: what id a draft publishes under, and publishing it."""
 
@@ -11,6 +12,7 @@ import sqlite_utils
 
 from ..library import Assignment, Library, Problem
 from . import draft as drafts
+from . import problems as draft_problems
 from .store import CLINIC_PACK, Draft, IdTaken, StaleDraft, authored_ids, publish_draft
 
 __all__ = ["CLINIC_PACK", "Draft", "NotPublished", "StaleDraft", "check_draft", "publish"]
@@ -52,7 +54,7 @@ def check_draft(
     draft: Draft, library: Library, db: sqlite_utils.Database
 ) -> tuple[Assignment | None, list[Problem]]:
     """Every problem that stops this draft from being published."""
-    return drafts.check(
+    return draft_problems.check(
         pinned(draft), CLINIC_PACK, _taken(draft, library, db), version=draft.next_version
     )
 
@@ -69,4 +71,4 @@ def publish(draft: Draft, library: Library, db: sqlite_utils.Database, actor_id:
             db, draft, data["id"], lambda version: drafts.to_text(data, version), actor_id
         )
     except IdTaken:
-        raise NotPublished(drafts.check(data, CLINIC_PACK, [data["id"]])[1]) from None
+        raise NotPublished(draft_problems.check(data, CLINIC_PACK, [data["id"]])[1]) from None

@@ -18,6 +18,7 @@ from flask_babel import gettext as _
 from .. import audit, authoring, issuing
 from ..authoring import draft as drafts
 from ..authoring import packs, store
+from ..authoring import problems as draft_problems
 from ..couples import Couple
 from ..forms import ActionForm, parse_id
 from ..handouts import long_date
@@ -190,7 +191,7 @@ def _editor_page(draft: store.Draft, data: dict, errors: dict, problems: list, s
             caution_flags=drafts.CAUTION_FLAGS,
             involves=drafts.INVOLVES,
             sections=drafts.SECTION_TITLES,
-            field_label=drafts.field_label,
+            field_label=draft_problems.field_label,
         ),
         status,
     )
@@ -199,7 +200,7 @@ def _editor_page(draft: store.Draft, data: dict, errors: dict, problems: list, s
 def _problems(draft: store.Draft) -> tuple[dict, list]:
     _assignment, problems = authoring.check_draft(draft, get_state().library, get_db())
     data = authoring.pinned(draft)
-    return drafts.problems_by_field(data, problems), problems
+    return draft_problems.problems_by_field(data, problems), problems
 
 
 @author_required
@@ -214,7 +215,7 @@ def editor(draft_id: int):
     data = drafts.from_form(request.form)
     revision = parse_id(request.form.get("revision")) or 0
     action = request.form.get("action", "save")
-    big = drafts.too_big(data)
+    big = draft_problems.too_big(data)
     if big is not None:
         return _editor_page(draft, data, {big[0]: [big[1]]}, [], 400, revision=revision)
     structural = drafts.apply_action(data, action)
@@ -251,7 +252,7 @@ def _publish(draft: store.Draft):
         version = authoring.publish(draft, get_state().library, db, me.id)
     except authoring.NotPublished as exc:
         data = authoring.pinned(draft)
-        errors = drafts.problems_by_field(data, exc.problems)
+        errors = draft_problems.problems_by_field(data, exc.problems)
         notice = _(
             "Not published: fix the problems listed below first. Your draft is saved.",
         )
@@ -266,7 +267,7 @@ def _publish(draft: store.Draft):
 
 
 def _sample_snapshot(draft: store.Draft) -> dict | None:
-    assignment, _problems = drafts.check(
+    assignment, _problems = draft_problems.check(
         authoring.pinned(draft), store.CLINIC_PACK, version=draft.next_version
     )
     if assignment is None:
