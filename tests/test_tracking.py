@@ -624,6 +624,7 @@ def test_existing_revision_chains_are_joined_up_by_the_migration(app, therapist,
         assert therapist.post(f"/homework/{hw_id}/revise", data={**data, "action": "issue"})
     # Take the database back to before the migration, as an older install has it.
     db.execute("DROP INDEX homework_series")
+    db.execute("DROP INDEX homework_couple_due")  # a later migration's index names it too
     db.execute("ALTER TABLE homework DROP COLUMN series_id")
     db.execute("DELETE FROM _sqlite_migrations WHERE name = '0020_homework_series'")
     assert schema.apply_migrations(db) == ["0020_homework_series"]

@@ -9,6 +9,7 @@ from markupsafe import Markup
 from .. import schema, storage
 from ..dashboard import (
     DASHBOARD_SORTS,
+    CoupleFigures,
     RenderedCache,
     arrange_dashboard,
     dashboard_version,
@@ -56,7 +57,9 @@ def dashboard():
 
 def _dashboard_body(db, me, sort: str, show: str, everyone: bool) -> Markup:
     stall_after = int(current_app.config["HOMEWORK_STALL_AFTER_MISSED"])
-    data = gather(db, me.id, date.today(), stall_after=stall_after)
+    state = current_app.extensions["homework"]
+    kept = state.extra.setdefault("dashboard_figures", CoupleFigures())
+    data = gather(db, me.id, date.today(), stall_after=stall_after, kept=kept)
     rows = arrange_dashboard(data["couples"], sort, show == "attention")
     total = len(rows)
     if not everyone:
