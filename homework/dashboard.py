@@ -45,14 +45,17 @@ def gather(
             [therapist_id],
         )
     }
-    known = kept.take(therapist_id, today) if kept is not None else {}
+    # Kept per day (weeks end today) and per database file: a restore swaps the file,
+    # and its counters may come round to the same numbers over different records.
+    stamp = (today, getattr(db, "_homework_identity", None))
+    known = kept.take(therapist_id, stamp) if kept is not None else {}
     stale = [c for c in couples if c not in known or known[c][0] != changes.get(c, 0)]
     if stale:
         scope = None if len(stale) == len(couples) else stale
         fresh = couple_figures(db, therapist_id, today, scope)
         known = {**known, **{c: (changes.get(c, 0), fresh[c]) for c in stale}}
         if kept is not None:
-            kept.put(therapist_id, today, {c: known[c] for c in couples})
+            kept.put(therapist_id, stamp, {c: known[c] for c in couples})
     rows = []
     for couple_id, couple in couples.items():
         figures = known[couple_id][1]
@@ -284,20 +287,21 @@ class CoupleFigures:
     def __init__(self, size: int = 256):
         self.size = size
         self.lock = threading.Lock()
-        self.kept: OrderedDict[int, tuple[date, dict[int, tuple[int, dict]]]] = OrderedDict()
+        self.kept: OrderedDict[int, tuple[tuple, dict[int, tuple[int, dict]]]] = OrderedDict()
 
-    def take(self, therapist_id: int, today: date) -> dict[int, tuple[int, dict]]:
-        """The figures kept for today (a new day starts afresh: weeks end today)."""
+    def take(self, therapist_id: int, stamp: tuple) -> dict[int, tuple[int, dict]]:
+        """The figures kept under `stamp` (the day and the database file): a new day or
+        another file starts afresh."""
         with self.lock:
             found = self.kept.get(therapist_id)
-            if found is None or found[0] != today:
+            if found is None or found[0] != stamp:
                 return {}
             self.kept.move_to_end(therapist_id)
             return found[1]
 
-    def put(self, therapist_id: int, today: date, figures: dict[int, tuple[int, dict]]) -> None:
+    def put(self, therapist_id: int, stamp: tuple, figures: dict[int, tuple[int, dict]]) -> None:
         with self.lock:
-            self.kept[therapist_id] = (today, figures)
+            self.kept[therapist_id] = (stamp, figures)
             self.kept.move_to_end(therapist_id)
             while len(self.kept) > self.size:
                 self.kept.popitem(last=False)

@@ -5,6 +5,7 @@ import itertools
 import re
 import sqlite3
 from datetime import date, timedelta
+from pathlib import Path
 
 from conftest import csrf_token
 from test_assign import form_for, post_assign
@@ -206,3 +207,34 @@ def test_missed_in_a_row_counts_like_the_windows_it_skips_building():
         windows = practice_windows(start, due_on, per_week, weeks)
         expected = missed_in_a_row(windows, last_on, today_on)
         assert missed_in_a_row_for(start, due_on, per_week, weeks, last_on, today_on) == expected
+
+
+def test_a_restored_database_is_never_shown_through_an_older_page(app, therapist, tmp_path):
+    """Pages and figures are kept per change counter; a restore swaps the database file,
+    and its counters can come round to the same numbers over other records."""
+    import os
+
+    from homework.storage import release_connections
+
+    couple_id = add_couple(therapist, partner_a="Ana", partner_b="Ben")
+    path = issue(therapist, couple_id)
+    phone = app.test_client()
+    check_in(phone, path, 1, reflection="Alpha")
+    live = Path(app.config["HOMEWORK_DATABASE"])
+    earlier = tmp_path / "earlier.db"
+    copy = sqlite3.connect(live)
+    copy.execute("VACUUM INTO ?", [str(earlier)])
+    copy.close()
+    check_in(phone, path, 1, reflection="Bravo")
+    assert "Bravo" in therapist.get("/").get_data(as_text=True)
+    release_connections(live)  # as a restore does: fold the WAL in, then rename over
+    folded = sqlite3.connect(live)
+    assert folded.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    folded.close()
+    os.replace(earlier, live)
+    check_in(phone, path, 2, outcome="not", reflection="Charlie")
+    page = therapist.get("/").get_data(as_text=True)
+    assert "Charlie" in page and "Bravo" not in page
+    for kept in ("dashboards", "dashboard_figures"):  # nothing kept: rendered afresh
+        app.extensions["homework"].extra.pop(kept)
+    assert therapist.get("/").get_data(as_text=True) == page
