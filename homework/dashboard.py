@@ -51,8 +51,7 @@ def gather(
     known = kept.take(therapist_id, stamp) if kept is not None else {}
     stale = [c for c in couples if c not in known or known[c][0] != changes.get(c, 0)]
     if stale:
-        scope = None if len(stale) == len(couples) else stale
-        fresh = couple_figures(db, therapist_id, today, scope)
+        fresh = couple_figures(db, therapist_id, today, stale, len(stale) == len(couples))
         known = {**known, **{c: (changes.get(c, 0), fresh[c]) for c in stale}}
         if kept is not None:
             kept.put(therapist_id, stamp, {c: known[c] for c in couples})
@@ -124,11 +123,14 @@ def couple_figures(
     db: sqlite_utils.Database,
     therapist_id: int,
     today: date,
-    only: list[int] | None = None,
+    couple_ids: list[int],
+    whole_caseload: bool = False,
 ) -> dict[int, dict]:
-    """Per couple of the therapist (or just those in `only`): active, due this week and
-    past due item counts, the last four weeks' targets and practice, overall completion,
-    and the most planned practices missed in a row."""
+    """Per couple in `couple_ids` (of the therapist's): active, due this week and past
+    due item counts, the last four weeks' targets and practice, overall completion, and
+    the most planned practices missed in a row. With `whole_caseload` the queries read
+    every couple of the therapist's rather than look each id up."""
+    only = None if whole_caseload else couple_ids
     starts = week_starts(today)
     # ISO dates compare as text, which costs far less per row than julianday().
     params: dict[str, Any] = {"me": therapist_id, "today": today.isoformat()}
@@ -171,9 +173,8 @@ def couple_figures(
         )
     }
     missed = missed_by_couple(db, therapist_id, today, only)
-    ids = only if only is not None else [r[0] for r in _owned(db, therapist_id)]
     out = {}
-    for couple_id in ids:
+    for couple_id in couple_ids:
         plan = plans.get(couple_id, {})
         weekly = []
         for n, start in enumerate(starts):
@@ -202,12 +203,6 @@ def couple_figures(
             "missed": missed.get(couple_id, 0),
         }
     return out
-
-
-def _owned(db: sqlite_utils.Database, therapist_id: int):
-    return db.execute(
-        "SELECT id FROM couples WHERE owner_id = ? AND archived = 0", [therapist_id]
-    ).fetchall()
 
 
 def missed_by_couple(
