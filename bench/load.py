@@ -6,6 +6,10 @@ the dashboard and check-in POSTs at 16 concurrent clients, each alone, then both
 (8 clients each: the check-ins keep changing the dashboards being read), then GET /healthz,
 the lightest request that reaches the database, as the floor this server and machine set.
 Prints one JSON object as its last line: latencies, throughput, errors and lost writes.
+
+Then a scale run in this process (see `scale_run`): the dashboard for therapists with 1,
+10, 100 and 1,000 couples in clinics of 200 and 2,000 couples (`--scale 200,2000,20000`
+adds a clinic of 20,000, with about 3 minutes more seeding).
 """
 
 import argparse
@@ -35,8 +39,19 @@ from homework.tracking import derive_token  # noqa: E402
 PASSWORD = "bench password for load"
 
 
-def seed(instance: Path, therapists: int, couples: int, items: int, practices: int) -> dict:
-    """Fill a fresh instance quickly with plain SQL (one transaction); return what clients need."""
+def seed(
+    instance: Path,
+    therapists: int,
+    couples: int,
+    items: int,
+    practices: int,
+    owners: list[int] | None = None,
+    links: bool = True,
+) -> dict:
+    """Fill a fresh instance quickly with plain SQL (one transaction); return what clients
+    need. `owners` gives each couple's therapist (1-based; round robin without it), and
+    `links=False` leaves out the check-in links (hashing each one is slow)."""
+    owner = owners.__getitem__ if owners else (lambda c: c % therapists + 1)
     app = create_app(instance_path=instance, create_database=True)
     secret = app.config["SECRET_KEY"]
     snapshot = json.dumps(
@@ -60,10 +75,7 @@ def seed(instance: Path, therapists: int, couples: int, items: int, practices: i
     conn.executemany(
         "INSERT INTO couples (id, owner_id, label, partner_a, partner_b, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (c + 1, c % therapists + 1, f"Couple {c}", f"A{c}", f"B{c}", now, now)
-            for c in range(couples)
-        ],
+        [(c + 1, owner(c), f"Couple {c}", f"A{c}", f"B{c}", now, now) for c in range(couples)],
     )
     per_couple = items // couples
     packets, homework, tokens = [], [], []
@@ -75,11 +87,11 @@ def seed(instance: Path, therapists: int, couples: int, items: int, practices: i
             start = today - timedelta(days=rng.randint(0, 70))
             due = start + timedelta(days=14)
             status = "active" if due >= today - timedelta(days=7) else "done"
-            packets.append((packet_id, c + 1, c % therapists + 1, now))
+            packets.append((packet_id, c + 1, owner(c), now))
             homework.append(
                 (hw_id, c + 1, packet_id, "memory-walk", 1, "core", "A memory walk", "{}",
                  snapshot, "0" * 64, start.isoformat(), due.isoformat(), 3, 2, status,
-                 c % therapists + 1, now, "together")
+                 owner(c), now, "together")
             )  # fmt: skip
             tokens.append(
                 (
@@ -102,6 +114,7 @@ def seed(instance: Path, therapists: int, couples: int, items: int, practices: i
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         homework,
     )
+    tokens = tokens if links else []
     conn.executemany(
         "INSERT INTO checkin_tokens (id, token_sha256, salt, couple_id, packet_id, created_at,"
         " expires_on) VALUES (?,?,?,?,?,?,?)",
@@ -217,10 +230,93 @@ def p95(values: list[float]) -> float:
     return ordered[max(0, int(len(ordered) * 0.95) - 1)]
 
 
+CASELOADS = (1, 10, 100, 1000)
+
+
+def scale_run(sizes: list[int], rounds: int) -> list[dict]:
+    """The dashboard rendered afresh, in this process, for therapists with 1, 10, 100 and
+    1,000 couples in clinics of each size (the rest of each clinic in caseloads of 100;
+    10 items and 50 practice records a couple). Per therapist, medians of `rounds`:
+    the page as the worker keeps it (the anchor: nothing changed), after one new
+    practice record of one of their couples, and with nothing kept (a first load)."""
+    out = []
+    for size in sizes:
+        caseloads = [n for n in CASELOADS if n <= size // 2]
+        owners = [t + 1 for t, n in enumerate(caseloads) for _ in range(n)]
+        rest = size - len(owners)
+        owners += [len(caseloads) + 1 + k // 100 for k in range(rest)]
+        with tempfile.TemporaryDirectory() as tmp:
+            instance = Path(tmp) / "instance"
+            started = time.perf_counter()
+            seed(instance, max(owners), size, size * 10, size * 50, owners=owners, links=False)
+            seed_s = time.perf_counter() - started
+            app = create_app(instance_path=instance)
+            state = app.extensions["homework"]
+            conn = sqlite3.connect(instance / "homework.db", isolation_level=None)
+            rng = random.Random(size)
+            for t, caseload in enumerate(caseloads):
+                client = app.test_client()
+                page = client.get("/login").get_data(as_text=True)
+                login = {"email": f"t{t}@bench.invalid", "password": PASSWORD,
+                         "csrf_token": csrf(page)}  # fmt: skip
+                assert client.post("/login", data=login).status_code == 302
+                items = conn.execute(
+                    "SELECT h.id, h.couple_id FROM homework h JOIN couples c"
+                    " ON c.id = h.couple_id WHERE c.owner_id = ? AND h.status = 'active'",
+                    [t + 1],
+                ).fetchall()
+
+                def timed(client=client) -> float:
+                    begun = time.perf_counter()
+                    response = client.get("/")
+                    assert response.status_code == 200, response.status_code
+                    return time.perf_counter() - begun
+
+                kept, changed, fresh = [], [], []
+                for _ in range(rounds):
+                    state.extra.pop("dashboards", None)
+                    state.extra.pop("dashboard_figures", None)
+                    fresh.append(timed())
+                    kept.append(timed())
+                    hw, couple = rng.choice(items)
+                    conn.execute(
+                        "INSERT INTO practice (homework_id, couple_id, practiced_on, who,"
+                        " outcome, source, created_at) VALUES (?, ?, ?, 'a', 'done', 'checkin',"
+                        " '2026-01-01T00:00:00+00:00')",
+                        [hw, couple, date.today().isoformat()],
+                    )
+                    changed.append(timed())
+                out.append(
+                    {
+                        "clinic_couples": size,
+                        "caseload": caseload,
+                        "seed_s": round(seed_s, 1),
+                        "kept_ms": round(statistics.median(kept) * 1000, 2),
+                        "after_checkin_ms": round(statistics.median(changed) * 1000, 2),
+                        "first_load_ms": round(statistics.median(fresh) * 1000, 2),
+                    }
+                )
+                print(json.dumps(out[-1]), file=sys.stderr)
+            conn.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--scale",
+        default=None,
+        help="clinic sizes for the scale run, comma-separated (default 200,2000, with"
+        " --quick 200; 20000 adds about 3 minutes of seeding); 0 skips it",
+    )
+    parser.add_argument("--only-scale", action="store_true", help="skip the server phases")
     args = parser.parse_args()
+    sizes = [int(n) for n in (args.scale or ("200" if args.quick else "200,2000")).split(",")]
+    sizes = [n for n in sizes if n > 0]
+    if args.only_scale:
+        print(json.dumps({"benchmark": "load", "scale": scale_run(sizes, 3 if args.quick else 7)}))
+        return
     scale = 10 if args.quick else 1
     therapists, couples = 20 // (2 if args.quick else 1), 2000 // scale
     items, practices = 40_000 // scale, 400_000 // scale
@@ -349,6 +445,7 @@ def main() -> None:
         "healthz_errors": sum(1 for s in floor_out if s != 200),
         "lost_writes": len(acknowledged - stored),
         "extra_writes": len(stored - acknowledged),
+        "scale": scale_run(sizes, 3 if args.quick else 7),
     }
     print(json.dumps(result))
 

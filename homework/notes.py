@@ -8,8 +8,7 @@ from datetime import UTC, date, datetime
 
 import sqlite_utils
 
-from . import audit
-from .ratelimits import over_limit
+from . import audit, ratelimits
 from .storage import write
 
 MAX_LENGTH = 4000
@@ -25,13 +24,13 @@ def add_private_note(
 ) -> int | None:
     """Store a note for the therapist of the link's couple; None if a rate limit is hit.
 
-    `limits` are (bucket, limit, window seconds), counted in the same transaction."""
+    `limits` are (bucket, limit, window seconds), counted before the note is written."""
     body = (body or "").strip()
     if written_by not in WRITERS or not body or len(body) > MAX_LENGTH:
         raise ValueError("a note needs a writer of a, b or '' and 1 to 4000 characters")
+    if ratelimits.count(db, limits) is not None:
+        return None
     with write(db):
-        if any(over_limit(db, *limit) for limit in limits):
-            return None
         note_id = db.execute(
             "INSERT INTO private_notes (couple_id, packet_id, written_by, body, created_at)"
             " VALUES (?, ?, ?, ?, ?)",

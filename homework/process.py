@@ -14,6 +14,8 @@ closes what needs closing.
 - render pools (pdf): warm WeasyPrint worker processes, per set of limits. A forked
   child keeps none: pools are per process id, so it starts its own on first use.
   Closed at exit.
+- rate limit counts (ratelimits): a connection per rates file. A forked child lets go of
+  its parent's, never using or closing them, and opens its own.
 - parsed libraries (library): the last 8 assignment libraries parsed, keyed by their
   files' sizes and times. Read-only, so a forked child keeps them.
 

@@ -3,7 +3,7 @@ with its parent's copy."""
 
 import os
 
-from homework import pdf, process
+from homework import pdf, process, ratelimits
 from homework.library import _parsed
 from homework.storage import connect
 from homework.storage.connections import _pool
@@ -19,6 +19,7 @@ def test_every_process_wide_object_is_registered_in_one_place():
         "group commit",
         "render pools",
         "parsed libraries",
+        "rate limit counts",
     ):
         assert name in names
     assert len(names) == len(set(names))
@@ -27,7 +28,14 @@ def test_every_process_wide_object_is_registered_in_one_place():
 
 
 def _held_locks():
-    return [_writer_locks.guard, _group.mutex, pdf._pools.lock, _parsed.lock, _pool.lock]
+    return [
+        _writer_locks.guard,
+        _group.mutex,
+        pdf._pools.lock,
+        _parsed.lock,
+        _pool.lock,
+        ratelimits._stores.lock,
+    ]
 
 
 def test_a_child_forked_while_the_parent_holds_every_lock_can_still_take_them(tmp_path):

@@ -456,3 +456,86 @@ def _authored_assignments(db: sqlite_utils.Database) -> None:
         "CREATE TABLE library_generation (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT)"
     )
     db.execute("INSERT INTO library_generation (id, token) VALUES (1, 'files only')")
+
+
+@step("0025_dashboard_scoped")
+def _dashboard_scoped(db: sqlite_utils.Database) -> None:
+    # Each couple's weighted practice per day, kept by triggers as practice changes: the
+    # dashboard's weekly figures read at most a row per couple and day instead of every
+    # record, and no write path (a plugin, the CLI, an erasure) can forget to keep it.
+    # A day whose last record goes is removed, so an erased couple leaves nothing here.
+    db.execute(
+        """CREATE TABLE practice_days (
+            couple_id INTEGER NOT NULL,
+            practiced_on TEXT NOT NULL,
+            records INTEGER NOT NULL,
+            done REAL NOT NULL,
+            PRIMARY KEY (couple_id, practiced_on)
+        ) WITHOUT ROWID"""
+    )
+    weight = "(CASE {row}.outcome WHEN 'done' THEN 1.0 WHEN 'partly' THEN 0.5 ELSE 0.0 END)"
+    add = (  # noqa: S608 (our SQL)
+        "INSERT INTO practice_days (couple_id, practiced_on, records, done)"
+        " VALUES (NEW.couple_id, NEW.practiced_on, 1, {w})"
+        " ON CONFLICT (couple_id, practiced_on)"
+        " DO UPDATE SET records = records + 1, done = done + excluded.done;"
+    ).format(w=weight.format(row="NEW"))
+    take = (  # noqa: S608 (our SQL)
+        "UPDATE practice_days SET records = records - 1, done = done - {w}"
+        " WHERE couple_id = OLD.couple_id AND practiced_on = OLD.practiced_on;"
+        " DELETE FROM practice_days WHERE couple_id = OLD.couple_id"
+        " AND practiced_on = OLD.practiced_on AND records <= 0;"
+    ).format(w=weight.format(row="OLD"))
+    db.execute(f"CREATE TRIGGER practice_days_insert AFTER INSERT ON practice BEGIN {add} END")
+    db.execute(f"CREATE TRIGGER practice_days_delete AFTER DELETE ON practice BEGIN {take} END")
+    db.execute(
+        "CREATE TRIGGER practice_days_update"
+        " AFTER UPDATE OF couple_id, practiced_on, outcome ON practice"
+        f" BEGIN {take} {add} END"
+    )
+    db.execute(
+        f"INSERT INTO practice_days (couple_id, practiced_on, records, done)"  # noqa: S608
+        f" SELECT couple_id, practiced_on, COUNT(*), SUM({weight.format(row='practice')})"
+        " FROM practice GROUP BY couple_id, practiced_on"
+    )
+    # A change counter per couple, bumped with its practice and items: the dashboard keeps
+    # each couple's figures and reads again only the couples whose counter moved.
+    db.execute(
+        """CREATE TABLE couple_changes (
+            couple_id INTEGER PRIMARY KEY,
+            n INTEGER NOT NULL
+        )"""
+    )
+    bump = (
+        "INSERT INTO couple_changes (couple_id, n) VALUES ({row}.couple_id, 1)"
+        " ON CONFLICT (couple_id) DO UPDATE SET n = n + 1;"
+    )
+    for table in ("practice", "homework"):
+        for event, rows in (("INSERT", ["NEW"]), ("UPDATE", ["OLD", "NEW"]), ("DELETE", ["OLD"])):
+            body = " ".join(bump.format(row=row) for row in rows)
+            db.execute(
+                f"CREATE TRIGGER {table}_{event.lower()}_couple_changes AFTER {event} ON {table}"
+                f" BEGIN {body} END"
+            )
+    # An erased couple leaves no counter or daily sum behind.
+    db.execute(
+        "CREATE TRIGGER couples_delete_figures AFTER DELETE ON couples BEGIN"
+        " DELETE FROM couple_changes WHERE couple_id = OLD.id;"
+        " DELETE FROM practice_days WHERE couple_id = OLD.id; END"
+    )
+    # Recent reflections and the due lists, read per couple of one therapist (the old
+    # indexes served them clinic-wide, in time or due order).
+    db.execute(
+        "CREATE INDEX practice_couple_reflections ON practice(couple_id, created_at)"
+        " WHERE reflection != ''"
+    )
+    # Covering: an item's row holds its snapshot, and reading the dates behind it would
+    # walk that text for every active item.
+    db.execute(
+        "CREATE INDEX homework_couple_due ON homework(couple_id, status, due_date,"
+        " start_date, per_week, weeks, who, series_id)"
+    )
+    # A series' newest real practice, for "missed in a row", without reading each record.
+    db.execute(
+        "CREATE INDEX practice_homework_kept ON practice(homework_id, outcome, practiced_on)"
+    )

@@ -6,8 +6,10 @@ last ends with the plan or on the due date. Reminders and the dashboard's "misse
 practices in a row" both count in these windows."""
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 from ..calendar import practice_days
 
@@ -82,3 +84,30 @@ def missed_in_a_row(windows: list[Window], last_practice: date | None, today: da
     return sum(
         1 for w in windows if w.end < today and (last_practice is None or w.start > last_practice)
     )
+
+
+@lru_cache(maxsize=256)
+def _planned_offsets(per_week: int, weeks: int) -> tuple[int, ...]:
+    """The planned practice days as days after the start (practice_windows' days)."""
+    start = date(2000, 1, 3)
+    days = practice_days(start, max(1, per_week), max(1, weeks))
+    return tuple((d - start).days for _, _, d in days)
+
+
+def missed_in_a_row_for(
+    start: date, due: date, per_week: int, weeks: int, last_practice: date | None, today: date
+) -> int:
+    """`missed_in_a_row(practice_windows(start, due, per_week, weeks), last_practice, today)`
+    without building the windows: the dashboard asks this for every active item at once.
+
+    Window n starts on planned day n and ends the day before planned day n + 1 (the last
+    one on the plan's last day), so both conditions hold for a run of windows: those
+    ended before today are the first k, those begun after the last practice all from the
+    j-th on."""
+    planned = _planned_offsets(per_week, weeks)
+    last = min(7 * max(1, weeks) - 1, (due - start).days)  # the plan's last day, relative
+    open_ = bisect_right(planned, last)  # windows that begin by then
+    before = (today - start).days
+    ended = open_ if last < before else min(open_, max(0, bisect_right(planned, before, 1) - 1))
+    begun = 0 if last_practice is None else bisect_right(planned, (last_practice - start).days)
+    return max(0, ended - min(open_, begun))

@@ -8,9 +8,9 @@ from typing import Any
 import sqlite_utils
 from flask_babel import gettext as _
 
-from .. import audit
+from .. import audit, ratelimits
 from ..dates import friendly_date
-from ..ratelimits import RateLimited, over_limit
+from ..ratelimits import RateLimited
 from ..storage import write_together
 
 WHO = ("a", "b", "together")
@@ -75,14 +75,22 @@ def check_practice(item: dict, practiced_on: date, today: date) -> None:
 def record_practice(
     db: sqlite_utils.Database,
     item: dict,
+    limits: tuple[tuple[str, int, int], ...] = (),
     **details: Any,
 ) -> tuple[int, bool]:
     """Store one practice; a repeated idempotency key records nothing and returns the
-    first record's id. Returns (id, created). Each of `limits` (bucket, count, seconds) is
-    counted in the same transaction, and RateLimited raised when one is over. `details`
-    are `practice_writer`'s."""
+    first record's id. Returns (id, created). A practice that cannot be stored raises
+    PracticeError before anything is counted; then each of `limits` (bucket, count,
+    seconds) is counted, and RateLimited raised, with nothing written, when one is over.
+    `details` are `practice_writer`'s."""
+    store = practice_writer(item, **details)
+    # Counted outside the write (see ratelimits): the writers' lock is held for the
+    # practice and its audit row only.
+    over = ratelimits.count(db, limits)
+    if over is not None:
+        raise RateLimited(over)
     # Check-ins arrive in bursts from many phones: they share commits (see write_together).
-    return write_together(db, practice_writer(item, **details))
+    return write_together(db, store)
 
 
 def practice_writer(
@@ -98,7 +106,6 @@ def practice_writer(
     recorded_by: int | None = None,
     idempotency_key: str | None = None,
     today: date | None = None,
-    limits: tuple[tuple[str, int, int], ...] = (),
 ) -> Callable[[sqlite_utils.Database], tuple[int, bool]]:
     """Check one practice and return the function that stores it inside a write
     transaction (raises PracticeError now, before anything is written)."""
@@ -128,21 +135,20 @@ def practice_writer(
     ]
 
     def store(db: sqlite_utils.Database) -> tuple[int, bool]:
-        for limit in limits:
-            if over_limit(db, *limit):
-                raise RateLimited(limit[0])
-        if idempotency_key:
+        # One statement: a repeated key inserts nothing and returns no row.
+        inserted = db.conn.execute(
+            "INSERT INTO practice (homework_id, couple_id, practiced_on, who, outcome, helpfulness,"
+            " reflection, reflection_private, source, recorded_by, idempotency_key, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            values,
+        ).fetchone()
+        if inserted is None:
             found = db.execute(
                 "SELECT id FROM practice WHERE idempotency_key = ?", [idempotency_key]
             ).fetchone()
-            if found:
-                return found[0], False
-        practice_id = db.execute(
-            "INSERT INTO practice (homework_id, couple_id, practiced_on, who, outcome, helpfulness,"
-            " reflection, reflection_private, source, recorded_by, idempotency_key, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            values,
-        ).lastrowid
+            return found[0], False
+        practice_id = inserted[0]
         audit.record(
             db,
             "practice.recorded",

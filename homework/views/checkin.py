@@ -93,7 +93,7 @@ def _practice_form(items: list[dict], partner_a: str, partner_b: str, fresh: boo
 
 
 def checkin(token: str):
-    # A valid post counts its address in the same transaction as the practice it stores.
+    # A valid post counts its address once, with the practice it stores (record_practice).
     posting = request.method == "POST"
     link, refusal = _link_or_refusal(token, count=not posting)
     if refusal:

@@ -3,12 +3,14 @@
 from datetime import date
 
 from flask import Blueprint, current_app, jsonify, render_template, request
-from flask_babel import get_locale
+from flask_babel import get_locale, get_translations
+from jinja2 import pass_context
 from markupsafe import Markup
 
 from .. import schema, storage
 from ..dashboard import (
     DASHBOARD_SORTS,
+    CoupleFigures,
     RenderedCache,
     arrange_dashboard,
     dashboard_version,
@@ -39,6 +41,7 @@ def dashboard():
     # request render again, never serves an old page as new.
     key = (
         dashboard_version(db, me.id),
+        getattr(db, "_homework_identity", None),  # a restored file counts afresh
         date.today(),
         sort,
         show,
@@ -56,7 +59,9 @@ def dashboard():
 
 def _dashboard_body(db, me, sort: str, show: str, everyone: bool) -> Markup:
     stall_after = int(current_app.config["HOMEWORK_STALL_AFTER_MISSED"])
-    data = gather(db, me.id, date.today(), stall_after=stall_after)
+    state = current_app.extensions["homework"]
+    kept = state.extra.setdefault("dashboard_figures", CoupleFigures())
+    data = gather(db, me.id, date.today(), stall_after=stall_after, kept=kept)
     rows = arrange_dashboard(data["couples"], sort, show == "attention")
     total = len(rows)
     if not everyone:
@@ -73,8 +78,34 @@ def _dashboard_body(db, me, sort: str, show: str, everyone: bool) -> Markup:
             show=show,
             everyone=everyone,
             total=total,
+            **_translations_for_one_page(),
         )
     )
+
+
+def _translations_for_one_page() -> dict:
+    """`gettext` and `ngettext` for one template render, bound to this request's
+    translations once: the page asks for a hundred strings or more, and looking the
+    translations up for each costs more than the rest of its rows together. They behave
+    as Jinja's new-style ones (escaped under autoescape, always %-formatted)."""
+    translations = get_translations()
+
+    @pass_context
+    def gettext(context, text: str, **variables):
+        found = translations.ugettext(text)
+        if context.eval_ctx.autoescape:
+            found = Markup(found)  # noqa: S704 (our own catalogue)
+        return found % variables
+
+    @pass_context
+    def ngettext(context, singular: str, plural: str, num: int, **variables):
+        variables.setdefault("num", num)
+        found = translations.ungettext(singular, plural, num)
+        if context.eval_ctx.autoescape:
+            found = Markup(found)  # noqa: S704 (our own catalogue)
+        return found % variables
+
+    return {"gettext": gettext, "ngettext": ngettext}
 
 
 def dashboard_cache() -> RenderedCache:
