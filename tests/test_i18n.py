@@ -17,7 +17,7 @@ from homework import pdf, reminders, tracking
 from homework.branding import LogoError, process_logo
 from homework.couples import create_couple
 from homework.merge import merge_problems
-from homework.migrations.later import _language_code
+from homework.migrations.recent import _language_code
 from homework.storage import get_db, write
 from homework.tracking.practice import PracticeError, check_practice
 
