@@ -178,6 +178,19 @@ def test_a_couple_with_an_english_and_a_spanish_partner_gets_both_copies(therapi
     assert english.count(url[-20:]) == spanish.count(url[-20:]) == 1
 
 
+def test_the_check_in_page_names_each_item_in_the_couples_language(therapist):
+    couple_id = add_couple(therapist, partner_a_language="es", partner_b_language="es")
+    data = form_for(therapist, couple_id, "daily-appreciation", "device-free-time")
+    assert post_assign(therapist, couple_id, data, "issue").status_code == 302
+    path = checkin_url(therapist, couple_id).split("localhost", 1)[1]
+    phone = therapist.application.test_client()
+    page = phone.get(path).get_data(as_text=True)
+    assert ">Un aprecio concreto cada día</option>" in page
+    assert ">Device-free time together</option>" in page  # it has no Spanish text
+    english = phone.get(path + "?lang=en").get_data(as_text=True)
+    assert ">One specific appreciation a day</option>" in english
+
+
 # Right to left
 
 

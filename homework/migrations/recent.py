@@ -1,7 +1,6 @@
 """Migrations 0021 on: reminders, form drafts, languages, authored assignments, the
 dashboard's kept figures. Append new ones at the end of this file."""
 
-
 import sqlite_utils
 
 from .steps import Step, collect

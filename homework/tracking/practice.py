@@ -162,15 +162,24 @@ def practice_writer(
     return store
 
 
-def packet_checkin_items(db: sqlite_utils.Database, packet_id: int) -> list[dict]:
-    """The items a packet's check-in page offers (current ones only)."""
+def packet_checkin_items(
+    db: sqlite_utils.Database, packet_id: int, language: str | None = None
+) -> list[dict]:
+    """The items a packet's check-in page offers (current ones only), each titled in
+    `language` when its handout has a copy in that language."""
+    path = f'$.translations."{language}".title' if language and language.isalpha() else None
     rows = db.execute(
-        "SELECT id, couple_id, packet_id, title, start_date, due_date, per_week, weeks, who,"
-        " status, series_id FROM homework WHERE packet_id = ? AND status IN ('active', 'done')"
-        " ORDER BY id",
-        [packet_id],
+        "SELECT id, couple_id, packet_id, title, json_extract(snapshot, ?) AS title_there,"
+        " start_date, due_date, per_week, weeks, who, status, series_id FROM homework"
+        " WHERE packet_id = ? AND status IN ('active', 'done') ORDER BY id",
+        [path, packet_id],
     )
-    return [dict(r) for r in rows]
+    items = []
+    for row in rows:
+        item = dict(row)
+        item["title"] = item.pop("title_there") or item["title"]
+        items.append(item)
+    return items
 
 
 def default_checkin_item(items: list[dict], today: date) -> int | None:

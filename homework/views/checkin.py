@@ -99,7 +99,7 @@ def checkin(token: str):
     if refusal:
         return refusal
     db = get_db()
-    items = tracking.packet_checkin_items(db, link["packet_id"])
+    items = tracking.packet_checkin_items(db, link["packet_id"], i18n.homework_language())
     if not items:
         return _kind_page(404)
     partner_a, partner_b = _names(db, link["couple_id"])
@@ -213,7 +213,7 @@ def checkin_note(token: str):
     if refusal:
         return refusal
     db = get_db()
-    items = tracking.packet_checkin_items(db, link["packet_id"])
+    items = tracking.packet_checkin_items(db, link["packet_id"], i18n.homework_language())
     if not items:
         return _kind_page(404)
     partner_a, partner_b = _names(db, link["couple_id"])
@@ -253,7 +253,12 @@ def checkin_ics(token: str, hw_id: int):
     link, refusal = _link_or_refusal(token)
     if refusal:
         return refusal
-    items = {i["id"]: i for i in tracking.packet_checkin_items(get_db(), link["packet_id"])}
+    items = {
+        i["id"]: i
+        for i in tracking.packet_checkin_items(
+            get_db(), link["packet_id"], i18n.homework_language()
+        )
+    }
     item = items.get(hw_id)
     if item is None:
         abort(404)
