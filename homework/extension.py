@@ -45,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "HOMEWORK_RENDER_MEMORY_MB": 1536,
     "HOMEWORK_RENDER_MAX_RENDERS": 200,  # a render worker is replaced after this many
     "HOMEWORK_RENDER_MAX_RSS_MB": 300,  # ... or once its resident memory passes this
+    "HOMEWORK_HANDOUT_CACHE_MB": 256,  # rendered handouts kept on disk; 0: none kept
+    "HOMEWORK_HANDOUT_PRERENDER": True,  # render a new packet's handouts when it is issued
     "HOMEWORK_PUBLIC_URL": None,  # None: the address the therapist's browser used
     "HOMEWORK_CHECKIN_EXPIRY_WEEKS": 8,
     "HOMEWORK_CHECKIN_LIMIT_PER_TOKEN": 40,  # check-in submissions per link per hour
