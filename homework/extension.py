@@ -14,6 +14,7 @@ from flask_babel import Babel
 from . import storage
 from .cli import commands
 from .library import load_library_once
+from .library.cache import CACHE_FILE as LIBRARY_CACHE_FILE
 from .plugins import make_plugin_manager
 from .reminders import check_config as check_reminder_config
 from .resources import resource_dir
@@ -120,7 +121,9 @@ class Homework:
             plugins, load_entry_points=app.config["HOMEWORK_LOAD_PLUGINS"], disabled=disabled
         )
         with app.app_context():
-            library = load_library_once(assignment_pack_folders(pm))
+            library = load_library_once(
+                assignment_pack_folders(pm), Path(app.instance_path) / LIBRARY_CACHE_FILE
+            )
         for problem in library.problems:
             app.logger.warning("assignment library: %s (file skipped)", problem)
         state = HomeworkState(pm=pm, url_prefix=prefix, standalone=self.standalone, library=library)

@@ -61,6 +61,21 @@ class Library:
             "id UNINDEXED, title, summary, body, tokenize='porter unicode61 remove_diacritics 2')"
         )
 
+    def __getstate__(self) -> dict:
+        """What a pickle keeps (library/cache.py): the data and the search index's bytes."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_index")}
+        with self._lock:
+            self._index.commit()  # the index's bytes hold only what is committed
+            state["_index_bytes"] = self._index.serialize()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        index = state.pop("_index_bytes")
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._index = sqlite3.connect(":memory:", check_same_thread=False)
+        self._index.deserialize(index)
+
     def add(self, pack: Pack, assignments: Iterable[Assignment]) -> None:
         """Add a pack; an assignment with a known id replaces the earlier one."""
         self.packs.append(pack)
@@ -177,24 +192,31 @@ def _files_key(folders: list[Path]) -> tuple:
     key = []
     for folder in folders:
         files = []
-        for path in sorted([folder / "pack.yaml", *folder.glob("*.md")]):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             try:
                 st = path.stat()
             except OSError:
                 continue  # a missing file is reported by load_library (and stays missing)
-            files.append((path.name, st.st_mtime_ns, st.st_size))
+            files.append((path.relative_to(folder).as_posix(), st.st_mtime_ns, st.st_size))
         key.append((str(folder.absolute()), tuple(files)))
     return tuple(key)
 
 
-def load_library_once(folders: Iterable[Path | str]) -> Library:
+def load_library_once(folders: Iterable[Path | str], cache_file: Path | None = None) -> Library:
     """`load_library`, parsed once per process for the same files (names, sizes, mtimes);
-    a changed, added or removed file parses afresh."""
+    a changed, added or removed file parses afresh. With `cache_file`, a new process
+    reads the validated library back from that file when every pack file is unchanged
+    (library/cache.py)."""
     folders = [Path(f) for f in folders]
     key = _files_key(folders)
     library = _parsed.get(key)
     if library is None:
-        library = load_library(folders)
+        if cache_file is None:
+            library = load_library(folders)
+        else:
+            from .cache import load_cached
+
+            library = load_cached(folders, cache_file, load_library)
         _parsed.add(key, library)
     return library
 
