@@ -115,7 +115,7 @@ def _read(path: Path) -> bytes | None:
 
 
 def _store(folder: Path, path: Path, pdf: bytes) -> None:
-    folder.parent.mkdir(mode=0o700, exist_ok=True)
+    os.makedirs(folder.parent, mode=0o700, exist_ok=True)
     folder.mkdir(mode=0o700, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=".pdf")  # mode 0600
     try:
@@ -134,7 +134,8 @@ def _key_lock(root: Path, key: str) -> Iterator[None]:
     lock files name no couple and never need cleaning up)."""
     locks = root / LOCKS
     try:
-        locks.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        locks.mkdir(mode=0o700, exist_ok=True)
         fd = os.open(locks / f"{key[:2]}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     except OSError:
         yield  # no lock: at worst the same handout is rendered twice

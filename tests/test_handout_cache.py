@@ -65,6 +65,7 @@ def test_kept_files_are_private_to_the_server(app, therapist):
     assert kept.read_bytes() == pdf
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     assert stat.S_IMODE(kept.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(kept.parent.parent.stat().st_mode) == 0o700
 
 
 def test_a_changed_brand_is_a_new_render_with_new_bytes(app, therapist, renders):

@@ -120,3 +120,46 @@ def test_an_app_starts_from_the_cache_file_in_its_instance(tmp_path, pack):
     assert cache_file.is_file()
     assert stat.S_IMODE(cache_file.stat().st_mode) == 0o600
     assert "memory-walk" in app.extensions["homework"].library.assignments
+
+
+@pytest.fixture
+def result_renders(app):
+    from flask import template_rendered
+
+    made = []
+
+    def note(sender, template, context, **extra):
+        if template.name == "homework/_library_results.html":
+            made.append(len(context["results"]))
+
+    template_rendered.connect(note, app)
+    yield made
+    template_rendered.disconnect(note, app)
+
+
+def test_the_library_page_lists_from_a_kept_render(app, therapist, result_renders):
+    first = therapist.get("/library").get_data(as_text=True)
+    second = therapist.get("/library").get_data(as_text=True)
+    total = len(app.extensions["homework"].library.assignments)
+    assert result_renders == [total]
+    assert "A memory walk" in second
+    assert second.count("hw-assignment-card") == first.count("hw-assignment-card") == total
+    # The live filter's partial answer is the same kept list.
+    partial = therapist.get("/library?partial=1").get_data(as_text=True)
+    assert result_renders == [total]
+    assert partial.count("hw-assignment-card") == total
+    filtered = therapist.get("/library?category=memory").get_data(as_text=True)
+    assert len(result_renders) == 2 and result_renders[1] < total
+    assert filtered.count("hw-assignment-card") == result_renders[1]
+
+
+def test_a_changed_assignment_is_never_listed_from_an_old_render(app, therapist):
+    from dataclasses import replace
+
+    assert "A memory walk" in therapist.get("/library").get_data(as_text=True)
+    library = app.extensions["homework"].library
+    library.assignments["memory-walk"] = replace(
+        library.assignments["memory-walk"], title="A walk through old places"
+    )
+    page = therapist.get("/library").get_data(as_text=True)
+    assert "A walk through old places" in page and "A memory walk" not in page
