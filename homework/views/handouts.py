@@ -43,15 +43,15 @@ def _pdf_response(
                 object_id=object_id,
                 detail=detail,
             )
-        # A kept handout was generated before (and audited then): this row alone says
-        # which bytes went out.
+        # One row when the handout was kept from earlier (rendered at issue or for an
+        # earlier download): it says which bytes went out.
         audit.record(
             db,
             "handout.downloaded",
             actor_id=actor,
             object_type=object_type,
             object_id=object_id,
-            detail=detail if not rendered else None,
+            detail=detail,
         )
     item_id = object_id if object_type == "homework" else None
     return pdf_download(pdf, handout_filename(snapshots, item_id=item_id, packet_id=packet_id))
