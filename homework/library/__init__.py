@@ -6,6 +6,7 @@ the loaded library and the per-process cache of parsed libraries."""
 import re
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,15 +63,17 @@ class Library:
         )
 
     def __getstate__(self) -> dict:
-        """What a pickle keeps (library/cache.py): the data and the search index's bytes."""
+        """What a pickle keeps (library/cache.py): the data and the search index's bytes,
+        compressed (a third of the size, and no file in the instance folder but the
+        clinic's own database looks like a SQLite database)."""
         state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_index")}
         with self._lock:
             self._index.commit()  # the index's bytes hold only what is committed
-            state["_index_bytes"] = self._index.serialize()
+            state["_index_bytes"] = zlib.compress(self._index.serialize(), 1)
         return state
 
     def __setstate__(self, state: dict) -> None:
-        index = state.pop("_index_bytes")
+        index = zlib.decompress(state.pop("_index_bytes"))
         self.__dict__.update(state)
         self._lock = threading.Lock()
         self._index = sqlite3.connect(":memory:", check_same_thread=False)
