@@ -1,14 +1,24 @@
-"""PDF rendering: worker overhead, batch export speed-up, and worker peak memory.
+"""PDF rendering: worker overhead, batch export speed-up, and worker peak memory; then
+downloads through `homework serve`: a handout downloaded again against a static file of
+the same size from the same server, and the first download a moment after issuing.
 
 Prints one JSON object as its last line. `--quick` uses fewer couples and repetitions.
 """
 
 import argparse
+import html as htmllib
+import http.client
 import json
+import os
+import re
+import socket
+import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -17,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from homework import create_app  # noqa: E402
 from homework.accounts import create_user  # noqa: E402
+from homework.branding import Brand, save_brand  # noqa: E402
 from homework.couples import create_couple, get_owned_couple  # noqa: E402
 from homework.handouts import handout_html, render_handout, render_limits  # noqa: E402
 from homework.issuing import Item, build_snapshot, default_personalization, issue_packet  # noqa: E402
@@ -24,6 +35,7 @@ from homework.pdf import RenderLimits, get_pool  # noqa: E402
 from homework.state import current_brand, get_state  # noqa: E402
 from homework.storage import get_db  # noqa: E402
 
+STATIC = Path(__file__).resolve().parent.parent / "homework" / "static"
 ASSIGNMENTS = ("memory-walk", "speaker-listener", "daily-appreciation")
 
 
@@ -66,6 +78,189 @@ def seed(couples: int) -> list[list[dict]]:
         issue_packet(db, couple, owner, items, [])
         all_snapshots.append([i.snapshot for i in items])
     return all_snapshots
+
+
+# --- downloads through `homework serve`, against a static file of the same size --------
+
+PASSWORD = "a long bench password"
+# A therapist's click on the PDF link after the issue's redirect lands (the couple page).
+CLICK_PAUSE_S = 1.5
+
+
+class Client:
+    """One keep-alive HTTP client with its own cookie."""
+
+    def __init__(self, port: int):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.cookie = ""
+
+    def request(self, method: str, path: str, body=None) -> tuple[int, bytes, float]:
+        headers = {"Cookie": self.cookie} if self.cookie else {}
+        data = None
+        if body is not None:
+            data = urllib.parse.urlencode(body, doseq=True)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        start = time.perf_counter()
+        self.conn.request(method, path, body=data, headers=headers)
+        response = self.conn.getresponse()
+        payload = response.read()
+        elapsed = time.perf_counter() - start
+        cookie = response.getheader("Set-Cookie")
+        if cookie:
+            self.cookie = cookie.split(";", 1)[0]
+        return response.status, payload, elapsed
+
+
+def form_from_page(html: str) -> dict:
+    """What a browser sends from the personalize page as it stands (its defaults)."""
+    data: dict = {
+        "a": re.findall(r'<input type="hidden" name="a" value="([^"]+)">', html),
+        "csrf_token": re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1),
+    }
+    for match in re.finditer(r"<input[^>]*>", html):
+        tag = match.group(0)
+        name = re.search(r'name="([^"]+)"', tag)
+        if not name or name.group(1) in ("csrf_token", "a", "action"):
+            continue
+        value = re.search(r'value="([^"]*)"', tag)
+        checkbox, radio = 'type="checkbox"' in tag, 'type="radio"' in tag
+        if (checkbox or radio) and "checked" not in tag:
+            continue
+        sent = htmllib.unescape(value.group(1)) if value else ("y" if checkbox else "")
+        if radio:
+            data[name.group(1)] = sent
+        elif checkbox or name.group(1) in data:
+            before = data.get(name.group(1), [])
+            data[name.group(1)] = [*(before if isinstance(before, list) else [before]), sent]
+        else:
+            data[name.group(1)] = sent
+    for match in re.finditer(r'<textarea[^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', html, re.S):
+        data[match.group(1)] = htmllib.unescape(match.group(2)).lstrip("\r\n")
+    for match in re.finditer(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', html, re.S):
+        selected = re.search(
+            r'<option selected value="([^"]*)"|<option value="([^"]*)" selected', match.group(2)
+        )
+        if selected:
+            data[match.group(1)] = selected.group(1) or selected.group(2)
+    return data
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def seed_clinic(instance: Path, couples: int) -> None:
+    """A clinic with a crisis line, one therapist and `couples` couples with no homework."""
+    app = create_app(instance_path=instance, create_database=True)
+    with app.app_context():
+        db = get_db()
+        owner = create_user(db, "bench@example.org", "Dr. Bench Mark", "therapist", PASSWORD)
+        save_brand(db, Brand(name="Bench Clinic", crisis=CRISIS), None)
+        for n in range(couples):
+            create_couple(
+                db,
+                owner,
+                {"label": f"D{n}", "partner_a": f"Ari{n}", "partner_b": f"Bo{n}",
+                 "screening": "screened"},
+            )  # fmt: skip
+
+
+def ms(values: list[float], q: float = 0.5) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000, 1)
+
+
+def downloads(quick: bool) -> dict:
+    """p50 of a handout download against a static file of the same size from the same
+    server, and of the first download a few seconds after the item was issued."""
+    issues = 4 if quick else 10
+    reps = 40 if quick else 200
+    with tempfile.TemporaryDirectory() as tmp:
+        instance = Path(tmp) / "instance"
+        seed_clinic(instance, issues + 1)
+        port = free_port()
+        server = subprocess.Popen(
+            [str(Path(sys.executable).with_name("homework")), "serve", "--port", str(port),
+             "--instance", str(instance)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        static = None
+        try:
+            for _ in range(600):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            client = Client(port)
+            _, page, _ = client.request("GET", "/login")
+            token = re.search(rb'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
+            login = {"email": "bench@example.org", "password": PASSWORD,
+                     "csrf_token": token.group(1).decode()}  # fmt: skip
+            assert client.request("POST", "/login", login)[0] == 302
+
+            def issue(couple_id: int) -> int:
+                path = f"/couples/{couple_id}/assign?a=memory-walk"
+                status, html, _ = client.request("GET", path)
+                assert status == 200, status
+                form = {**form_from_page(html.decode()), "action": "issue"}
+                status, _, _ = client.request("POST", f"/couples/{couple_id}/assign", form)
+                assert status == 302, status
+                conn = sqlite3.connect(instance / "homework.db")
+                try:
+                    return conn.execute(
+                        "SELECT max(id) FROM homework WHERE couple_id = ?", [couple_id]
+                    ).fetchone()[0]
+                finally:
+                    conn.close()
+
+            first_after_issue = []
+            for couple_id in range(2, issues + 2):
+                hw_id = issue(couple_id)
+                time.sleep(CLICK_PAUSE_S)
+                status, pdf, elapsed = client.request("GET", f"/homework/{hw_id}/handout.pdf")
+                assert status == 200 and pdf.startswith(b"%PDF"), status
+                first_after_issue.append(elapsed)
+
+            hw_id = issue(1)
+            status, pdf, _ = client.request("GET", f"/homework/{hw_id}/handout.pdf")
+            assert status == 200 and pdf.startswith(b"%PDF"), status
+            # The anchor: a file of the PDF's size from the same server's static route
+            # (removed again below).
+            static = STATIC / f"bench-{os.getpid()}.bin"
+            static.write_bytes(os.urandom(len(pdf)))
+            assert client.request("GET", f"/static/{static.name}")[0] == 200
+            again, plain = [], []
+            for _ in range(reps):  # interleaved, so both see the same machine
+                status, body, elapsed = client.request("GET", f"/homework/{hw_id}/handout.pdf")
+                assert status == 200 and body == pdf, status
+                again.append(elapsed)
+                status, body, elapsed = client.request("GET", f"/static/{static.name}")
+                assert status == 200 and len(body) == len(pdf), status
+                plain.append(elapsed)
+        finally:
+            if static is not None:
+                static.unlink(missing_ok=True)
+            server.terminate()
+            server.wait(timeout=30)
+    return {
+        "download_pdf_bytes": len(pdf),
+        "download_requests": reps,
+        "download_ms_median": ms(again),
+        "download_ms_p95": ms(again, 0.95),
+        "static_same_size_ms_median": ms(plain),
+        "static_same_size_ms_p95": ms(plain, 0.95),
+        "download_vs_static_ratio_median": round(
+            statistics.median(again) / statistics.median(plain), 1
+        ),
+        "first_download_after_issue_pause_s": CLICK_PAUSE_S,
+        "first_download_after_issue_count": len(first_after_issue),
+        "first_download_after_issue_ms_median": ms(first_after_issue),
+        "first_download_after_issue_ms_max": round(max(first_after_issue) * 1000, 1),
+    }
 
 
 def main() -> None:
@@ -148,6 +343,7 @@ def main() -> None:
         "batch_2_cores_s": round(parallel, 2),
         "batch_speedup": round(sequential / parallel, 2),
         "worker_peak_rss_mb": round(peak_kb / 1024, 1),
+        **downloads(args.quick),
     }
     print(json.dumps(result))
 

@@ -45,6 +45,12 @@ def homework_issued(packet_id, couple_id, homework_ids, therapist_id):
     current_app.logger.info(
         "homework issued: packet %s, items %s, couple %s", packet_id, homework_ids, couple_id
     )
+    if current_app.config["HOMEWORK_HANDOUT_PRERENDER"]:
+        # Render the new handouts now, in the background: the first download is a read.
+        from .handouts import prerender_packet
+        from .state import handout_inputs
+
+        prerender_packet(packet_id, handout_inputs())
 
 
 @hookimpl(trylast=True)

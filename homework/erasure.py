@@ -20,7 +20,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from . import audit
+from . import audit, handout_cache
 from .safety import screening_record
 from .storage import write
 
@@ -159,9 +159,14 @@ def _append_ledger(ledger: Path, entry: Erased) -> None:
 
 
 def erase_couple(
-    db: sqlite_utils.Database, couple_id: int, actor_id: int | None, ledger: Path
+    db: sqlite_utils.Database,
+    couple_id: int,
+    actor_id: int | None,
+    ledger: Path,
+    kept_handouts: Path | None = None,
 ) -> bool:
-    """Delete the couple and everything of theirs; True if there was anything to erase.
+    """Delete the couple and everything of theirs, and their rendered handouts kept under
+    `kept_handouts` (the handout cache's folder); True if there was anything to erase.
 
     The ledger line is written (and synced) first: if the database write then failed, a
     later restore would still finish the erasure the admin asked for."""
@@ -170,6 +175,10 @@ def erase_couple(
         return False
     _append_ledger(ledger, Erased(datetime.now(UTC).isoformat(), couple_uuid=row[0]))
     _erase(db, couple_id, actor_id, "couple.erased")
+    # Their rendered handouts print their names: after the rows, so a handout rendered
+    # meanwhile is deleted by this or by its renderer, which checks again after writing.
+    if kept_handouts is not None:
+        handout_cache.forget_couple(couple_id, kept_handouts)
     return True
 
 

@@ -14,6 +14,7 @@ from flask import Flask, request
 from . import i18n, storage
 from .cli import commands
 from .library import load_library_once
+from .library.cache import CACHE_FILE as LIBRARY_CACHE_FILE
 from .plugins import make_plugin_manager
 from .reminders import check_config as check_reminder_config
 from .resources import resource_dir
@@ -45,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "HOMEWORK_RENDER_MEMORY_MB": 1536,
     "HOMEWORK_RENDER_MAX_RENDERS": 200,  # a render worker is replaced after this many
     "HOMEWORK_RENDER_MAX_RSS_MB": 300,  # ... or once its resident memory passes this
+    "HOMEWORK_HANDOUT_CACHE_MB": 256,  # rendered handouts kept on disk; 0: none kept
+    "HOMEWORK_HANDOUT_PRERENDER": True,  # render a new packet's handouts when it is issued
     "HOMEWORK_PUBLIC_URL": None,  # None: the address the therapist's browser used
     "HOMEWORK_CHECKIN_EXPIRY_WEEKS": 8,
     "HOMEWORK_CHECKIN_LIMIT_PER_TOKEN": 40,  # check-in submissions per link per hour
@@ -125,7 +128,9 @@ class Homework:
             plugins, load_entry_points=app.config["HOMEWORK_LOAD_PLUGINS"], disabled=disabled
         )
         with app.app_context():
-            library = load_library_once(assignment_pack_folders(pm))
+            library = load_library_once(
+                assignment_pack_folders(pm), Path(app.instance_path) / LIBRARY_CACHE_FILE
+            )
         for problem in library.problems:
             app.logger.warning("assignment library: %s (file skipped)", problem)
         state = HomeworkState(pm=pm, url_prefix=prefix, standalone=self.standalone, library=library)

@@ -1,19 +1,23 @@
 """Printed handouts: the HTML for one item or a packet, rendered to a tagged PDF."""
 
 import hashlib
+import json
 import re
 import unicodedata
+import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
-from flask import current_app, render_template
-from flask_babel import format_date
+from flask import Flask, current_app, render_template
+from flask_babel import force_locale, format_date, get_locale
 from flask_babel import gettext as _
+from jinja2 import meta
 from markupsafe import Markup
 
-from . import i18n
+from . import __version__, handout_cache, i18n
 from .branding import Brand, read_logo
 from .library import is_rtl
 from .pdf import RenderLimits, get_pool
@@ -21,6 +25,7 @@ from .qr import qr_data_uri
 from .snapshots import as_markup, copy_of, print_languages
 
 STYLESHEET = Path(__file__).parent / "static" / "handout.css"
+TEMPLATE = "homework/pdf/handout.html"
 WEEKDAYS = 7
 # A grid with this many rows or fewer stays in one piece on paper; a longer one flows
 # over pages a week at a time.
@@ -175,7 +180,7 @@ def handout_html(
         )
     dirs = [c["dir"] for c in copies]
     return render_template(
-        "homework/pdf/handout.html",
+        TEMPLATE,
         copies=copies,
         brand=brand,
         title=copies[0]["title"],
@@ -213,9 +218,85 @@ def build_handout(
     """The one function that builds every handout: the same snapshots, packet, inputs
     and languages give the same PDF bytes, whichever path asks. `languages` (default:
     the copies the snapshots were issued with) is part of what a handout is made of."""
+    return handout_and_source(snapshots, packet_id, inputs, languages)[0]
+
+
+def handout_and_source(
+    snapshots: list[dict],
+    packet_id: int | None,
+    inputs: HandoutInputs,
+    languages: Sequence[str] | None = None,
+) -> tuple[bytes, bool]:
+    """`build_handout`, and whether it was rendered now (True) or read back from the
+    handout cache (False). Issued handouts (with a packet) are kept by the hash of their
+    render inputs; a sample or a draft without a packet is rendered and never kept."""
     checkin_url = inputs.checkin_url(packet_id) if packet_id else None
+    logo = read_logo(Path(current_app.config["HOMEWORK_UPLOADS"]), inputs.brand.logo)
     languages = tuple(languages or print_languages(snapshots))
-    return render_handout(snapshots, inputs.brand, inputs.extra_css, checkin_url, languages)
+
+    def render() -> bytes:
+        return _render(snapshots, inputs.brand, inputs.extra_css, checkin_url, logo, languages)
+
+    if packet_id is None:
+        return render(), True
+    key = handout_key(
+        render_inputs(snapshots, inputs.brand, inputs.extra_css, checkin_url, logo, languages)
+    )
+    return handout_cache.fetch(packet_id, key, render)
+
+
+def render_inputs(
+    snapshots: list[dict],
+    brand: Brand,
+    extra_css: str,
+    checkin_url: str | None,
+    logo: bytes | None,
+    languages: Sequence[str],
+) -> dict:
+    """Everything that shapes a handout's bytes, by name. Its hash names the kept PDF, so
+    a new input (a partner's language, a new setting) is one more line here."""
+    return {
+        "snapshots": snapshots,
+        "brand": asdict(brand),
+        "logo": hashlib.sha256(logo).hexdigest() if logo else None,
+        "extra_css": extra_css,
+        "checkin_url": checkin_url,
+        "locale": str(get_locale()),
+        "languages": list(languages),
+        "stylesheet": hashlib.sha256(STYLESHEET.read_bytes()).hexdigest(),
+        "templates": _templates_digest(),
+        "homework": __version__,
+    }
+
+
+def handout_key(inputs: dict) -> str:
+    """The sha256 of render inputs, as hex (the kept handout's file name)."""
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+_template_digests: "weakref.WeakKeyDictionary[Flask, str]" = weakref.WeakKeyDictionary()
+
+
+def _templates_digest() -> str:
+    """The sha256 of the handout template and every template it pulls in, as this app's
+    loader finds them (a host may override any), read once per app."""
+    app = current_app._get_current_object()
+    found = _template_digests.get(app)
+    if found is None:
+        env = app.jinja_env
+        digest = hashlib.sha256()
+        todo, seen = [TEMPLATE], set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            source = env.loader.get_source(env, name)[0]
+            digest.update(f"{name}\0{source}\0".encode())
+            todo.extend(n for n in meta.find_referenced_templates(env.parse(source)) if n)
+        found = _template_digests[app] = digest.hexdigest()
+    return found
 
 
 def render_handout(
@@ -227,11 +308,54 @@ def render_handout(
 ) -> bytes:
     """Render snapshots to a PDF/UA-1 document; the same input gives the same bytes."""
     logo = read_logo(Path(current_app.config["HOMEWORK_UPLOADS"]), brand.logo)
+    return _render(snapshots, brand, extra_css, checkin_url, logo, languages)
+
+
+def _render(
+    snapshots: list[dict],
+    brand: Brand,
+    extra_css: str,
+    checkin_url: str | None,
+    logo: bytes | None,
+    languages: Sequence[str] | None = None,
+) -> bytes:
     checkin = {"url": checkin_url, "qr": qr_data_uri(checkin_url)} if checkin_url else None
     html = handout_html(
         snapshots, brand, extra_css, has_logo=bool(logo), checkin=checkin, languages=languages
     )
     return render_document(html, logo, extra_css)
+
+
+def prerender_packet(packet_id: int, inputs: HandoutInputs) -> Future | None:
+    """Render a newly issued packet's handouts (each item's, and the packet's when it has
+    several) into the handout cache in the background, so the first download is a file
+    read. The check-in link and the locale are taken from this request now."""
+    if handout_cache.limit_bytes() <= 0:
+        return None
+    try:
+        link = inputs.checkin_url(packet_id)
+    except RuntimeError:  # no trusted address for the link: the download will say so
+        return None
+    fixed = replace(inputs, checkin_url=lambda _packet_id: link)
+    locale = str(get_locale())
+    app = current_app._get_current_object()
+
+    def work() -> None:
+        from .storage import get_db
+
+        with app.app_context(), force_locale(locale):
+            rows = get_db().execute(
+                "SELECT snapshot FROM homework WHERE packet_id = ?"
+                " AND status IN ('active', 'done') ORDER BY id",
+                [packet_id],
+            )
+            snapshots = [json.loads(row[0]) for row in rows]
+            for snapshot in snapshots:
+                build_handout([snapshot], packet_id, fixed)
+            if len(snapshots) > 1:
+                build_handout(snapshots, packet_id, fixed)
+
+    return handout_cache.in_background(work)
 
 
 def render_document(html: str, logo: bytes | None = None, extra_css: str = "") -> bytes:
@@ -256,7 +380,6 @@ def render_document(html: str, logo: bytes | None = None, extra_css: str = "") -
 
 def export_couple_handouts(app, couple_id: int, out_dir: Path, inputs: HandoutInputs) -> list[Path]:
     """Render every active item of a couple into `out_dir`, in parallel (one per slot)."""
-    import json
     from concurrent.futures import ThreadPoolExecutor
 
     from . import audit
@@ -299,6 +422,4 @@ def export_couple_handouts(app, couple_id: int, out_dir: Path, inputs: HandoutIn
 
 def item_handout(row, inputs: HandoutInputs) -> bytes:
     """The handout of one issued item (a `homework` row), as its download button gives it."""
-    import json
-
     return build_handout([json.loads(row["snapshot"])], row["packet_id"], inputs)

@@ -18,6 +18,10 @@ closes what needs closing.
   its parent's, never using or closing them, and opens its own.
 - parsed libraries (library): the last 8 assignment libraries parsed, keyed by their
   files' sizes and times. Read-only, so a forked child keeps them.
+- handout renders ahead (handout_cache): one background thread that renders a new
+  packet's handouts into the handout cache. A forked child starts without it (the
+  thread stayed in the parent) and starts its own on first use; at exit queued renders
+  are dropped (the download renders instead).
 
 Per-app state (the plugin manager, the library an app uses, caches of the host's logo)
 is not here: it lives in `app.extensions["homework"]` (homework.state) as long as its app.

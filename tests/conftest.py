@@ -135,7 +135,13 @@ def shared_template_code():
 
 # Wall-clock limits sized for production would fire on a loaded CI machine (a cold render
 # worker alone can take seconds to start there); tests that check a limit set their own.
-PATIENT_CONFIG = {"HOMEWORK_RENDER_TIMEOUT_SECONDS": 600, "HOMEWORK_BUSY_TIMEOUT_MS": 300_000}
+PATIENT_CONFIG = {
+    "HOMEWORK_RENDER_TIMEOUT_SECONDS": 600,
+    "HOMEWORK_BUSY_TIMEOUT_MS": 300_000,
+    # Renders after each issue would compete with the tests for the CPU; the tests of
+    # that behaviour turn it on.
+    "HOMEWORK_HANDOUT_PRERENDER": False,
+}
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -13,6 +13,7 @@ from PIL import Image
 from test_assign import form_for, post_assign
 from test_couples import add_couple, audit_actions, login_other
 
+from homework import handout_cache
 from homework.pdf import MESSAGES, RenderError, RenderLimits, get_pool
 
 
@@ -88,8 +89,9 @@ def test_item_pdf_content_metadata_and_headers(therapist, issued, db, tmp_path):
     assert "handout.generated" in audit_actions(db) and "handout.downloaded" in audit_actions(db)
 
 
-def test_same_input_gives_the_same_bytes(therapist, issued):
+def test_same_input_gives_the_same_bytes(app, therapist, issued):
     first = therapist.get("/homework/1/handout.pdf").data
+    handout_cache.clear(app.instance_path)  # rendered again, not read back
     second = therapist.get("/homework/1/handout.pdf").data
     assert hashlib.sha256(first).hexdigest() == hashlib.sha256(second).hexdigest()
 

@@ -66,6 +66,7 @@ def _couple_label(couple_id: int) -> str:
 def erase_command(couple_id: int, yes: bool) -> None:
     """Erase a couple for good: every item, practice record and check-in link of theirs."""
     from ..erasure import erase_couple
+    from ..handout_cache import cache_root
     from ..state import erasure_ledger
 
     label = _couple_label(couple_id)
@@ -73,7 +74,7 @@ def erase_command(couple_id: int, yes: bool) -> None:
         typed = click.prompt(f"Type the couple's label to erase it for good ({label})")
         if typed.strip() != label:
             raise click.ClickException("the label does not match; nothing was erased")
-    erase_couple(storage.get_db(), couple_id, None, erasure_ledger())
+    erase_couple(storage.get_db(), couple_id, None, erasure_ledger(), cache_root())
     click.echo(f"couple {couple_id} erased; the audit log keeps ids and counts only.")
 
 

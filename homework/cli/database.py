@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .. import audit, schema, storage
+from .. import audit, handout_cache, schema, storage
 from ..backups import SECRET_KEY_FILE
 from ..plugins import plugin_summary
 from ..schema import MIGRATION_WAIT_MS
@@ -191,6 +191,8 @@ def restore_command(archive: Path, force: bool) -> None:
         )
     except (BackupError, OSError) as exc:
         raise click.ClickException(f"{exc}; nothing was changed") from exc
+    # Kept handouts may print what the restored database no longer holds.
+    handout_cache.clear(current_app.instance_path)
     click.echo(f"restored the backup of {result.manifest['created']} from {archive}")
     if result.erased_again:
         click.echo(

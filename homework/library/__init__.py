@@ -6,6 +6,7 @@ the loaded library and the per-process cache of parsed libraries."""
 import re
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +77,23 @@ class Library:
             "CREATE VIRTUAL TABLE docs USING fts5("
             "id UNINDEXED, title, summary, body, tokenize='porter unicode61 remove_diacritics 2')"
         )
+
+    def __getstate__(self) -> dict:
+        """What a pickle keeps (library/cache.py): the data and the search index's bytes,
+        compressed (a third of the size, and no file in the instance folder but the
+        clinic's own database looks like a SQLite database)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_index")}
+        with self._lock:
+            self._index.commit()  # the index's bytes hold only what is committed
+            state["_index_bytes"] = zlib.compress(self._index.serialize(), 1)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        index = zlib.decompress(state.pop("_index_bytes"))
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._index = sqlite3.connect(":memory:", check_same_thread=False)
+        self._index.deserialize(index)
 
     def add(self, pack: Pack, assignments: Iterable[Assignment]) -> None:
         """Add a pack; an assignment with a known id replaces the earlier one."""
@@ -193,25 +211,31 @@ def _files_key(folders: list[Path]) -> tuple:
     key = []
     for folder in folders:
         files = []
-        paths = [folder / "pack.yaml", *folder.glob("*.md"), *folder.glob("translations/*/*.md")]
-        for path in sorted(paths):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             try:
                 st = path.stat()
             except OSError:
                 continue  # a missing file is reported by load_library (and stays missing)
-            files.append((str(path.relative_to(folder)), st.st_mtime_ns, st.st_size))
+            files.append((path.relative_to(folder).as_posix(), st.st_mtime_ns, st.st_size))
         key.append((str(folder.absolute()), tuple(files)))
     return tuple(key)
 
 
-def load_library_once(folders: Iterable[Path | str]) -> Library:
+def load_library_once(folders: Iterable[Path | str], cache_file: Path | None = None) -> Library:
     """`load_library`, parsed once per process for the same files (names, sizes, mtimes);
-    a changed, added or removed file parses afresh."""
+    a changed, added or removed file parses afresh. With `cache_file`, a new process
+    reads the validated library back from that file when every pack file is unchanged
+    (library/cache.py)."""
     folders = [Path(f) for f in folders]
     key = _files_key(folders)
     library = _parsed.get(key)
     if library is None:
-        library = load_library(folders)
+        if cache_file is None:
+            library = load_library(folders)
+        else:
+            from .cache import load_cached
+
+            library = load_cached(folders, cache_file, load_library)
         _parsed.add(key, library)
     return library
 

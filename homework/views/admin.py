@@ -7,6 +7,7 @@ from wtforms import SelectChoice
 from .. import couples
 from ..erasure import erase_couple as erase
 from ..forms import ActionForm, HostReassignForm, ReassignForm, parse_id
+from ..handout_cache import cache_root
 from ..state import erasure_ledger, get_state
 from ..storage import get_db
 from .access import admin_required, current_therapist
@@ -77,7 +78,7 @@ def erase_couple(couple_id: int):
         if request.form.get("confirm", "").strip() != row["label"]:
             error = _("Type the label exactly as shown to confirm. Nothing was erased.")
         else:
-            erase(db, couple_id, current_therapist().id, erasure_ledger())
+            erase(db, couple_id, current_therapist().id, erasure_ledger(), cache_root())
             flash(_("The couple and everything of theirs are erased."), "info")
             return redirect(url_for("homework.admin_couples"))
     elif request.method == "POST":

@@ -4,7 +4,7 @@ clear error page when the document could not be printed."""
 from flask import Response, render_template
 from flask_babel import gettext as _
 
-from ..handouts import build_handout, handout_filename, render_document
+from ..handouts import build_handout, handout_and_source, handout_filename, render_document
 from ..pdf import RenderError
 from ..state import handout_inputs
 
@@ -15,6 +15,16 @@ def render_snapshots_or_error(snapshots: list[dict], packet_id: int | None):
         return build_handout(snapshots, packet_id, handout_inputs()), None
     except RenderError as exc:
         return None, render_failed(exc)
+
+
+def handout_or_error(snapshots: list[dict], packet_id: int):
+    """(pdf, rendered now?, None) or (None, False, an error response), for an issued
+    handout (kept in the handout cache)."""
+    try:
+        pdf, rendered = handout_and_source(snapshots, packet_id, handout_inputs())
+    except RenderError as exc:
+        return None, False, render_failed(exc)
+    return pdf, rendered, None
 
 
 def render_failed(exc: RenderError):

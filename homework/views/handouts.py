@@ -11,7 +11,7 @@ from ..handouts import handout_filename
 from ..state import UntrustedHost
 from ..storage import get_db, write
 from .access import current_therapist, login_required, own_homework, own_packet
-from .documents import pdf_download, render_snapshots_or_error
+from .documents import handout_or_error, pdf_download
 
 
 def register(bp: Blueprint) -> None:
@@ -23,7 +23,7 @@ def _pdf_response(
     snapshots: list[dict], object_type: str, object_id: int, couple_id: int, packet_id: int
 ):
     try:
-        pdf, error = render_snapshots_or_error(snapshots, packet_id)
+        pdf, rendered, error = handout_or_error(snapshots, packet_id)
     except UntrustedHost as exc:  # no trusted address to print the check-in link with
         body = render_template(
             "homework/error.html", title=_("The handout was not printed"), message=str(exc)
@@ -31,19 +31,27 @@ def _pdf_response(
         return body, 400
     if error:
         return error
+    detail = {"couple": couple_id, "sha256": hashlib.sha256(pdf).hexdigest(), "bytes": len(pdf)}
+    actor = current_therapist().id
     with write(get_db()) as db:
-        detail = {"couple": couple_id, "sha256": hashlib.sha256(pdf).hexdigest(), "bytes": len(pdf)}
-        actor = current_therapist().id
+        if rendered:
+            audit.record(
+                db,
+                "handout.generated",
+                actor_id=actor,
+                object_type=object_type,
+                object_id=object_id,
+                detail=detail,
+            )
+        # One row when the handout was kept from earlier (rendered at issue or for an
+        # earlier download): it says which bytes went out.
         audit.record(
             db,
-            "handout.generated",
+            "handout.downloaded",
             actor_id=actor,
             object_type=object_type,
             object_id=object_id,
             detail=detail,
-        )
-        audit.record(
-            db, "handout.downloaded", actor_id=actor, object_type=object_type, object_id=object_id
         )
     item_id = object_id if object_type == "homework" else None
     return pdf_download(pdf, handout_filename(snapshots, item_id=item_id, packet_id=packet_id))

@@ -1,7 +1,12 @@
 """The assignment library: browse, filter, search, and read one assignment."""
 
+import threading
+from collections import OrderedDict
+
 from flask import Blueprint, abort, render_template, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
+from markupsafe import Markup
 
 from .. import merge
 from ..forms import parse_id
@@ -11,6 +16,8 @@ from ..storage import get_db
 from .access import current_therapist, login_required
 
 DURATIONS = (10, 20, 30, 45, 60)
+# Rendered result lists kept per app (a full library's list is most of the page's time).
+KEPT_RESULT_LISTS = 16
 
 
 def register(bp: Blueprint) -> None:
@@ -44,18 +51,52 @@ def library():
         "durations": DURATIONS,
         "whos": WHO,
         "may_author": _may_author(),
+        "display_language": display_language,
     }
+    context["results_html"] = _results_html(results, context)
     if request.args.get("partial") == "1":
-        return render_template(
-            "homework/_library_results.html", display_language=display_language, **context
-        )
-    return render_template("homework/library.html", display_language=display_language, **context)
+        return context["results_html"]
+    return render_template("homework/library.html", **context)
 
 
 def _may_author() -> bool:
     from ..authoring import store
 
     return store.may_author(get_db(), current_therapist().is_admin)
+
+
+class _ResultLists:
+    """Rendered result lists, the most recently used kept. The key holds the listed
+    assignments by identity and the entry keeps them alive, so an assignment replaced in
+    the library (a new object) is a new key and never an old card."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.kept: OrderedDict[tuple, tuple[list, Markup]] = OrderedDict()
+
+    def get(self, key: tuple) -> Markup | None:
+        with self.lock:
+            entry = self.kept.get(key)
+            if entry is None:
+                return None
+            self.kept.move_to_end(key)
+            return entry[1]
+
+    def add(self, key: tuple, results: list, html: Markup) -> None:
+        with self.lock:
+            self.kept[key] = (results, html)
+            while len(self.kept) > KEPT_RESULT_LISTS:
+                self.kept.popitem(last=False)
+
+
+def _results_html(results: list, context: dict) -> Markup:
+    kept = get_state().extra.setdefault("library_result_lists", _ResultLists())
+    key = (str(get_locale()), tuple(id(a) for a in results))
+    html = kept.get(key)
+    if html is None:
+        html = Markup(render_template("homework/_library_results.html", **context))  # noqa: S704 (our template's output)
+        kept.add(key, list(results), html)
+    return html
 
 
 @login_required
