@@ -63,8 +63,8 @@ def test_an_edit_of_the_same_size_and_time_is_a_new_load(pack, tmp_path, loads):
 def test_a_new_file_in_a_subfolder_is_a_new_load(pack, tmp_path, loads):
     cache_file = tmp_path / "library-cache.pickle"
     load_cached([pack], cache_file, loads)
-    (pack / "translations" / "es").mkdir(parents=True)
-    (pack / "translations" / "es" / "memory-walk.md").write_text("---\nid: memory-walk\n---\n")
+    (pack / "translations" / "fr").mkdir(parents=True)
+    (pack / "translations" / "fr" / "memory-walk.md").write_text("---\nid: memory-walk\n---\n")
     load_cached([pack], cache_file, loads)
     assert len(loads.made) == 2
     load_cached([pack], cache_file, loads)
@@ -103,8 +103,8 @@ def test_problems_are_kept_with_the_library(pack, tmp_path, loads):
 def test_a_process_reparses_a_pack_when_a_file_in_a_subfolder_changes(pack):
     first = load_library_once([pack])
     assert load_library_once([pack]) is first
-    (pack / "translations").mkdir()
-    (pack / "translations" / "notes.txt").write_text("a new file")
+    (pack / "notes").mkdir()
+    (pack / "notes" / "notes.txt").write_text("a new file")
     assert load_library_once([pack]) is not first
 
 

@@ -209,7 +209,7 @@ def test_an_arabic_pack_prints_right_to_left(app, tmp_path):
         snapshot = build_snapshot(assignment, couple, p, "Dr. Tess Ward", "Clinic", str)
         html = handout_html([snapshot], Brand(crisis="Call 000"))
         pdf = build_handout([snapshot], None, HandoutInputs(Brand(crisis="Call 000")))
-    assert '<div class="hw-copy" lang="ar" dir="rtl">' in html
+    assert '<html lang="ar" dir="rtl">' in html
     assert '<bdi dir="auto">Maria</bdi>' in html
     # Step 3 ("3. يا Maria، ابدأ ...") reads right to left: its number at the right-hand
     # end, then its Arabic opening word, then the Latin name with its Arabic comma.
