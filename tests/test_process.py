@@ -27,7 +27,14 @@ def test_every_process_wide_object_is_registered_in_one_place():
 
 
 def _held_locks():
-    return [_writer_locks.guard, _group.mutex, pdf._pools.lock, _parsed.lock, _pool.lock]
+    return [
+        _writer_locks.guard,
+        _group.mutex,
+        pdf._pools.lock,
+        pdf._pools.host.lock,
+        _parsed.lock,
+        _pool.lock,
+    ]
 
 
 def test_a_child_forked_while_the_parent_holds_every_lock_can_still_take_them(tmp_path):
