@@ -32,8 +32,11 @@ def gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     # A zombie has ended too; its parent (the host) just has not collected it yet.
-    with open(f"/proc/{pid}/stat") as fh:
-        return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:  # collected just now
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 @pytest.fixture(scope="module")
