@@ -160,6 +160,8 @@ def serve_command(
     from ..server import run_gunicorn
 
     with app.app_context():
+        # The handout template compiled once here, shared by the web processes forked next.
+        app.jinja_env.get_template("homework/pdf/handout.html")
         # One worker per render slot, shared by every gunicorn worker (forked after this,
         # they inherit the host), ready before the first request.
         start_render_workers(render_limits(), wait=True)
