@@ -1,6 +1,13 @@
-"""PDF rendering: worker overhead, batch export speed-up, and worker peak memory; then
-downloads through `homework serve`: a handout downloaded again against a static file of
-the same size from the same server, and the first download a moment after issuing.
+"""PDF rendering: worker overhead, batch export speed-up, the server's render workers,
+and downloads.
+
+Each figure comes with its anchor from the same run: a handout through the worker vs bare
+WeasyPrint; a batch on 2 cores vs one at a time (in-process, workers warm); `homework
+export` from the command line with two render workers vs one; under `homework serve`, the
+first PDF after the server answers vs a warm render, and the memory of all the server's
+processes (RSS and PSS summed) after 200 renders vs before them; then a handout downloaded
+again against a static file of the same size from the same server, and the first
+download a moment after issuing.
 
 Prints one JSON object as its last line. `--quick` uses fewer couples and repetitions.
 """
@@ -19,11 +26,13 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from homework import create_app  # noqa: E402
 from homework.accounts import create_user  # noqa: E402
@@ -40,14 +49,17 @@ ASSIGNMENTS = ("memory-walk", "speaker-listener", "daily-appreciation")
 
 
 CRISIS = "In a crisis, call your local emergency number."
+PASSWORD = "a long bench password"
+# The `homework` command of this tree (not whichever is installed): for before/after runs.
+HOMEWORK = [sys.executable, "-c", "from homework.console import main; main()"]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def seed(couples: int) -> list[list[dict]]:
-    """Create `couples` couples with three active handouts each; return their snapshots."""
+def seed(couples: int, packets: int = 1) -> list[list[dict]]:
+    """Create `couples` couples with `packets` packets of three active handouts each;
+    return each packet's snapshots."""
     db = get_db()
-    owner = create_user(
-        db, "bench@example.org", "Dr. Bench Mark", "therapist", "a long bench password"
-    )
+    owner = create_user(db, "bench@example.org", "Dr. Bench Mark", "therapist", PASSWORD)
     library = get_state().library
     all_snapshots = []
     for n in range(couples):
@@ -62,21 +74,22 @@ def seed(couples: int) -> list[list[dict]]:
             },
         )
         couple = get_owned_couple(db, couple_id, owner)
-        items = []
-        for assignment_id in ASSIGNMENTS:
-            a = library.get(assignment_id)
-            p = default_personalization(a, date(2026, 5, 4))
-            items.append(
-                Item(
-                    a,
-                    p,
-                    build_snapshot(
-                        a, couple, p, "Dr. Bench Mark", "Bench Clinic", str, crisis=CRISIS
-                    ),
+        for _ in range(packets):
+            items = []
+            for assignment_id in ASSIGNMENTS:
+                a = library.get(assignment_id)
+                p = default_personalization(a, date(2026, 5, 4))
+                items.append(
+                    Item(
+                        a,
+                        p,
+                        build_snapshot(
+                            a, couple, p, "Dr. Bench Mark", "Bench Clinic", str, crisis=CRISIS
+                        ),
+                    )
                 )
-            )
-        issue_packet(db, couple, owner, items, [])
-        all_snapshots.append([i.snapshot for i in items])
+            issue_packet(db, couple, owner, items, [])
+            all_snapshots.append([i.snapshot for i in items])
     return all_snapshots
 
 
@@ -143,6 +156,15 @@ def form_from_page(html: str) -> dict:
         if selected:
             data[match.group(1)] = selected.group(1) or selected.group(2)
     return data
+
+
+def cli_export(instance: Path, workers: int, out: Path) -> float:
+    """Wall time of `homework export` for couple 1 with this many render workers."""
+    env = {**ENV, "FLASK_HOMEWORK_RENDER_WORKERS": str(workers)}
+    command = [*HOMEWORK, "export", "--instance", str(instance), "--couple", "1", "--out", str(out)]
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
 
 
 def free_port() -> int:
@@ -263,12 +285,150 @@ def downloads(quick: bool) -> dict:
     }
 
 
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, []))
+    return found
+
+
+def memory_mb(pid: int) -> dict:
+    """RSS and PSS in MB summed over `pid` and its descendants, for all of them and for
+    the render processes alone, and how many processes there are of each."""
+    totals = {"rss": 0, "pss": 0, "render_rss": 0, "render_pss": 0, "n": 0, "render_n": 0}
+    for p in descendants(pid):
+        try:
+            rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
+            render = b"render_worker" in Path(f"/proc/{p}/cmdline").read_bytes()
+        except OSError:
+            continue
+        rss = int(re.search(r"^Rss:\s+(\d+)", rollup, re.M).group(1))
+        pss = int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))
+        totals["rss"] += rss
+        totals["pss"] += pss
+        totals["n"] += 1
+        if render:
+            totals["render_rss"] += rss
+            totals["render_pss"] += pss
+            totals["render_n"] += 1
+    return {k: v if k.endswith("n") else round(v / 1024, 1) for k, v in totals.items()}
+
+
+class Browser:
+    """A signed-in therapist's HTTP session (cookies kept by hand)."""
+
+    def __init__(self, port: int):
+        self.base = f"http://127.0.0.1:{port}"
+        self.cookie = ""
+
+    def get(self, path: str, data: dict | None = None) -> tuple[int, bytes]:
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        request = urllib.request.Request(self.base + path, data=body)
+        if self.cookie:
+            request.add_header("Cookie", self.cookie)
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            response = opener.open(request, timeout=120)
+        except urllib.error.HTTPError as exc:
+            response = exc
+        cookie = response.headers.get("Set-Cookie")
+        if cookie:
+            self.cookie = cookie.split(";", 1)[0]
+        return response.status, response.read()
+
+    def sign_in(self) -> None:
+        _, page = self.get("/login")
+        token = re.search(rb'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
+        form = {"email": "bench@example.org", "password": PASSWORD, "csrf_token": token.group(1)}
+        status, _ = self.get("/login", form)
+        assert status == 302, status
+
+
+def serve_figures(instance: Path, items: int, renders: int) -> dict:
+    """Start `homework serve`; time the first PDF once it answers, then warm renders;
+    memory of all its processes before and after `renders` more."""
+    port = free_port()
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [*HOMEWORK, "serve", "--port", str(port), "--instance", str(instance)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        browser = Browser(port)
+        while True:
+            try:
+                if browser.get("/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, "homework serve stopped"
+            time.sleep(0.05)
+        answering = time.perf_counter() - started
+        browser.sign_in()
+        t0 = time.perf_counter()
+        status, pdf = browser.get("/homework/1/handout.pdf")
+        first = time.perf_counter() - t0
+        assert status == 200 and pdf.startswith(b"%PDF"), status
+        warm = []
+        for n in range(2, 7):  # other items: a render each, never a repeat of the first
+            t0 = time.perf_counter()
+            status, pdf = browser.get(f"/homework/{n}/handout.pdf")
+            warm.append(time.perf_counter() - t0)
+            assert status == 200 and pdf.startswith(b"%PDF"), status
+        before = memory_mb(server.pid)
+        for n in range(renders):
+            status, pdf = browser.get(f"/homework/{n % items + 1}/handout.pdf")
+            assert status == 200 and pdf.startswith(b"%PDF"), status
+        after = memory_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    return {
+        "serve_answering_s": round(answering, 2),
+        "first_pdf_after_start_s": round(first, 3),
+        "warm_pdf_s_median": round(statistics.median(warm), 3),
+        "server_processes": after["n"],
+        "server_render_processes": after["render_n"],
+        "server_rss_mb_before": before["rss"],
+        "server_rss_mb_after_renders": after["rss"],
+        "server_pss_mb_before": before["pss"],
+        "server_pss_mb_after_renders": after["pss"],
+        "render_processes_rss_mb_before": before["render_rss"],
+        "render_processes_rss_mb_after_renders": after["render_rss"],
+        "render_processes_pss_mb_before": before["render_pss"],
+        "render_processes_pss_mb_after_renders": after["render_pss"],
+        "renders_between": renders,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     couples = 10 if args.quick else 30
     reps = 5 if args.quick else 15
+    export_packets = 8 if args.quick else 20
+    export_reps = 1 if args.quick else 3
+    server_renders = 50 if args.quick else 200
 
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app(instance_path=Path(tmp) / "instance", create_database=True)
@@ -330,6 +490,19 @@ def main() -> None:
             parallel = export(2)
             peak_kb = max(p.peak_kb for p in [get_pool(RenderLimits(workers=w)) for w in (1, 2)])
 
+        # 3. `homework export` from the command line: one couple's handouts, 2 workers vs 1.
+        instance = Path(tmp) / "export"
+        export_app = create_app(instance_path=instance, create_database=True)
+        with export_app.app_context():
+            seed(1, packets=export_packets)
+        one, two = [], []
+        for rep in range(export_reps):
+            one.append(cli_export(instance, 1, Path(tmp) / f"out1-{rep}"))
+            two.append(cli_export(instance, 2, Path(tmp) / f"out2-{rep}"))
+
+        # 4. Under `homework serve` (its defaults), on the instance of section 3.
+        served = serve_figures(instance, export_packets * len(ASSIGNMENTS), server_renders)
+
     result = {
         "benchmark": "pdf",
         "handout_pages": "1 item (memory walk)",
@@ -344,6 +517,11 @@ def main() -> None:
         "batch_speedup": round(sequential / parallel, 2),
         "worker_peak_rss_mb": round(peak_kb / 1024, 1),
         **downloads(args.quick),
+        "export_cli_handouts": export_packets * len(ASSIGNMENTS),
+        "export_cli_1_worker_s": round(statistics.median(one), 2),
+        "export_cli_2_workers_s": round(statistics.median(two), 2),
+        "export_cli_speedup": round(statistics.median(one) / statistics.median(two), 2),
+        **served,
     }
     print(json.dumps(result))
 

@@ -1,16 +1,22 @@
 """HTML to PDF through warm, limited worker processes; at most one render per core.
 
-`RenderPool.render` sends HTML and assets to an idle worker and waits, with a wall-clock
-timeout, for the PDF. Workers are started lazily (after any server fork), capped in
-memory and CPU, killed when they overrun, and replaced. A worker is also retired after
-`max_renders` renders, when its resident memory passes `max_rss_mb` (WeasyPrint's caches
-grow), and after any render that did not finish cleanly (an interrupted render may leave
-its state half-changed). A set of lock files shared by every server process caps the
-whole server at one render per core.
+One render host per server (homework.render_worker) imports WeasyPrint once and forks
+the workers from that warm process: one worker per render slot, shared by every server
+process. `homework serve` starts the host and the workers before its web processes fork
+(they inherit the host's socket), `homework export` starts them before it reads the
+couple's items, and anywhere else the first render starts them.
+
+`RenderPool.render` takes a render slot (a set of lock files shared by every process
+serving one instance caps the whole server at one render per core), hands the slot's
+worker a socket of its own, sends HTML and assets, and waits, with a wall-clock timeout,
+for the PDF. A worker that overruns is killed; one that crashes, reaches `max_renders`
+renders, passes `max_rss_mb` of resident memory or was interrupted mid-render ends, and
+the host forks its replacement at once, before anyone needs it.
 """
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -21,6 +27,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from flask_babel import lazy_gettext as _l
@@ -39,8 +46,11 @@ class RenderBusy(RenderError):
     """Every render slot stayed busy past the wait limit."""
 
 
-# How long a new worker may take to import WeasyPrint before it counts as broken.
+# How long the render host may take to import WeasyPrint and fork a worker before the
+# render counts as failed.
 STARTUP_SECONDS = 120.0
+# How long to wait for the host to see an ended worker (and fork its replacement).
+ENDING_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -81,57 +91,118 @@ MESSAGES = {
 }
 
 
-class _Worker:
-    """One render process, started as `python -m homework.render_worker` (a clean
-    interpreter: nothing of the server, no open database, no threads) on a socket pair."""
+class RenderHost:
+    """The client end of one render host (homework.render_worker): started on first
+    use, shared with every process forked from this one after that."""
 
-    def __init__(self, memory_mb: int):
-        ours, theirs = socket.socketpair()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "homework.render_worker", str(theirs.fileno()), str(memory_mb)],
-            pass_fds=[theirs.fileno()],
-            stdin=subprocess.DEVNULL,
-            close_fds=True,
-        )
-        theirs.close()
-        from multiprocessing.connection import Connection  # not in a web process that never prints
+    def __init__(self, command: list[str] | None = None):
+        self.command = command or [sys.executable, "-m", "homework.render_worker"]
+        self.lock = threading.Lock()
+        self.sock: socket.socket | None = None
+        self.process: subprocess.Popen | None = None  # only in the process that started it
 
-        self.conn = Connection(ours.detach())
-        self.renders = 0
-        self.ready = False  # it says so once WeasyPrint is imported
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self, kill: bool = False) -> None:
-        if kill:
-            self.process.kill()
-        else:
-            with contextlib.suppress(BrokenPipeError, OSError):
-                self.conn.send(None)
+    def _start(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-        self.conn.close()
+            self.process = subprocess.Popen(
+                [*self.command, str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                close_fds=True,
+            )
+        except Exception:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.sock = ours
+
+    @staticmethod
+    def for_this_process() -> "RenderHost":
+        """The host every pool of this process (and of processes forked from it) uses."""
+        return _pools.host
+
+    def ensure(self) -> None:
+        """Start the host now (it warms up while the caller gets on with other work)."""
+        with self.lock:
+            if self.sock is None:
+                self._start()
+
+    def send(self, message: list, fd: int | None = None) -> None:
+        """One request to the host; a host that has died is replaced (in this process)."""
+        data = json.dumps(message).encode()
+        with self.lock:
+            for attempt in range(2):
+                if self.sock is None:
+                    self._start()
+                try:
+                    socket.send_fds(self.sock, [data], [fd] if fd is not None else [])
+                    return
+                except OSError:
+                    logger.error("the PDF render host has stopped; starting another")
+                    self.sock.close()
+                    self.sock = None
+                    if attempt:
+                        raise
+
+    def ask(self, message: list) -> Connection:
+        """Send `message` with a socket of our own; the host or a worker answers on it."""
+        ours, theirs = socket.socketpair()
+        try:
+            self.send(message, theirs.fileno())
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        return Connection(ours.detach())
+
+    def after_fork(self) -> None:
+        # The child shares the host (its socket stays open) but did not start it.
+        self.lock = threading.Lock()
+        self.process = None
+
+    def close(self) -> None:
+        """Let go of the host; it ends once no process holds it any more."""
+        with self.lock:
+            if self.sock is not None:
+                self.sock.close()
+                self.sock = None
+            if self.process is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(timeout=5)
+                self.process = None
 
 
 @dataclass
 class RenderPool:
-    """Warm render workers for one process; shared slots cap the whole server."""
+    """Render through the host's workers with these limits; shared slots cap the server."""
 
     limits: RenderLimits
-    _idle: list = field(default_factory=list)
-    _count: int = 0
+    host: RenderHost | None = None  # None: the process's own host
+    _count: int = 0  # renders under way in this process
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _available: threading.Condition = None  # type: ignore[assignment]
     peak_kb: int = 0
-    # Workers retired so far, by reason: "renders", "rss", "interrupted".
+    # Workers ended so far, by reason: "renders", "rss", "interrupted".
     retired: Counter = field(default_factory=Counter)
 
-    def __post_init__(self) -> None:
-        self._available = threading.Condition(self._lock)
+    @property
+    def _key(self) -> list[int]:
+        return [self.limits.memory_mb, self.limits.max_renders, self.limits.max_rss_mb]
+
+    def _host(self) -> RenderHost:
+        return self.host or _pools.host
+
+    def start(self) -> None:
+        """Have the host fork one worker per slot now, ahead of the first render."""
+        self._host().send(["start", self._key, self.limits.workers])
+
+    def worker_pids(self, wait_seconds: float = STARTUP_SECONDS) -> list[int]:
+        """The process ids of this pool's live workers (for monitoring and tests)."""
+        with self._host().ask(["pids", self._key]) as answer:
+            if not answer.poll(wait_seconds):
+                raise RenderError(MESSAGES["crashed"])
+            return answer.recv()[1]
 
     def render(
         self, html: str, assets: dict[str, tuple[bytes, str]], options: dict, slot_dir: Path
@@ -140,106 +211,79 @@ class RenderPool:
 
         `slot_dir` holds the lock files every process serving one instance shares."""
         deadline = time.monotonic() + self.limits.queue_seconds
-        slot = self._acquire_slot(slot_dir, deadline)
+        index, slot = self._acquire_slot(slot_dir, deadline)
+        with self._lock:
+            self._count += 1
         try:
-            worker = self._checkout(deadline)
-            try:
-                return self._run(worker, html, assets, options)
-            finally:
-                self._checkin(worker)
+            return self._run(index, html, assets, options)
         finally:
+            with self._lock:
+                self._count -= 1
             fcntl.flock(slot, fcntl.LOCK_UN)
             os.close(slot)
 
-    def _acquire_slot(self, slot_dir: Path, deadline: float) -> int:
+    def _acquire_slot(self, slot_dir: Path, deadline: float) -> tuple[int, int]:
         slot_dir.mkdir(parents=True, exist_ok=True)
         paths = [slot_dir / f"slot-{i}.lock" for i in range(self.limits.workers)]
         while True:
-            for path in paths:
+            for index, path in enumerate(paths):
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    return fd
+                    return index, fd
                 except BlockingIOError:
                     os.close(fd)
             if time.monotonic() > deadline:
                 raise RenderBusy(MESSAGES["busy"])
             time.sleep(0.02)  # another process's render holds every slot: wait our turn
 
-    def _checkout(self, deadline: float) -> _Worker:
-        with self._available:
-            while True:
-                while self._idle:
-                    worker = self._idle.pop()
-                    if worker.alive():
-                        return worker
-                    worker.stop(kill=True)
-                    self._count -= 1
-                if self._count < self.limits.workers:
-                    self._count += 1
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._available.wait(timeout=remaining):
-                    raise RenderBusy(MESSAGES["busy"])
+    def _ended(self, conn: Connection, why: str) -> int | None:
+        """Count a worker that ends; wait until the host has seen it end (and forked its
+        replacement); return its exit code if the host said."""
+        self.retired[why] += 1
+        with contextlib.suppress(EOFError, OSError):
+            if conn.poll(ENDING_SECONDS):
+                return conn.recv()[1]
+        return None
+
+    def _run(self, index: int, html: str, assets: dict, options: dict) -> bytes:
+        conn = self._host().ask(["connect", self._key, index])
         try:
-            return _Worker(self.limits.memory_mb)
-        except Exception:
-            with self._available:
-                self._count -= 1
-                self._available.notify()
-            raise
-
-    def _checkin(self, worker: _Worker | None) -> None:
-        with self._available:
-            if worker is not None and worker.alive():
-                self._idle.append(worker)
-            else:
-                self._count -= 1
-            self._available.notify()
-
-    def worker_pids(self) -> list[int]:
-        """The process ids of this pool's idle workers (for monitoring and tests)."""
-        with self._available:
-            return [w.process.pid for w in self._idle if w.alive()]
-
-    def _retire(self, worker: _Worker, reason: str, kill: bool = False) -> None:
-        self.retired[reason] += 1
-        worker.stop(kill=kill)
-
-    def _run(self, worker: _Worker, html: str, assets: dict, options: dict) -> bytes:
-        try:
-            # A new worker's start-up (importing WeasyPrint) is not the render's time: a
-            # render after a retired worker gets the same wall-clock budget as any other.
-            if not worker.ready:
-                if not worker.conn.poll(STARTUP_SECONDS):
-                    worker.stop(kill=True)
-                    raise RenderError(MESSAGES["crashed"])
-                worker.conn.recv()
-                worker.ready = True
-            worker.conn.send((html, assets, options, self.limits.cpu_seconds))
-            if not worker.conn.poll(self.limits.timeout_seconds):
-                self._retire(worker, "interrupted", kill=True)
+            # The host's start-up (importing WeasyPrint) is not the render's time: the
+            # wall-clock budget starts once a worker has taken the request.
+            if not conn.poll(STARTUP_SECONDS):
+                logger.error("PDF render worker not ready within %s s", STARTUP_SECONDS)
+                raise RenderError(MESSAGES["crashed"])
+            kind, pid = conn.recv()
+            if kind != "ready":  # it ended before it could take the render
+                raise EOFError(f"exit code {pid}")
+            conn.send((html, assets, options, self.limits.cpu_seconds))
+            if not conn.poll(self.limits.timeout_seconds):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                self._ended(conn, "interrupted")
                 logger.error(
                     "PDF render stopped: no answer within %s s (wall-clock limit)",
                     self.limits.timeout_seconds,
                 )
                 raise RenderError(MESSAGES["timeout"])
-            status, payload, peak_kb, rss_kb = worker.conn.recv()
+            answer = conn.recv()
+            if answer[0] == "ended":  # the host's word: the worker died mid-render
+                self.retired["interrupted"] += 1
+                logger.error("PDF render worker died (exit code %s)", answer[1])
+                if answer[1] == -signal.SIGXCPU:  # the RLIMIT_CPU backstop
+                    raise RenderError(MESSAGES["cpu"])
+                raise RenderError(MESSAGES["crashed"])
+            status, payload, peak_kb, _rss_kb, ending = answer
+            self.peak_kb = max(self.peak_kb, peak_kb)
+            if ending is not None:
+                self._ended(conn, ending)
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError) as exc:
-            worker.stop(kill=True)
-            self.retired["interrupted"] += 1
-            logger.error(
-                "PDF render worker died (exit code %s)", worker.process.returncode, exc_info=exc
-            )
-            if worker.process.returncode == -signal.SIGXCPU:  # the RLIMIT_CPU backstop
-                raise RenderError(MESSAGES["cpu"]) from exc
+            logger.error("PDF render worker died", exc_info=exc)
             raise RenderError(MESSAGES["crashed"]) from exc
-        worker.renders += 1
-        self.peak_kb = max(self.peak_kb, peak_kb)
+        finally:
+            conn.close()
         if status != "ok":
-            # Interrupted or failed half-way: WeasyPrint's state in that process is not
-            # to be trusted for the next couple's handout.
-            self._retire(worker, "interrupted")
             kind, _, cause = payload.partition(":")
             logger.error(
                 "PDF render failed (%s)%s",
@@ -247,28 +291,17 @@ class RenderPool:
                 f"; the worker's traceback:\n{cause}" if cause else "",
             )
             raise RenderError(MESSAGES.get(kind, MESSAGES["failed"]))
-        if worker.renders >= self.limits.max_renders:
-            self._retire(worker, "renders")
-        elif rss_kb > self.limits.max_rss_mb * 1024:
-            self._retire(worker, "rss")
         return payload
-
-    def close(self) -> None:
-        """Stop every idle worker."""
-        with self._available:
-            idle, self._idle = self._idle, []
-            self._count -= len(idle)
-        for worker in idle:
-            worker.stop()
 
 
 class _RenderPools:
-    """The process's render pools, one per set of limits and process id: a forked child
-    never uses its parent's workers (their pipes belong to the parent)."""
+    """The process's render host and its pools, one per set of limits and process id (a
+    forked child keeps the host, which its parent shares with it, but counts its own)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.pools: dict[tuple, RenderPool] = {}
+        self.host = RenderHost()
 
     def get(self, limits: RenderLimits) -> RenderPool:
         key = (limits, os.getpid())
@@ -280,21 +313,30 @@ class _RenderPools:
 
     def after_fork(self) -> None:
         self.lock = threading.Lock()  # a parent thread may have held it at the fork
-
-    def close_mine(self) -> None:
-        for (_limits, pid), pool in list(self.pools.items()):
-            if pid == os.getpid():
-                pool.close()
+        self.host.after_fork()
 
 
 _pools = process.keep(
     "render pools",
     _RenderPools(),
     after_fork=lambda: _pools.after_fork(),
-    at_exit=lambda: _pools.close_mine(),
+    at_exit=lambda: _pools.host.close(),
 )
 
 
 def get_pool(limits: RenderLimits) -> RenderPool:
     """The process's pool for these limits (created on first use, after any fork)."""
     return _pools.get(limits)
+
+
+def start_render_workers(limits: RenderLimits, wait: bool = False) -> None:
+    """Start the render host and one worker per slot now, ahead of the first render;
+    with `wait`, return once they are ready (or log why not, after STARTUP_SECONDS)."""
+    _pools.host.ensure()
+    pool = get_pool(limits)
+    pool.start()
+    if wait:
+        try:
+            pool.worker_pids()
+        except RenderError:
+            logger.error("the PDF render workers did not start; the first handout will try again")

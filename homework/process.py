@@ -11,9 +11,11 @@ closes what needs closing.
   child gets free locks and opens each file anew (an flock belongs to the open file).
 - group commit (storage.writes): small writes waiting for one shared COMMIT. A forked
   child starts with an empty queue.
-- render pools (pdf): warm WeasyPrint worker processes, per set of limits. A forked
-  child keeps none: pools are per process id, so it starts its own on first use.
-  Closed at exit.
+- render pools (pdf): the socket to the render host (the process that forks warm
+  WeasyPrint workers, one per render slot) and per-process counters. A forked child
+  keeps the host, shared with its parent (so `homework serve`'s web processes all use
+  the workers it started), with a fresh lock; it counts its own renders. At exit the
+  socket is closed; the host ends once no process holds it.
 - rate limit counts (ratelimits): a connection per rates file. A forked child lets go of
   its parent's, never using or closing them, and opens its own.
 - parsed libraries (library): the last 8 assignment libraries parsed, keyed by their

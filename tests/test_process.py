@@ -32,6 +32,7 @@ def _held_locks():
         _writer_locks.guard,
         _group.mutex,
         pdf._pools.lock,
+        pdf._pools.host.lock,
         _parsed.lock,
         _pool.lock,
         ratelimits._stores.lock,

@@ -20,10 +20,11 @@ def export_command(couple_id: int, out_dir: Path) -> None:
     """Write every active handout of a couple as PDFs, rendering in parallel on all cores."""
     from dataclasses import replace
 
-    from ..handouts import export_couple_handouts
-    from ..pdf import RenderError
+    from ..handouts import export_couple_handouts, render_limits
+    from ..pdf import RenderError, start_render_workers
     from ..state import handout_inputs
 
+    start_render_workers(render_limits())  # they warm up while the items are read
     app = current_app._get_current_object()
     if app.config["HOMEWORK_PUBLIC_URL"]:
         # Check-in links are built as they are for the download button: from

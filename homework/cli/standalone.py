@@ -144,14 +144,27 @@ def serve_command(
     ctx: click.Context, host: str, port: int, workers: int, threads: int, debug: bool
 ) -> None:
     """Serve the app with gunicorn (threads), after applying migrations."""
+    from ..pdf import RenderHost
+
+    # The render host imports WeasyPrint and warms up while the app loads and migrates.
+    RenderHost.for_this_process().ensure()
     app = ctx.ensure_object(ScriptInfo).load_app()
     prepare_database(app)  # opens and closes its connection before gunicorn forks
     click.echo(f"homework on http://{host}:{port}/  (instance {app.instance_path})")
     if debug:
         app.run(host=host, port=port, debug=True)
         return
+    from ..handouts import render_limits
+    from ..pdf import start_render_workers
     from ..reminders import start_loop
     from ..server import run_gunicorn
+
+    with app.app_context():
+        # The handout template compiled once here, shared by the web processes forked next.
+        app.jinja_env.get_template("homework/pdf/handout.html")
+        # One worker per render slot, shared by every gunicorn worker (forked after this,
+        # they inherit the host), ready before the first request.
+        start_render_workers(render_limits(), wait=True)
 
     pid_file = Path(app.instance_path) / "serve.pid"
     pid_file.write_text(str(os.getpid()))  # tells `homework restore` the server is up
