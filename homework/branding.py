@@ -32,6 +32,9 @@ WORD_NAMES = {
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
+DEFAULT_CONFIDENTIALITY = "This handout is for the two of you. Please keep it private."
+
+
 class LogoError(ValueError):
     """The uploaded logo cannot be used; the message says why."""
 
@@ -46,10 +49,18 @@ class Brand:
     phone: str = ""
     website: str = ""
     footer: str = ""
-    confidentiality: str = "This handout is for the two of you. Please keep it private."
+    confidentiality: str = DEFAULT_CONFIDENTIALITY
     crisis: str = ""
     paper: str = "letter"
     word: str = "homework"
+
+    @property
+    def confidentiality_text(self) -> str:
+        """The confidentiality line in the current language while it is still ours (a
+        clinic's own wording prints as typed)."""
+        if self.confidentiality == DEFAULT_CONFIDENTIALITY:
+            return str(_l("This handout is for the two of you. Please keep it private."))
+        return self.confidentiality
 
     @property
     def word_text(self) -> str:

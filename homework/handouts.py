@@ -167,6 +167,7 @@ def handout_html(
                 else _("Your %(word)s", word=brand.word_text)
             )
             page_label = _page_label_css()
+            confidentiality = brand.confidentiality_text
         rtl = is_rtl(code)
         html = Markup(html)  # noqa: S704 (our own template, escaped as it rendered)
         copies.append(
@@ -176,6 +177,7 @@ def handout_html(
                 "html": html,
                 "title": title,
                 "page_label": page_label,
+                "confidentiality": confidentiality,
             }
         )
     dirs = [c["dir"] for c in copies]
@@ -187,7 +189,6 @@ def handout_html(
         issued_on=min(s["start_date"] for s in snapshots),
         language=languages[0],
         dir=dirs[0],
-        footer_dirs=sorted(set(dirs)),
         line_dir=text_direction,
         extra_css=extra_css,
     )

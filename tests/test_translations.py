@@ -163,6 +163,9 @@ def test_a_couple_with_an_english_and_a_spanish_partner_gets_both_copies(therapi
     # each copy's headings in its own language
     assert "Why this helps" in english and "Why this helps" not in spanish
     assert "Por qué ayuda" in spanish
+    # its own footer (the clinic's default confidentiality line) and page numbers
+    assert "Please keep it private." in english and "Please keep it private." not in spanish
+    assert "manténganlo en privado" in spanish
     # and its own page numbers
     assert "Page 1 of" in english and "Página" not in english
     assert "Page" not in spanish and re.search(r"Página \d+ de \d+", spanish)
