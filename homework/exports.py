@@ -1,16 +1,19 @@
-"""A couple's data on the way out: tracking as CSV or JSON, everything as one zip."""
+"""A couple's data on the way out: tracking as CSV or JSON, everything as one zip, and
+every active handout as PDFs (`homework export`)."""
 
 import csv
 import io
 import json
 import unicodedata
 import zipfile
+from dataclasses import replace
 from datetime import date
+from pathlib import Path
 
 import sqlite_utils
 
 from .couples import Couple
-from .handouts import HandoutInputs, handout_filename, item_handout
+from .handouts import HandoutInputs, handout_filename, item_handout, render_limits
 from .notes import notes_for_couple
 from .safety import screening_record
 from .tracking import export_rows
@@ -146,3 +149,45 @@ def couple_archive(
                 name = handout_filename([json.loads(item["snapshot"])], item_id=item["id"])
                 archive.writestr(f"handouts/{name}", pdf)
     return buffer.getvalue(), len(items)
+
+
+def export_couple_handouts(app, couple_id: int, out_dir: Path, inputs: HandoutInputs) -> list[Path]:
+    """Render every active item of a couple into `out_dir`, in parallel (one per slot)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import audit
+    from .storage import get_db, write
+
+    db = get_db()
+    if db.execute("SELECT 1 FROM couples WHERE id = ?", [couple_id]).fetchone() is None:
+        raise LookupError(couple_id)
+    rows = db.execute(
+        "SELECT id, packet_id, snapshot, start_date FROM homework"
+        " WHERE couple_id = ? AND status = 'active' ORDER BY id",
+        [couple_id],
+    ).fetchall()
+    # Links are looked up here, once: the render threads have no request to build them in.
+    links = {row["packet_id"]: inputs.checkin_url(row["packet_id"]) for row in rows}
+    fixed = replace(inputs, checkin_url=links.get)
+
+    def one(row) -> tuple[int, bytes]:
+        with app.app_context():
+            return row["id"], item_handout(row, fixed)
+
+    with ThreadPoolExecutor(max_workers=render_limits().workers) as pool:
+        results = list(pool.map(one, rows))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for row, (hw_id, pdf) in zip(rows, results, strict=True):
+        path = out_dir / handout_filename([json.loads(row["snapshot"])], item_id=hw_id)
+        path.write_bytes(pdf)
+        written.append(path)
+    with write(db):
+        audit.record(
+            db,
+            "handout.exported",
+            object_type="couple",
+            object_id=couple_id,
+            detail={"items": len(rows)},
+        )
+    return written

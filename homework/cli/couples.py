@@ -20,7 +20,8 @@ def export_command(couple_id: int, out_dir: Path) -> None:
     """Write every active handout of a couple as PDFs, rendering in parallel on all cores."""
     from dataclasses import replace
 
-    from ..handouts import export_couple_handouts, render_limits
+    from ..exports import export_couple_handouts
+    from ..handouts import render_limits
     from ..pdf import RenderError, start_render_workers
     from ..state import handout_inputs
 
