@@ -169,21 +169,24 @@ class Client:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         self.cookie = ""
 
-    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, str, float]:
+    def request(
+        self, method: str, path: str, body: dict | None = None, raw: bool = False
+    ) -> tuple[int, str | bytes, float]:
+        """(status, the body as text, or as bytes with `raw`, seconds)."""
         headers = {"Cookie": self.cookie} if self.cookie else {}
         data = None
         if body is not None:
-            data = urllib.parse.urlencode(body)
+            data = urllib.parse.urlencode(body, doseq=True)
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         start = time.perf_counter()
         self.conn.request(method, path, body=data, headers=headers)
         response = self.conn.getresponse()
-        text = response.read().decode("utf-8", "replace")
+        payload = response.read()
         elapsed = time.perf_counter() - start
         cookie = response.getheader("Set-Cookie")
         if cookie:
             self.cookie = cookie.split(";", 1)[0]
-        return response.status, text, elapsed
+        return response.status, payload if raw else payload.decode("utf-8", "replace"), elapsed
 
 
 def csrf(text: str) -> str:

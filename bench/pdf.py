@@ -14,7 +14,6 @@ Prints one JSON object as its last line. `--quick` uses fewer couples and repeti
 
 import argparse
 import html as htmllib
-import http.client
 import json
 import os
 import re
@@ -33,6 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from load import Client, csrf, free_port  # noqa: E402
 
 from homework import create_app  # noqa: E402
 from homework.accounts import create_user  # noqa: E402
@@ -107,30 +109,6 @@ PASSWORD = "a long bench password"
 CLICK_PAUSE_S = 1.5
 
 
-class Client:
-    """One keep-alive HTTP client with its own cookie."""
-
-    def __init__(self, port: int):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        self.cookie = ""
-
-    def request(self, method: str, path: str, body=None) -> tuple[int, bytes, float]:
-        headers = {"Cookie": self.cookie} if self.cookie else {}
-        data = None
-        if body is not None:
-            data = urllib.parse.urlencode(body, doseq=True)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        start = time.perf_counter()
-        self.conn.request(method, path, body=data, headers=headers)
-        response = self.conn.getresponse()
-        payload = response.read()
-        elapsed = time.perf_counter() - start
-        cookie = response.getheader("Set-Cookie")
-        if cookie:
-            self.cookie = cookie.split(";", 1)[0]
-        return response.status, payload, elapsed
-
-
 def form_from_page(html: str) -> dict:
     """What a browser sends from the personalize page as it stands (its defaults)."""
     data: dict = {
@@ -172,12 +150,6 @@ def cli_export(instance: Path, workers: int, out: Path) -> float:
     start = time.perf_counter()
     subprocess.run(command, env=env, check=True, capture_output=True)
     return time.perf_counter() - start
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def seed_clinic(instance: Path, couples: int) -> None:
@@ -226,16 +198,14 @@ def downloads(quick: bool) -> dict:
                     time.sleep(0.1)
             client = Client(port)
             _, page, _ = client.request("GET", "/login")
-            token = re.search(rb'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
-            login = {"email": "bench@example.org", "password": PASSWORD,
-                     "csrf_token": token.group(1).decode()}  # fmt: skip
+            login = {"email": "bench@example.org", "password": PASSWORD, "csrf_token": csrf(page)}
             assert client.request("POST", "/login", login)[0] == 302
 
             def issue(couple_id: int) -> int:
                 path = f"/couples/{couple_id}/assign?a=memory-walk"
                 status, html, _ = client.request("GET", path)
                 assert status == 200, status
-                form = {**form_from_page(html.decode()), "action": "issue"}
+                form = {**form_from_page(html), "action": "issue"}
                 status, _, _ = client.request("POST", f"/couples/{couple_id}/assign", form)
                 assert status == 302, status
                 conn = sqlite3.connect(instance / "homework.db")
@@ -250,24 +220,28 @@ def downloads(quick: bool) -> dict:
             for couple_id in range(2, issues + 2):
                 hw_id = issue(couple_id)
                 time.sleep(CLICK_PAUSE_S)
-                status, pdf, elapsed = client.request("GET", f"/homework/{hw_id}/handout.pdf")
+                status, pdf, elapsed = client.request(
+                    "GET", f"/homework/{hw_id}/handout.pdf", raw=True
+                )
                 assert status == 200 and pdf.startswith(b"%PDF"), status
                 first_after_issue.append(elapsed)
 
             hw_id = issue(1)
-            status, pdf, _ = client.request("GET", f"/homework/{hw_id}/handout.pdf")
+            status, pdf, _ = client.request("GET", f"/homework/{hw_id}/handout.pdf", raw=True)
             assert status == 200 and pdf.startswith(b"%PDF"), status
             # The anchor: a file of the PDF's size from the same server's static route
             # (removed again below).
             static = STATIC / f"bench-{os.getpid()}.bin"
             static.write_bytes(os.urandom(len(pdf)))
-            assert client.request("GET", f"/static/{static.name}")[0] == 200
+            assert client.request("GET", f"/static/{static.name}", raw=True)[0] == 200
             again, plain = [], []
             for _ in range(reps):  # interleaved, so both see the same machine
-                status, body, elapsed = client.request("GET", f"/homework/{hw_id}/handout.pdf")
+                status, body, elapsed = client.request(
+                    "GET", f"/homework/{hw_id}/handout.pdf", raw=True
+                )
                 assert status == 200 and body == pdf, status
                 again.append(elapsed)
-                status, body, elapsed = client.request("GET", f"/static/{static.name}")
+                status, body, elapsed = client.request("GET", f"/static/{static.name}", raw=True)
                 assert status == 200 and len(body) == len(pdf), status
                 plain.append(elapsed)
         finally:
