@@ -11,6 +11,7 @@ import pytest
 from conftest import ADMIN_PASSWORD, PATIENT_CONFIG, csrf_token, set_crisis_line, signed_in
 from test_assign import form_for, post_assign
 from test_couples import add_couple
+from test_pdf import pdftext
 
 from homework import create_app
 
@@ -308,9 +309,12 @@ def test_preview_and_sample_pdf_use_invented_names(admin):
     url = new_draft(admin)
     save(admin, url, GOOD)
     page = admin.get(url + "/preview").get_data(as_text=True)
-    assert "Sam" in page and "Sit down together at the kitchen table" in page
+    preview = re.sub(r"<[^>]+>", "", page[page.index('<section class="hw-preview"') :])
+    assert "For Sam and Alex" in preview and "Sit down together at the kitchen table" in preview
     pdf = admin.get(url + "/sample.pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    text = pdftext(pdf.data)
+    assert "For Sam and Alex" in text and "Sit down together at the kitchen table" in text
 
 
 def test_a_clinic_copy_replaces_the_original_or_stands_beside_it(admin):
@@ -443,7 +447,8 @@ def _good_file(admin) -> bytes:
 
 BAD_ZIPS = {
     "zip slip": (lambda good: {"p/pack.yaml": PACK_YAML, "p/../../evil.md": good}, (), "outside"),
-    "link": (lambda good: {"p/pack.yaml": PACK_YAML, "p/a.md": b"/etc/x"}, ("p/a.md",), "link"),
+    # A link whose target text is itself a good assignment: refused for being a link.
+    "link": (lambda good: {"p/pack.yaml": PACK_YAML, "p/a.md": good}, ("p/a.md",), "is a link"),
     "yaml alias": (
         lambda good: {"p/pack.yaml": PACK_YAML,
                       "p/a.md": good.replace(b"approaches:", b"x: &a [1]\napproaches:")},
