@@ -176,6 +176,9 @@ def test_a_couple_with_an_english_and_a_spanish_partner_gets_both_copies(therapi
     assert "Go gently this week." in english and "Go gently this week." in spanish
     # the assignment with no Spanish text prints in English in the Spanish copy, with its grid
     assert "Device-free time together" in spanish
+    # ... but its dates, like the rest of the Spanish copy's own lines, are in Spanish
+    english_days = r"(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), "
+    assert re.search(english_days, english) and not re.search(english_days, spanish)
     assert english.count("Week 1") == spanish.count("Semana 1") == 2
     url = checkin_url(therapist, couple_id)
     assert english.count(url[-20:]) == spanish.count(url[-20:]) == 1
