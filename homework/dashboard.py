@@ -109,7 +109,7 @@ _MINE = (
 
 def couple_changes(db: sqlite_utils.Database, therapist_id: int) -> dict[int, int]:
     """Each of the therapist's couples' change counter (kept by triggers on practice and
-    homework; see migration 0023); a couple without one has never changed."""
+    homework; see migration 0025); a couple without one has never changed."""
     return dict(
         db.execute(
             "SELECT k.couple_id, k.n FROM couples c CROSS JOIN couple_changes k"
@@ -157,7 +157,7 @@ def couple_figures(
         )
     }
     # SQLite buckets practice by week from the per-day sums the triggers keep (see
-    # migration 0023): a row per couple and day read, a row per couple and week returned.
+    # migration 0025): a row per couple and day read, a row per couple and week returned.
     week = " ".join(
         f"WHEN d.practiced_on >= :start{n} THEN {n}" for n in reversed(range(1, len(starts)))
     )

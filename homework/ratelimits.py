@@ -75,7 +75,7 @@ def _count(conn: sqlite3.Connection, limits: list[Limit], now: float) -> str | N
 def _rates_path(db: sqlite_utils.Database) -> str:
     key = getattr(db, "_homework_key", None)
     name = key[0] if key else db.conn.execute("PRAGMA database_list").fetchone()[2]
-    return str(name) + "-rates" if name and name != ":memory:" else ":memory:"
+    return str(rates_file(name)) if name and name != ":memory:" else ":memory:"
 
 
 def rates_file(database: str | Path) -> Path:

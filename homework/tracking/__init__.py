@@ -33,7 +33,6 @@ from .practice import (
     practice_log,
     practice_writer,
     record_practice,
-    weight_sql,
 )
 from .progress import PLANNED_FOR, progress, session_summary, tally, target_count, whole_counts
 
@@ -71,6 +70,5 @@ __all__ = [
     "tally",
     "target_count",
     "token_digest",
-    "weight_sql",
     "whole_counts",
 ]

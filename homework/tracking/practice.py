@@ -33,11 +33,6 @@ def _case_sql(column: str, values: dict, default: float) -> str:
     return f"(CASE {column} {whens} ELSE {default} END)"
 
 
-def weight_sql(outcome_column: str) -> str:
-    """OUTCOME_WEIGHT as an SQL expression, for sums SQLite does itself."""
-    return _case_sql(outcome_column, OUTCOME_WEIGHT, 0)
-
-
 def people_sql(who_column: str) -> str:
     """PEOPLE as an SQL expression: how many practise an item."""
     return _case_sql(who_column, PEOPLE, 1)
