@@ -24,7 +24,7 @@ from ..forms import ActionForm, parse_id
 from ..handouts import long_date
 from ..library import CATEGORIES, WHO
 from ..snapshots import as_markup
-from ..state import current_brand, get_state, refresh_library
+from ..state import current_brand, get_state
 from ..storage import get_db, write
 from .access import admin_required, current_therapist, login_required
 from .documents import pdf_or_error
@@ -96,6 +96,11 @@ def _own_draft(draft_id: int) -> store.Draft:
 
 @author_required
 def index():
+    return _index_page()
+
+
+def _index_page(**extra) -> str:
+    """The authoring page: drafts, published assignments, sharing, who may write."""
     db = get_db()
     me = current_therapist()
     return render_template(
@@ -106,6 +111,7 @@ def index():
         form=ActionForm(),
         names=_names(),
         library=get_state().library,
+        **extra,
     )
 
 
@@ -260,7 +266,7 @@ def _publish(draft: store.Draft):
     except store.StaleDraft:
         flash(_("This draft changed since you opened it; nothing was published."), "error")
         return redirect(url_for("homework.authoring_draft", draft_id=draft.id))
-    refresh_library()
+    # Redirected: the next request, in whichever process, merges the new library.
     assignment_id = authoring.publish_id(draft)
     flash(_("Published as version %(n)d. It is in the library now.", n=version), "info")
     return redirect(url_for("homework.assignment", assignment_id=assignment_id))
@@ -334,19 +340,7 @@ def import_pack():
     try:
         done = packs.import_zip(get_db(), data, current_therapist().id)
     except packs.ImportRefused as exc:
-        db = get_db()
-        me = current_therapist()
-        return render_template(
-            "homework/authoring.html",
-            drafts=store.list_drafts(db, me.id, everyone=me.is_admin),
-            published=store.list_published(db),
-            therapists_author=store.therapists_may_author(db),
-            form=ActionForm(),
-            names=_names(),
-            library=get_state().library,
-            import_problems=exc.problems,
-        ), 400
-    refresh_library()
+        return _index_page(import_problems=exc.problems), 400
     added = [f"{i} (v{v})" for i, v in done if v]
     same = [i for i, v in done if not v]
     if added:
