@@ -163,3 +163,11 @@ def test_a_changed_assignment_is_never_listed_from_an_old_render(app, therapist,
     monkeypatch.setitem(library.assignments, "memory-walk", changed)
     page = therapist.get("/library").get_data(as_text=True)
     assert "A walk through old places" in page and "A memory walk" not in page
+
+
+def test_a_kept_list_of_cards_is_never_shown_in_another_language(therapist):
+    spanish = therapist.get("/library?partial=1", headers={"Accept-Language": "es"})
+    assert "Comunicación" in spanish.get_data(as_text=True)
+    english = therapist.get("/library?partial=1", headers={"Accept-Language": "en"})
+    page = english.get_data(as_text=True)
+    assert "Communication" in page and "Comunicación" not in page
