@@ -170,15 +170,19 @@ def test_issuing_renders_ahead_so_the_first_download_is_read_back(app, therapist
     assert len(renders) == 3
 
 
-def test_a_failed_render_ahead_leaves_the_download_to_render(app, therapist, monkeypatch):
+def test_a_failed_render_ahead_leaves_the_download_to_render(app, therapist, monkeypatch, caplog):
     app.config["HOMEWORK_HANDOUT_PRERENDER"] = True
+    tried = []
 
     def broken(*args, **kwargs):
+        tried.append(1)
         raise OSError("no render workers")
 
     monkeypatch.setattr(handouts, "render_document", broken)
     issue(therapist, "memory-walk")
     handout_cache.background_idle(timeout=300)
+    assert tried  # the render ahead ran, and failed
+    assert "a handout could not be rendered ahead: OSError" in caplog.text
     assert kept_files(app) == []
     monkeypatch.undo()
     response = therapist.get("/homework/1/handout.pdf")
