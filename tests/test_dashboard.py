@@ -88,6 +88,28 @@ def test_kept_figures_follow_each_change_couple_by_couple(app, therapist, db):
     outside.close()
 
 
+def test_after_a_check_in_only_that_couples_figures_are_read_again(app, therapist, db, monkeypatch):
+    first = add_couple(therapist, partner_a="Ana", partner_b="Ben")
+    second = add_couple(therapist, label="Second", partner_a="Cy", partner_b="Dee")
+    path = issue(therapist, first)
+    issue(therapist, second)
+    me = therapist_id(db)
+    kept = dashboard.CoupleFigures()
+    read = []
+    real = dashboard.couple_figures
+
+    def spy(db, therapist_id, today, couple_ids, *args):
+        read.append(sorted(couple_ids))
+        return real(db, therapist_id, today, couple_ids, *args)
+
+    monkeypatch.setattr(dashboard, "couple_figures", spy)
+    dashboard.gather(db, me, TODAY, kept=kept)
+    dashboard.gather(db, me, TODAY, kept=kept)  # nothing changed: nothing read again
+    check_in(app.test_client(), path, 1)
+    dashboard.gather(db, me, TODAY, kept=kept)
+    assert read == [sorted([first, second]), [first]]
+
+
 def test_the_dashboard_page_shows_a_check_in_at_once(app, therapist):
     couple_id = add_couple(therapist, partner_a="Ana", partner_b="Ben")
     path = issue(therapist, couple_id)
