@@ -27,8 +27,6 @@ from flask_babel import Babel, Domain, force_locale, get_babel, get_locale, refr
 
 TRANSLATIONS = Path(__file__).parent / "translations"
 DEFAULT_LANGUAGE = "en"  # the language the code is written in
-# Each language named in itself: that is how a person looks for their own.
-LANGUAGE_NAMES = {"en": "English", "es": "Español"}
 
 
 @lru_cache(maxsize=1)
@@ -44,9 +42,8 @@ def supported_languages() -> list[str]:
 
 
 def language_name(code: str) -> str:
-    """A language's name in that language ("Español"); the code itself when unknown."""
-    if code in LANGUAGE_NAMES:
-        return LANGUAGE_NAMES[code]
+    """A language's name in that language ("Español"), as a person looks for their own;
+    the code itself when unknown."""
     try:
         return Locale.parse(code).get_display_name(code).capitalize()
     except (ValueError, TypeError):
@@ -144,8 +141,8 @@ def for_couple(code: str | None) -> None:
     """This request is the couple's (the check-in page): speak `code`, else the
     browser's language; a therapist's own setting does not apply."""
     g.homework_couple_page = True
-    use_language(code)
-    refresh()
+    _choose(code)
+    refresh()  # the language may have been chosen for someone else already
 
 
 def browser_language() -> str | None:
@@ -171,9 +168,15 @@ def default_language() -> str:
 def use_language(code: str | None) -> None:
     """Answer the rest of this request in `code` (a view's choice, e.g. the couple's);
     nothing changes for an unsupported or empty code."""
-    if normalise_language(code):
-        g.homework_language = normalise_language(code)
+    if _choose(code):
         refresh()
+
+
+def _choose(code: str | None) -> bool:
+    chosen = normalise_language(code)
+    if chosen:
+        g.homework_language = chosen
+    return chosen is not None
 
 
 def _known_locale(code: str | None) -> str | None:
