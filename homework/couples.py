@@ -72,13 +72,23 @@ class Couple:
         return cls(**data)
 
 
-def couple_language(db: sqlite_utils.Database, couple_id: int) -> str:
-    """The language the couple's shared pages speak: partner A's when it is set, else
-    partner B's; "" when neither is."""
+def _languages(db: sqlite_utils.Database, couple_id: int) -> tuple[str, str]:
     row = db.execute(
         "SELECT partner_a_language, partner_b_language FROM couples WHERE id = ?", [couple_id]
     ).fetchone()
-    return (row["partner_a_language"] or row["partner_b_language"]) if row else ""
+    return (row[0], row[1]) if row else ("", "")
+
+
+def couple_language(db: sqlite_utils.Database, couple_id: int) -> str:
+    """The language the couple's shared pages speak: partner A's when it is set, else
+    partner B's; "" when neither is."""
+    a, b = _languages(db, couple_id)
+    return a or b
+
+
+def partner_language(db: sqlite_utils.Database, couple_id: int, partner: str) -> str:
+    """One partner's language ("a" or "b"); "" when it is not set."""
+    return _languages(db, couple_id)[partner == "b"]
 
 
 def _now() -> str:

@@ -7,6 +7,7 @@ from flask_babel import ngettext
 
 from .. import tracking
 from ..branding import Brand
+from ..couples import partner_language
 from ..i18n import in_language
 from .consent import Contact, stop_token
 from .mail import Reminder
@@ -18,12 +19,6 @@ class Skip(Exception):
 
 def _clinic(brand: Brand) -> str:
     return brand.name or _("Your clinic")
-
-
-def _partner_language(db, couple_id: int, partner: str) -> str:
-    column = "partner_b_language" if partner == "b" else "partner_a_language"
-    row = db.execute(f"SELECT {column} FROM couples WHERE id = ?", [couple_id]).fetchone()  # noqa: S608
-    return row[0] if row else ""
 
 
 def reminder_message(db, row, secret_key: str, brand: Brand, today) -> Reminder:
@@ -43,7 +38,7 @@ def reminder_message(db, row, secret_key: str, brand: Brand, today) -> Reminder:
     if link is None or link.revoked or link.expired(today):
         raise Skip("no_checkin_link")
     # Written in this partner's own language; their link opens the page in it too.
-    language = _partner_language(db, row["couple_id"], row["partner"])
+    language = partner_language(db, row["couple_id"], row["partner"])
     checkin_url = url_for("homework.checkin", token=link.token, lang=language or None,
                           _external=True)  # fmt: skip
     stop_url = url_for("homework.reminder_stop", token=stop_token(secret_key, contact),
