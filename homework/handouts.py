@@ -210,30 +210,22 @@ def _page_label_css() -> str:
     return " ".join(css)
 
 
-def build_handout(
-    snapshots: list[dict],
-    packet_id: int | None,
-    inputs: HandoutInputs,
-    languages: Sequence[str] | None = None,
-) -> bytes:
-    """The one function that builds every handout: the same snapshots, packet, inputs
-    and languages give the same PDF bytes, whichever path asks. `languages` (default:
-    the copies the snapshots were issued with) is part of what a handout is made of."""
-    return handout_and_source(snapshots, packet_id, inputs, languages)[0]
+def build_handout(snapshots: list[dict], packet_id: int | None, inputs: HandoutInputs) -> bytes:
+    """The one function that builds every handout: the same snapshots, packet and inputs
+    give the same PDF bytes, whichever path asks. It prints a copy in each language the
+    snapshots were issued with (their `copies`)."""
+    return handout_and_source(snapshots, packet_id, inputs)[0]
 
 
 def handout_and_source(
-    snapshots: list[dict],
-    packet_id: int | None,
-    inputs: HandoutInputs,
-    languages: Sequence[str] | None = None,
+    snapshots: list[dict], packet_id: int | None, inputs: HandoutInputs
 ) -> tuple[bytes, bool]:
     """`build_handout`, and whether it was rendered now (True) or read back from the
     handout cache (False). Issued handouts (with a packet) are kept by the hash of their
     render inputs; a sample or a draft without a packet is rendered and never kept."""
     checkin_url = inputs.checkin_url(packet_id) if packet_id else None
     logo = read_logo(Path(current_app.config["HOMEWORK_UPLOADS"]), inputs.brand.logo)
-    languages = tuple(languages or print_languages(snapshots))
+    languages = print_languages(snapshots)
 
     def render() -> bytes:
         return _render(snapshots, inputs.brand, inputs.extra_css, checkin_url, logo, languages)
@@ -305,11 +297,10 @@ def render_handout(
     brand: Brand,
     extra_css: str = "",
     checkin_url: str | None = None,
-    languages: Sequence[str] | None = None,
 ) -> bytes:
     """Render snapshots to a PDF/UA-1 document; the same input gives the same bytes."""
     logo = read_logo(Path(current_app.config["HOMEWORK_UPLOADS"]), brand.logo)
-    return _render(snapshots, brand, extra_css, checkin_url, logo, languages)
+    return _render(snapshots, brand, extra_css, checkin_url, logo, print_languages(snapshots))
 
 
 def _render(
@@ -318,7 +309,7 @@ def _render(
     extra_css: str,
     checkin_url: str | None,
     logo: bytes | None,
-    languages: Sequence[str] | None = None,
+    languages: Sequence[str],
 ) -> bytes:
     checkin = {"url": checkin_url, "qr": qr_data_uri(checkin_url)} if checkin_url else None
     html = handout_html(
