@@ -163,7 +163,7 @@ def erase_couple(
     couple_id: int,
     actor_id: int | None,
     ledger: Path,
-    kept_handouts: Path | None = None,
+    kept_handouts: Path | None,
 ) -> bool:
     """Delete the couple and everything of theirs, and their rendered handouts kept under
     `kept_handouts` (the handout cache's folder); True if there was anything to erase.

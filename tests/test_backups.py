@@ -254,7 +254,7 @@ def test_an_erased_couple_stays_erased_after_restoring_an_older_backup(tmp_path)
     app = create_app(instance_path=instance)
     with app.app_context():
         create_user(get_db(), "a2@example.org", "Admin Two", "admin", "a long admin passphrase")
-        erase_couple(get_db(), 2, None, instance / "erasures.jsonl")
+        erase_couple(get_db(), 2, None, instance / "erasures.jsonl", None)
     result = homework_cli("restore", str(archive), instance=instance)
     assert result.returncode == 0, result.stderr
     assert "erased again 1 couple" in result.stdout

@@ -159,7 +159,7 @@ def test_daily_sums_follow_every_write_and_leave_with_an_erased_couple(
     with write(db):
         db.execute("DELETE FROM practice WHERE outcome = 'partly'")
     assert daily_sums(db) == recounted(db) and len(daily_sums(db)) == 1
-    assert erase_couple(db, couple_id, None, tmp_path / "erasures.jsonl")
+    assert erase_couple(db, couple_id, None, tmp_path / "erasures.jsonl", None)
     assert daily_sums(db) == {}
     assert db.execute("SELECT COUNT(*) FROM couple_changes").fetchone()[0] == 0
 

@@ -41,7 +41,7 @@ def test_restore_never_erases_a_new_couple_given_an_erased_couples_old_id(tmp_pa
         newest, owner = db.execute(
             "SELECT id, owner_id FROM couples ORDER BY id DESC LIMIT 1"
         ).fetchone()
-        assert erase_couple(db, newest, None, instance / "erasures.jsonl")
+        assert erase_couple(db, newest, None, instance / "erasures.jsonl", None)
         new_id = create_couple(
             db, owner, {"label": "Quinn & Rue", "partner_a": "Quinn", "partner_b": "Rue"}
         )
@@ -125,7 +125,7 @@ def test_a_couple_erased_after_the_upgrade_stays_erased_in_a_backup_from_before(
     db = connect(db_path)
     apply_migrations(db)
     ledger = tmp_path / "erasures.jsonl"
-    assert erase_couple(db, 2, None, ledger)
+    assert erase_couple(db, 2, None, ledger, None)
     db.close()
     assert read_ledger(ledger)[0].couple_uuid  # named by UUID, not by id
     result = restore(archive, db_path, tmp_path / "uploads", ledger=ledger)
@@ -201,7 +201,7 @@ def test_a_line_torn_by_a_crash_does_not_swallow_the_next_erasure(tmp_path):
     ledger = tmp_path / "erasures.jsonl"
     ledger.write_text('{"couple_uuid": "0000')  # the writer died mid-line, before erasing
     uuid = db.execute("SELECT uuid FROM couples WHERE id = 1").fetchone()[0]
-    assert erase_couple(db, 1, None, ledger)
+    assert erase_couple(db, 1, None, ledger, None)
     db.close()
     assert [e.couple_uuid for e in read_ledger(ledger)] == [uuid]
 

@@ -429,7 +429,7 @@ def test_addresses_come_back_with_a_backup_and_erased_ones_never_do(tmp_path):
     assert result.returncode == 0, result.stderr
     archive = result.stdout.split()[1]
     with app.app_context():
-        erase_couple(get_db(), erased, None, instance / "erasures.jsonl")
+        erase_couple(get_db(), erased, None, instance / "erasures.jsonl", None)
         reminders.save_contacts(get_db(), kept, {"a": ("", False)}, 2)  # removed after
     result = homework_cli("restore", archive, instance=instance)
     assert result.returncode == 0, result.stderr

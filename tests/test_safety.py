@@ -498,7 +498,7 @@ def test_erasing_a_couple_leaves_no_note_of_theirs_readable_in_the_database_file
     assert readable(secret_note) and readable(secret_reflection)
     # As on an SQLite built without secure deletion: deleted rows would stay in free pages.
     db.execute("PRAGMA secure_delete = OFF")
-    assert erase_couple(db, couple_id, None, tmp_path / "ledger")
+    assert erase_couple(db, couple_id, None, tmp_path / "ledger", None)
 
     assert db.execute("SELECT COUNT(*) FROM private_notes").fetchone()[0] == 0
     for text in (secret_note, secret_reflection, "Private: met in 2019."):
