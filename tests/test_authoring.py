@@ -411,6 +411,26 @@ def test_export_and_import_from_the_command_line(app, admin, runner, tmp_path, d
     assert [v[0] for v in versions] == [1, 2]
 
 
+def test_library_validate_checks_the_clinics_published_assignments(admin, runner, db):
+    before = runner.invoke(args=["homework", "library", "validate"])
+    assert before.exit_code == 0, before.output
+    publish(admin)
+    counted = runner.invoke(args=["homework", "library", "validate"])
+    assert counted.exit_code == 0, counted.output
+    count = int(re.search(r"(\d+) assignment\(s\) valid", counted.output)[1])
+    assert f"{count - 1} assignment(s) valid" in before.output
+    # A stored text that no longer passes (a check added since it was published) is named.
+    text = db.execute("SELECT text FROM authored_versions").fetchone()[0]
+    db.execute(
+        "INSERT INTO authored_versions (authored_id, version, text, sha256, published_at)"
+        " SELECT authored_id, 2, ?, '', published_at FROM authored_versions",
+        [text.replace("category: connection", "category: no-such-category")],
+    )
+    result = runner.invoke(args=["homework", "library", "validate"])
+    assert result.exit_code == 1
+    assert "clinic/evening-check-in.md" in result.output
+
+
 def zipfile_with(data: bytes, name: str, change) -> bytes:
     source = zipfile.ZipFile(io.BytesIO(data))
     buffer = io.BytesIO()

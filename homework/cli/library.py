@@ -9,6 +9,7 @@ import click
 from flask.cli import with_appcontext
 
 from .. import storage
+from ..authoring.store import authored_assignments
 from ..checks import check_assignments
 from ..couples import clean_name
 from ..library import (
@@ -68,7 +69,8 @@ def library_show(assignment_id: str) -> None:
 @library_group.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 def library_validate(paths: tuple[Path, ...]) -> None:
-    """Check pack folders or assignment files (default: every configured pack).
+    """Check pack folders or assignment files (default: every configured pack, and the
+    clinic's published assignments when there is a database).
 
     Beyond the schema it checks what keeps a text safe and plain: the partner-violence
     caution and a stop signal where an exercise involves conflict, touch or vulnerability,
@@ -79,6 +81,9 @@ def library_validate(paths: tuple[Path, ...]) -> None:
     if not paths:
         library = load_library(assignment_pack_folders(get_state().pm))
         problems, loaded = library.problems, list(library.assignments.values())
+        with contextlib.suppress(storage.DatabaseMissing):  # no clinic yet: the packs only
+            authored, trouble = authored_assignments(storage.get_db())
+            problems, loaded = [*problems, *trouble], [*loaded, *authored]
     for path in paths:
         if path.is_dir():
             _, found = load_pack(path, problems)
