@@ -414,7 +414,9 @@ def test_sample_pdf_from_the_settings_page(app):
     save_brand(admin)
     response = admin.get("/settings/sample.pdf")
     assert response.status_code == 200
-    assert "Harbour Light Couples Clinic" in pdftext(response.data)
+    text = pdftext(response.data)
+    assert "Harbour Light Couples Clinic" in text
+    assert "For Sam and Alex" in text  # an invented couple, the same as an author's sample
 
 
 # CLI

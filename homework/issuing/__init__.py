@@ -35,6 +35,7 @@ from .plan import (
     merge_values,
     partner_languages,
     plan_last_day,
+    sample_snapshot,
 )
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "plan_last_day",
     "revise_homework",
     "revisions",
+    "sample_snapshot",
     "set_status",
     "store_packet",
     "store_revision",

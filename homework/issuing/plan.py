@@ -254,6 +254,24 @@ def build_snapshot(
     return snapshot
 
 
+def sample_snapshot(
+    assignment: Assignment,
+    today: date,
+    therapist: str,
+    therapist_line: str,
+    clinic: str,
+    crisis: str,
+    format_date,
+) -> dict:
+    """A snapshot for an invented couple (Sam and Alex) with the library's defaults, starting
+    `today`: what the settings page's sample PDF and an author's draft preview print."""
+    p = default_personalization(assignment, today)
+    return build_snapshot(
+        assignment, Couple.unsaved(_("Sam"), _("Alex")), p, therapist, clinic, format_date,
+        therapist_line, crisis,
+    )  # fmt: skip
+
+
 def _build_one(
     assignment: Assignment,
     couple: Couple,

@@ -19,7 +19,6 @@ from .. import audit, authoring, issuing
 from ..authoring import draft as drafts
 from ..authoring import packs, store
 from ..authoring import problems as draft_problems
-from ..couples import Couple
 from ..forms import ActionForm, parse_id
 from ..handouts import long_date
 from ..library import CATEGORIES, WHO
@@ -280,11 +279,9 @@ def _sample_snapshot(draft: store.Draft) -> dict | None:
         return None
     brand = current_brand()
     me = current_therapist()
-    p = issuing.default_personalization(assignment, date.today())
-    return issuing.build_snapshot(
-        assignment, Couple.unsaved(_("Sam"), _("Alex")), p, me.name, brand.name, long_date,
-        me.printed_line, brand.crisis,
-    )  # fmt: skip
+    return issuing.sample_snapshot(
+        assignment, date.today(), me.name, me.printed_line, brand.name, brand.crisis, long_date
+    )
 
 
 @author_required
