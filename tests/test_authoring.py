@@ -199,6 +199,8 @@ def test_therapists_write_only_when_the_clinic_allows_and_drafts_are_private(
     assert other.get(url).status_code == 404
     assert url not in other.get("/authoring").get_data(as_text=True)
     assert admin_client.get(url).status_code == 200  # admins look after the library
+    drafts = admin_client.get("/authoring").get_data(as_text=True)
+    assert "by Dr. Tess Ward" in drafts  # whose draft it is, by name
     allow_therapists(admin_client, False)
     assert therapist.get(url).status_code == 404
 

@@ -15,7 +15,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from .. import audit, authoring, issuing
+from .. import accounts, audit, authoring, issuing
 from ..authoring import draft as drafts
 from ..authoring import packs, store
 from ..authoring import problems as draft_problems
@@ -108,19 +108,10 @@ def _index_page(**extra) -> str:
         published=store.list_published(db),
         therapists_author=store.therapists_may_author(db),
         form=ActionForm(),
-        names=_names(),
+        names=accounts.names_by_id(get_db(), get_state().standalone),
         library=get_state().library,
         **extra,
     )
-
-
-def _names() -> dict:
-    """Account names by id (standalone); a host's people are shown by their id."""
-    if not get_state().standalone:
-        return {}
-    from .. import accounts
-
-    return {u["id"]: u["name"] for u in accounts.list_users(get_db())}
 
 
 def _check_form() -> None:

@@ -8,7 +8,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup
 
-from .. import merge
+from .. import accounts, merge
 from ..forms import parse_id
 from ..library import CATEGORIES, WHO, display_language, render_sections
 from ..state import current_brand, get_state
@@ -138,8 +138,5 @@ def _authoring_context(found) -> dict:
         row = store.authored_row(db, found.id)
         if row is not None:
             context["versions"] = store.versions(db, row["id"])
-            if get_state().standalone:
-                from .. import accounts
-
-                context["names"] = {u["id"]: u["name"] for u in accounts.list_users(db)}
+            context["names"] = accounts.names_by_id(db, get_state().standalone)
     return context
