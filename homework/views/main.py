@@ -3,8 +3,7 @@
 from datetime import date
 
 from flask import Blueprint, current_app, jsonify, render_template, request
-from flask_babel import get_locale, get_translations
-from jinja2 import pass_context
+from flask_babel import get_locale
 from markupsafe import Markup
 
 from .. import schema, storage
@@ -78,34 +77,8 @@ def _dashboard_body(db, me, sort: str, show: str, everyone: bool) -> Markup:
             show=show,
             everyone=everyone,
             total=total,
-            **_translations_for_one_page(),
         )
     )
-
-
-def _translations_for_one_page() -> dict:
-    """`gettext` and `ngettext` for one template render, bound to this request's
-    translations once: the page asks for a hundred strings or more, and looking the
-    translations up for each costs more than the rest of its rows together. They behave
-    as Jinja's new-style ones (escaped under autoescape, always %-formatted)."""
-    translations = get_translations()
-
-    @pass_context
-    def gettext(context, text: str, **variables):
-        found = translations.ugettext(text)
-        if context.eval_ctx.autoescape:
-            found = Markup(found)  # noqa: S704 (our own catalogue)
-        return found % variables
-
-    @pass_context
-    def ngettext(context, singular: str, plural: str, num: int, **variables):
-        variables.setdefault("num", num)
-        found = translations.ungettext(singular, plural, num)
-        if context.eval_ctx.autoescape:
-            found = Markup(found)  # noqa: S704 (our own catalogue)
-        return found % variables
-
-    return {"gettext": gettext, "ngettext": ngettext}
 
 
 def dashboard_cache() -> RecentlyUsed[int, Markup]:
