@@ -200,6 +200,32 @@ def test_the_check_in_page_names_each_item_in_the_couples_language(therapist):
 # Right to left
 
 
+def test_the_preview_shows_each_copy_in_its_own_direction_and_notes_a_missing_text(app):
+    from dataclasses import replace
+    from datetime import date
+
+    from homework import issuing
+    from homework.couples import Couple
+
+    library = app.extensions["homework"].library
+    couple = replace(
+        Couple.unsaved("Maria", "Karim"), partner_a_language="en", partner_b_language="ar"
+    )
+    with app.test_request_context("/"):
+        items = []
+        for assignment_id in ("daily-appreciation", "shukr-yawmi"):
+            assignment = library.get(assignment_id)
+            p = issuing.default_personalization(assignment, date(2026, 3, 2))
+            snapshot = issuing.build_snapshot(assignment, couple, p, "Dr. Ward", "Clinic", str)
+            items.append(issuing.Item(assignment, p, snapshot))
+        previews = issuing.preview_copies(items, couple)
+    # Neither has a text in the other's language: each prints once, in its original.
+    assert [(s["language"], s["dir"]) for s in previews] == [("en", "ltr"), ("ar", "rtl")]
+    assert [len(s["notes"]) for s in previews] == [1, 1]
+    assert previews[0]["notes"][0].startswith("There is no Arabic text of “")
+    assert previews[1]["notes"][0].startswith("There is no English text of “")
+
+
 def test_an_arabic_pack_prints_right_to_left(app, tmp_path):
     from datetime import date
 
