@@ -177,7 +177,6 @@ def build_snapshot(
                 crisis,
             )
         translations[code] = {
-            "language": code,
             "title": text["assignment"]["title"],
             "summary": text["assignment"]["summary"],
             **{key: text[key] for key in COPY_KEYS},
