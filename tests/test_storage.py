@@ -236,3 +236,14 @@ def test_a_clinic_setting_is_written_only_inside_a_write(db):
     with pytest.raises(RuntimeError):
         clinic_settings.put(db, "require_2fa", True)
     assert clinic_settings.get(db, "require_2fa") is None
+
+
+def test_the_unused_rate_counts_table_is_dropped(tmp_path):
+    """Rate-limit counts live in their own file; the database keeps no table for them."""
+    db = sqlite_utils.Database(tmp_path / "old.db")
+    migrations.apply(db, stop_before="0026_drop_rate_counts")
+    assert "rate_counts" in db.table_names()
+    assert "0026_drop_rate_counts" in apply_migrations(db)
+    assert "rate_counts" not in db.table_names()
+    names = [r[0] for r in db.execute("SELECT name FROM sqlite_master")]
+    assert not [name for name in names if name.startswith("rate_counts")]
