@@ -413,6 +413,39 @@ def test_export_and_import_from_the_command_line(app, admin, runner, tmp_path, d
     assert [v[0] for v in versions] == [1, 2]
 
 
+def test_importing_the_same_pack_twice_says_so_and_changes_nothing(admin, db):
+    publish(admin)
+    exported = admin.get("/authoring/export.zip").data
+    changed = zipfile_with(
+        exported, "clinic-pack/evening-check-in.md", lambda t: t.replace("An evening", "A")
+    )
+
+    def import_pack() -> str:
+        token = csrf_token(admin, "/authoring")
+        response = admin.post(
+            "/authoring/import",
+            data={"csrf_token": token, "pack": (io.BytesIO(changed), "pack.zip")},
+            follow_redirects=True,
+        )
+        assert response.status_code == 200
+        return response.get_data(as_text=True)
+
+    def stored() -> tuple:
+        return (
+            db.execute("SELECT version, text FROM authored_versions ORDER BY version").fetchall(),
+            db.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0],
+            db.execute("SELECT token FROM library_generation").fetchone()[0],
+        )
+
+    assert "Imported: evening-check-in (v2)." in import_pack()
+    before = stored()
+    page = import_pack()
+    assert "Already here, unchanged: evening-check-in." in page
+    assert "Imported:" not in page
+    assert stored() == before
+    assert [v for v, _text in before[0]] == [1, 2]
+
+
 def zipfile_with(data: bytes, name: str, change) -> bytes:
     source = zipfile.ZipFile(io.BytesIO(data))
     buffer = io.BytesIO()
