@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import lazy_pgettext
 
-from . import audit
+from . import audit, clinic_settings
 from .storage import write
 
 LOGO_MAX_BYTES = 2 * 1024 * 1024
@@ -87,19 +87,7 @@ def save_brand(db: sqlite_utils.Database, brand: Brand, actor_id: int | None) ->
     data = asdict(brand)
     name = data.pop("name")
     with write(db):
-        row = db.execute("SELECT settings FROM clinic WHERE id = 1").fetchone()
-        settings = json.loads(row["settings"]) if row else {}
-        settings["brand"] = data
-        if row:
-            db.execute(
-                "UPDATE clinic SET name = ?, settings = ? WHERE id = 1",
-                [name, json.dumps(settings)],
-            )
-        else:
-            db.execute(
-                "INSERT INTO clinic (id, name, settings) VALUES (1, ?, ?)",
-                [name, json.dumps(settings)],
-            )
+        clinic_settings.put(db, "brand", data, name=name)
         audit.record(
             db, "clinic.branding_changed", actor_id=actor_id, object_type="clinic", object_id=1
         )

@@ -2,13 +2,12 @@
 rendered pages kept between requests."""
 
 import json
-import threading
-from collections import OrderedDict
 from datetime import date, timedelta
 from typing import Any
 
 import sqlite_utils
 
+from .recently_used import RecentlyUsed
 from .tracking import people_sql
 
 
@@ -23,7 +22,7 @@ def gather(
     today: date,
     listed: int = 10,
     stall_after: int = 2,
-    kept: "CoupleFigures | None" = None,
+    kept: RecentlyUsed[int, dict[int, tuple[int, dict]]] | None = None,
 ) -> dict:
     """Everything the dashboard shows, in a handful of indexed queries that each return
     a row per couple, week or active item, never one per record. The due and past-due
@@ -48,13 +47,13 @@ def gather(
     # Kept per day (weeks end today) and per database file: a restore swaps the file,
     # and its counters may come round to the same numbers over different records.
     stamp = (today, getattr(db, "_homework_identity", None))
-    known = kept.take(therapist_id, stamp) if kept is not None else {}
+    known = (kept.get(therapist_id, stamp) if kept is not None else None) or {}
     stale = [c for c in couples if c not in known or known[c][0] != changes.get(c, 0)]
     if stale:
         fresh = couple_figures(db, therapist_id, today, stale, len(stale) == len(couples))
         known = {**known, **{c: (changes.get(c, 0), fresh[c]) for c in stale}}
         if kept is not None:
-            kept.put(therapist_id, stamp, {c: known[c] for c in couples})
+            kept.put(therapist_id, {c: known[c] for c in couples}, stamp)
     rows = []
     for couple_id, couple in couples.items():
         figures = known[couple_id][1]
@@ -248,58 +247,9 @@ def dashboard_version(db: sqlite_utils.Database, therapist_id: int) -> int:
     return row[0] if row else 0
 
 
-class RenderedCache:
-    """The newest rendered page per therapist, reused while its key stands still.
-
-    Bounded: the least recently used therapist's page goes first. Pages hold PHI, so they
-    live in this process's memory only, keyed by the therapist they were rendered for."""
-
-    def __init__(self, size: int = 256):
-        self.size = size
-        self.lock = threading.Lock()
-        self.pages: OrderedDict[int, tuple[tuple, Any]] = OrderedDict()
-
-    def get(self, therapist_id: int, key: tuple) -> Any:
-        with self.lock:
-            found = self.pages.get(therapist_id)
-            if found is None or found[0] != key:
-                return None
-            self.pages.move_to_end(therapist_id)
-            return found[1]
-
-    def put(self, therapist_id: int, key: tuple, page: Any) -> None:
-        with self.lock:
-            self.pages[therapist_id] = (key, page)
-            self.pages.move_to_end(therapist_id)
-            while len(self.pages) > self.size:
-                self.pages.popitem(last=False)
-
-
-class CoupleFigures:
-    """Each therapist's couples' figures computed today, with the change counter each was
-    computed at (see `gather`). Bounded like `RenderedCache`, in this process's memory."""
-
-    def __init__(self, size: int = 256):
-        self.size = size
-        self.lock = threading.Lock()
-        self.kept: OrderedDict[int, tuple[tuple, dict[int, tuple[int, dict]]]] = OrderedDict()
-
-    def take(self, therapist_id: int, stamp: tuple) -> dict[int, tuple[int, dict]]:
-        """The figures kept under `stamp` (the day and the database file): a new day or
-        another file starts afresh."""
-        with self.lock:
-            found = self.kept.get(therapist_id)
-            if found is None or found[0] != stamp:
-                return {}
-            self.kept.move_to_end(therapist_id)
-            return found[1]
-
-    def put(self, therapist_id: int, stamp: tuple, figures: dict[int, tuple[int, dict]]) -> None:
-        with self.lock:
-            self.kept[therapist_id] = (stamp, figures)
-            self.kept.move_to_end(therapist_id)
-            while len(self.kept) > self.size:
-                self.kept.popitem(last=False)
+# Therapists whose dashboard pages and couples' figures a process keeps (pages hold PHI:
+# they live in this process's memory only, keyed by the therapist they were made for).
+KEPT_THERAPISTS = 256
 
 
 DASHBOARD_SORTS = {

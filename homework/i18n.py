@@ -72,6 +72,25 @@ class HomeworkDomain(Domain):
         self._combined: dict[tuple[str, int], support.Translations] = {}
 
     def get_translations(self) -> support.NullTranslations:
+        """This request's translations, looked up once per request and locale: a page
+        asks for a hundred strings or more, and Flask-Babel's lookup (context, locale,
+        cache key, the host's domain) costs more per string than the rest of a row."""
+        try:  # the quick way, taken for every string but a request's first
+            ctx = g._flask_babel
+            kept = ctx.homework_translations
+            # The locale by identity: force_locale and refresh put a new one in its place.
+            if kept[0] is self and kept[1] is ctx.babel_locale:
+                return kept[2]
+        except (AttributeError, RuntimeError):  # none kept yet, or no app context
+            pass
+        locale = get_locale()
+        if locale is None:  # no app context: Flask-Babel's answer (no translations)
+            return super().get_translations()
+        translations = self._look_up()
+        g._flask_babel.homework_translations = (self, locale, translations)
+        return translations
+
+    def _look_up(self) -> support.NullTranslations:
         ours = super().get_translations()
         app_domain = get_babel().instance.domain_instance
         if app_domain.translation_directories == self.translation_directories:

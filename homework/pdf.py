@@ -180,8 +180,6 @@ class RenderPool:
 
     limits: RenderLimits
     host: RenderHost | None = None  # None: the process's own host
-    _count: int = 0  # renders under way in this process
-    _lock: threading.Lock = field(default_factory=threading.Lock)
     peak_kb: int = 0
     # Workers ended so far, by reason: "renders", "rss", "interrupted".
     retired: Counter = field(default_factory=Counter)
@@ -212,13 +210,9 @@ class RenderPool:
         `slot_dir` holds the lock files every process serving one instance shares."""
         deadline = time.monotonic() + self.limits.queue_seconds
         index, slot = self._acquire_slot(slot_dir, deadline)
-        with self._lock:
-            self._count += 1
         try:
             return self._run(index, html, assets, options)
         finally:
-            with self._lock:
-                self._count -= 1
             fcntl.flock(slot, fcntl.LOCK_UN)
             os.close(slot)
 
@@ -274,7 +268,7 @@ class RenderPool:
                 if answer[1] == -signal.SIGXCPU:  # the RLIMIT_CPU backstop
                     raise RenderError(MESSAGES["cpu"])
                 raise RenderError(MESSAGES["crashed"])
-            status, payload, peak_kb, _rss_kb, ending = answer
+            status, payload, peak_kb, ending = answer
             self.peak_kb = max(self.peak_kb, peak_kb)
             if ending is not None:
                 self._ended(conn, ending)

@@ -190,7 +190,7 @@ def _worker_main(channel: socket.socket, memory_mb: int, max_renders: int, max_r
             elif ending is None and max_rss_mb and rss_kb > max_rss_mb * 1024:
                 ending = "rss"
             with contextlib.suppress(OSError):
-                conn.send((*reply, peak_kb, rss_kb, ending))
+                conn.send((*reply, peak_kb, ending))
         conn.close()
         if ending is not None:
             # No "done": the host tells the client once it has seen this process end

@@ -2,7 +2,6 @@
 
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from datetime import UTC, datetime
@@ -11,7 +10,7 @@ import pyotp
 import segno
 import sqlite_utils
 
-from . import audit
+from . import audit, clinic_settings
 from .storage import write
 
 RECOVERY_CODES = 10
@@ -146,21 +145,12 @@ def recovery_codes_left(db: sqlite_utils.Database, user_id: int) -> int:
 
 def required(db: sqlite_utils.Database) -> bool:
     """Whether the clinic requires two-factor login of everyone."""
-    row = db.execute("SELECT settings FROM clinic WHERE id = 1").fetchone()
-    return bool(row and json.loads(row[0] or "{}").get("require_2fa"))
+    return bool(clinic_settings.get(db, "require_2fa"))
 
 
 def set_required(db: sqlite_utils.Database, value: bool, actor_id: int) -> None:
     with write(db):
-        row = db.execute("SELECT settings FROM clinic WHERE id = 1").fetchone()
-        settings = json.loads(row[0]) if row else {}
-        settings["require_2fa"] = bool(value)
-        if row:
-            db.execute("UPDATE clinic SET settings = ? WHERE id = 1", [json.dumps(settings)])
-        else:
-            db.execute(
-                "INSERT INTO clinic (id, name, settings) VALUES (1, '', ?)", [json.dumps(settings)]
-            )
+        clinic_settings.put(db, "require_2fa", bool(value))
         audit.record(
             db, "clinic.require_2fa", actor_id=actor_id, object_type="clinic", object_id=1,
             detail={"required": bool(value)},

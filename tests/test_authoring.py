@@ -199,6 +199,8 @@ def test_therapists_write_only_when_the_clinic_allows_and_drafts_are_private(
     assert other.get(url).status_code == 404
     assert url not in other.get("/authoring").get_data(as_text=True)
     assert admin_client.get(url).status_code == 200  # admins look after the library
+    drafts = admin_client.get("/authoring").get_data(as_text=True)
+    assert "by Dr. Tess Ward" in drafts  # whose draft it is, by name
     allow_therapists(admin_client, False)
     assert therapist.get(url).status_code == 404
 
@@ -429,6 +431,39 @@ def test_library_validate_checks_the_clinics_published_assignments(admin, runner
     result = runner.invoke(args=["homework", "library", "validate"])
     assert result.exit_code == 1
     assert "clinic/evening-check-in.md" in result.output
+
+
+def test_importing_the_same_pack_twice_says_so_and_changes_nothing(admin, db):
+    publish(admin)
+    exported = admin.get("/authoring/export.zip").data
+    changed = zipfile_with(
+        exported, "clinic-pack/evening-check-in.md", lambda t: t.replace("An evening", "A")
+    )
+
+    def import_pack() -> str:
+        token = csrf_token(admin, "/authoring")
+        response = admin.post(
+            "/authoring/import",
+            data={"csrf_token": token, "pack": (io.BytesIO(changed), "pack.zip")},
+            follow_redirects=True,
+        )
+        assert response.status_code == 200
+        return response.get_data(as_text=True)
+
+    def stored() -> tuple:
+        return (
+            db.execute("SELECT version, text FROM authored_versions ORDER BY version").fetchall(),
+            db.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0],
+            db.execute("SELECT token FROM library_generation").fetchone()[0],
+        )
+
+    assert "Imported: evening-check-in (v2)." in import_pack()
+    before = stored()
+    page = import_pack()
+    assert "Already here, unchanged: evening-check-in." in page
+    assert "Imported:" not in page
+    assert stored() == before
+    assert [v for v, _text in before[0]] == [1, 2]
 
 
 def zipfile_with(data: bytes, name: str, change) -> bytes:

@@ -13,7 +13,8 @@ from test_couples import add_couple, login_other
 
 from homework import dashboard
 from homework.erasure import erase_couple
-from homework.reminders.windows import missed_in_a_row, missed_in_a_row_for, practice_windows
+from homework.recently_used import RecentlyUsed
+from homework.reminders.windows import missed_in_a_row_for, practice_windows
 from homework.schema import apply_migrations, migrations
 from homework.storage import connect, write
 
@@ -59,7 +60,7 @@ def test_kept_figures_follow_each_change_couple_by_couple(app, therapist, db):
     path = issue(therapist, first)
     issue(therapist, second)
     me = therapist_id(db)
-    kept = dashboard.CoupleFigures()
+    kept = RecentlyUsed(dashboard.KEPT_THERAPISTS)
 
     def both() -> dict:
         incremental = dashboard.gather(db, me, TODAY, kept=kept)
@@ -88,13 +89,27 @@ def test_kept_figures_follow_each_change_couple_by_couple(app, therapist, db):
     outside.close()
 
 
+def test_kept_pages_answer_only_for_their_stamp_and_the_least_recent_goes_first():
+    kept = RecentlyUsed(2)
+    kept.put(1, "first page", ("v1", TODAY))
+    kept.put(2, "second page", ("v1", TODAY))
+    assert kept.get(1, ("v1", TODAY)) == "first page"
+    assert kept.get(1, ("v2", TODAY)) is None  # something changed since: render again
+    kept.put(3, "third page", ("v1", TODAY))  # 2 was used least recently
+    assert kept.get(2, ("v1", TODAY)) is None
+    assert kept.get(1, ("v1", TODAY)) == "first page"
+    kept.put(1, "newer page", ("v2", TODAY))
+    assert kept.get(1, ("v1", TODAY)) is None and kept.get(1, ("v2", TODAY)) == "newer page"
+    assert kept.get(3, ("v1", TODAY)) == "third page"
+
+
 def test_after_a_check_in_only_that_couples_figures_are_read_again(app, therapist, db, monkeypatch):
     first = add_couple(therapist, partner_a="Ana", partner_b="Ben")
     second = add_couple(therapist, label="Second", partner_a="Cy", partner_b="Dee")
     path = issue(therapist, first)
     issue(therapist, second)
     me = therapist_id(db)
-    kept = dashboard.CoupleFigures()
+    kept = RecentlyUsed(dashboard.KEPT_THERAPISTS)
     read = []
     real = dashboard.couple_figures
 
@@ -226,8 +241,13 @@ def test_missed_in_a_row_counts_like_the_windows_it_skips_building():
     ):
         due_on, today_on = start + timedelta(days=due), start + timedelta(days=today)
         last_on = None if last is None else start + timedelta(days=last)
-        windows = practice_windows(start, due_on, per_week, weeks)
-        expected = missed_in_a_row(windows, last_on, today_on)
+        # Counted window by window, as the docstring defines it: ended before today and
+        # begun after the last practice.
+        expected = sum(
+            1
+            for w in practice_windows(start, due_on, per_week, weeks)
+            if w.end < today_on and (last_on is None or w.start > last_on)
+        )
         assert missed_in_a_row_for(start, due_on, per_week, weeks, last_on, today_on) == expected
 
 

@@ -9,11 +9,14 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from conftest import form_values, set_crisis_line
+from flask import Flask
+from flask_babel import Babel
 from reminder_helpers import SmtpServer, agree, berlin, give_homework
 
-from homework import pdf, reminders, tracking
+from homework import Homework, hookimpl, pdf, reminders, tracking
 from homework.branding import LogoError, process_logo
 from homework.couples import create_couple
 from homework.merge import merge_problems
@@ -264,3 +267,83 @@ def test_writing_in_another_language_leaves_the_page_in_its_own(app):
         with in_language("es"):
             assert gettext("Your couples") == "Sus parejas"
         assert gettext("Your couples") == "Your couples"
+
+
+def test_a_homework_page_keeps_its_language_around_text_written_in_another(app):
+    """homework's translations are looked up once per request, and again for each language
+    written in: the page's strings stay in the page's language before and after."""
+    from flask_babel import gettext
+
+    from homework.i18n import activate, in_language
+
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        activate()  # as on every homework page
+        assert gettext("Your couples") == "Your couples"
+        with in_language("es"):
+            assert gettext("Your couples") == "Sus parejas"
+            with in_language("en"):
+                assert gettext("Your couples") == "Your couples"
+            assert gettext("Your couples") == "Sus parejas"
+        assert gettext("Your couples") == "Your couples"
+
+
+def host_with_its_own_catalogue(tmp_path) -> Flask:
+    """A host app with its own Babel catalogue and locale (Spanish), one string of which
+    homework's catalogue also translates, in its own words."""
+    folder = tmp_path / "host_translations" / "es" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    catalogue = Catalog(locale="es")
+    catalogue.add("Your couples", "Las parejas de la consulta")
+    catalogue.add("Appointments", "Citas")
+    with open(folder / "messages.mo", "wb") as fh:
+        write_mo(fh, catalogue)
+    app = Flask("catalogue_host", instance_path=str(tmp_path / "instance"))
+    app.config.update(SECRET_KEY="k" * 40, TESTING=True, HOMEWORK_LOAD_PLUGINS=False)
+    Babel(
+        app,
+        default_translation_directories=str(tmp_path / "host_translations"),
+        locale_selector=lambda: "es",
+    )
+    Homework(app, url_prefix="/hw", plugins=[HostIdentity()])
+    return app
+
+
+class HostIdentity:
+    @hookimpl
+    def current_therapist(self):
+        return {"id": "host-7", "name": "Dr. Host", "is_admin": True}
+
+
+def test_the_hosts_own_strings_stay_its_own_after_homework_writes_a_handout(tmp_path):
+    """Homework writing a handout in its own catalogue, in another language, inside one of
+    the host's requests leaves the host's catalogue and language in place after it."""
+    from flask_babel import gettext
+
+    from homework import issuing
+    from homework.handouts import long_date
+    from homework.state import get_state
+
+    app = host_with_its_own_catalogue(tmp_path)
+    with app.test_request_context("/front-desk"):
+        assert gettext("Your couples") == "Las parejas de la consulta"
+        walk = get_state().library.get("memory-walk")
+        day = dt.date(2026, 3, 2)
+        sample = issuing.sample_snapshot(walk, day, "Dr. Host", "", "", "", long_date)
+        assert sample["language"] == "en"
+        assert sample["stop_line"].startswith("Stop if either of you feels unsafe")
+        assert gettext("Your couples") == "Las parejas de la consulta"
+        assert gettext("Appointments") == "Citas"
+
+
+def test_homework_writing_first_in_a_hosts_request_leaves_the_host_its_catalogue(tmp_path):
+    """The same when homework's text is the first thing the host's request translates."""
+    from flask_babel import gettext
+
+    from homework.i18n import in_language
+
+    app = host_with_its_own_catalogue(tmp_path)
+    with app.test_request_context("/front-desk"):
+        with in_language("es"):
+            assert gettext("Your couples") == "Sus parejas"  # homework's own words
+        assert gettext("Your couples") == "Las parejas de la consulta"
+        assert gettext("Appointments") == "Citas"

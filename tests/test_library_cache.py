@@ -108,6 +108,26 @@ def test_a_process_reparses_a_pack_when_a_file_in_a_subfolder_changes(pack):
     assert load_library_once([pack]) is not first
 
 
+def test_a_new_process_walks_the_pack_folders_once(pack, tmp_path, monkeypatch):
+    """Its per-process key and the cache file's key come from one walk of the folders."""
+    from pathlib import Path
+
+    from homework.library import _parsed
+
+    walked = []
+    real = Path.rglob
+
+    def rglob(self, pattern):
+        walked.append(self)
+        return real(self, pattern)
+
+    monkeypatch.setattr(Path, "rglob", rglob)
+    monkeypatch.setattr(_parsed, "parsed", {})  # as in a process that parsed nothing yet
+    cache_file = tmp_path / "library-cache.pickle"
+    assert load_library_once([pack], cache_file).get("memory-walk") is not None
+    assert walked == [pack]
+
+
 def test_an_app_starts_from_the_cache_file_in_its_instance(tmp_path, pack):
     from homework import create_app
 

@@ -209,3 +209,41 @@ def test_a_replaced_database_file_is_never_read_through_an_old_connection(app, t
     copy.replace(path)
     with app.app_context():
         assert get_db().execute("SELECT name FROM clinic").fetchone()[0] == "After"
+
+
+def test_each_clinic_setting_keeps_the_others(db):
+    """Branding, two-factor and who may write share one settings row: saving one of them
+    leaves the others as they were."""
+    from homework import branding, twofactor
+    from homework.authoring import store
+
+    brand = branding.Brand(name="Harbour Light", primary="#1d4e89", crisis="Call 988")
+    branding.save_brand(db, brand, None)
+    twofactor.set_required(db, True, None)
+    store.set_therapists_may_author(db, True, None)
+    assert branding.load_brand(db) == brand
+    assert twofactor.required(db) and store.therapists_may_author(db)
+    branding.save_brand(db, branding.Brand(name="Harbour Light East"), None)
+    assert twofactor.required(db) and store.therapists_may_author(db)
+    twofactor.set_required(db, False, None)
+    assert store.therapists_may_author(db) and not twofactor.required(db)
+    assert branding.load_brand(db).name == "Harbour Light East"
+
+
+def test_a_clinic_setting_is_written_only_inside_a_write(db):
+    from homework import clinic_settings
+
+    with pytest.raises(RuntimeError):
+        clinic_settings.put(db, "require_2fa", True)
+    assert clinic_settings.get(db, "require_2fa") is None
+
+
+def test_the_unused_rate_counts_table_is_dropped(tmp_path):
+    """Rate-limit counts live in their own file; the database keeps no table for them."""
+    db = sqlite_utils.Database(tmp_path / "old.db")
+    migrations.apply(db, stop_before="0026_drop_rate_counts")
+    assert "rate_counts" in db.table_names()
+    assert "0026_drop_rate_counts" in apply_migrations(db)
+    assert "rate_counts" not in db.table_names()
+    names = [r[0] for r in db.execute("SELECT name FROM sqlite_master")]
+    assert not [name for name in names if name.startswith("rate_counts")]

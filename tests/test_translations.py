@@ -200,6 +200,63 @@ def test_the_check_in_page_names_each_item_in_the_couples_language(therapist):
 # Right to left
 
 
+def test_the_preview_shows_each_copy_in_its_own_direction_and_notes_a_missing_text(app):
+    from dataclasses import replace
+    from datetime import date
+
+    from homework import issuing
+    from homework.couples import Couple
+
+    library = app.extensions["homework"].library
+    couple = replace(
+        Couple.unsaved("Maria", "Karim"), partner_a_language="en", partner_b_language="ar"
+    )
+    with app.test_request_context("/"):
+        items = []
+        for assignment_id in ("daily-appreciation", "shukr-yawmi"):
+            assignment = library.get(assignment_id)
+            p = issuing.default_personalization(assignment, date(2026, 3, 2))
+            snapshot = issuing.build_snapshot(assignment, couple, p, "Dr. Ward", "Clinic", str)
+            items.append(issuing.Item(assignment, p, snapshot))
+        previews = issuing.preview_copies(items, couple)
+    # Neither has a text in the other's language: each prints once, in its original.
+    assert [(s["language"], s["dir"]) for s in previews] == [("en", "ltr"), ("ar", "rtl")]
+    assert [len(s["notes"]) for s in previews] == [1, 1]
+    assert previews[0]["notes"][0].startswith("There is no Arabic text of “")
+    assert previews[1]["notes"][0].startswith("There is no English text of “")
+
+
+def test_a_right_to_left_footer_line_keeps_its_direction_in_a_left_to_right_handout(app):
+    """The clinic's own footer line in Arabic, under an English handout: that line reads
+    right to left from the footer's right-hand side; the lines around it stay as they are."""
+    from datetime import date
+
+    from homework.branding import Brand
+    from homework.couples import Couple
+    from homework.handouts import HandoutInputs, build_handout, handout_html
+    from homework.issuing import build_snapshot, default_personalization
+
+    assignment = app.extensions["homework"].library.get("daily-appreciation")
+    brand = Brand(name="Harbour Clinic", crisis="In a crisis, call 000.", footer="عيادة المرفأ")
+    with app.test_request_context("/"):
+        p = default_personalization(assignment, date(2026, 3, 2))
+        snapshot = build_snapshot(
+            assignment, Couple.unsaved("Ana", "Ben"), p, "Dr. Tess Ward", "Clinic", str
+        )
+        html = handout_html([snapshot], brand)
+        pdf = build_handout([snapshot], None, HandoutInputs(brand))
+    assert '<html lang="en" dir="ltr">' in html
+    assert '<p class="hw-footer-line" dir="rtl">عيادة المرفأ</p>' in html
+    assert '<p class="hw-crisis" dir="ltr">In a crisis, call 000.</p>' in html
+    found = [w for w in words(pdf) if w.page == 1]
+    crisis = next(w for w in found if w.text == "crisis," and w.top > 600)
+    arabic = [w for w in found if any("\u0600" <= c <= "\u06ff" for c in w.text)]
+    assert len(arabic) == 2 and all(w.top > crisis.top for w in arabic)  # the line below
+    # The footer box is 125 mm wide: a short right-to-left line ends at its right edge,
+    # far from where the left-to-right lines begin.
+    assert min(w.left for w in arabic) > crisis.left + 200
+
+
 def test_an_arabic_pack_prints_right_to_left(app, tmp_path):
     from datetime import date
 

@@ -276,6 +276,15 @@ def list_users(db: sqlite_utils.Database) -> list[dict]:
     return [dict(r) for r in rows]
 
 
+def names_by_id(db: sqlite_utils.Database, standalone: bool) -> dict[int, str]:
+    """Account names by id, to say who wrote or published something. Only a standalone
+    clinic's accounts are the people acting: in a host app they are the host's, shown by
+    their id (an old account here may share a number with one of the host's people)."""
+    if not standalone:
+        return {}
+    return {r["id"]: r["name"] for r in db.execute("SELECT id, name FROM users")}
+
+
 def count_users(db: sqlite_utils.Database) -> int:
     """Return how many accounts exist."""
     return db.execute("SELECT COUNT(*) FROM users").fetchone()[0]

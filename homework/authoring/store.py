@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
-from .. import audit
+from .. import audit, clinic_settings
 from ..library import Assignment, Library, Problem, load_assignment_text
 from ..library.model import Pack
 from ..storage import write
@@ -90,21 +90,12 @@ def merged_library(files: Library, db: sqlite_utils.Database) -> Library:
 
 
 def therapists_may_author(db: sqlite_utils.Database) -> bool:
-    row = db.execute("SELECT settings FROM clinic WHERE id = 1").fetchone()
-    return bool(row and json.loads(row[0] or "{}").get("therapists_author"))
+    return bool(clinic_settings.get(db, "therapists_author"))
 
 
 def set_therapists_may_author(db: sqlite_utils.Database, value: bool, actor_id: Any) -> None:
     with write(db):
-        row = db.execute("SELECT settings FROM clinic WHERE id = 1").fetchone()
-        settings = json.loads(row[0] or "{}") if row else {}
-        settings["therapists_author"] = bool(value)
-        if row:
-            db.execute("UPDATE clinic SET settings = ? WHERE id = 1", [json.dumps(settings)])
-        else:
-            db.execute(
-                "INSERT INTO clinic (id, name, settings) VALUES (1, '', ?)", [json.dumps(settings)]
-            )
+        clinic_settings.put(db, "therapists_author", bool(value))
         audit.record(
             db, "clinic.therapists_author", actor_id=actor_id, object_type="clinic",
             object_id=1, detail={"allowed": bool(value)},

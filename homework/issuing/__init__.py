@@ -2,9 +2,11 @@
 
 The snapshot is the exact text the couple gets, rendered once at issue time and stored
 with its sha256; the handout page and the PDF print from it, never from the library.
-plan.py builds the personalization and the snapshot; items.py stores and reads items.
+plan.py builds the personalization and the snapshot; copies.py plans the copies in each
+partner's language and what a preview shows of them; items.py stores and reads items.
 """
 
+from .copies import copy_languages, partner_languages, preview_copies
 from .items import (
     Item,
     active_by_assignment,
@@ -28,13 +30,12 @@ from .plan import (
     Personalization,
     build_snapshot,
     canonical,
-    copy_languages,
     default_due,
     default_personalization,
     locked_step_problems,
     merge_values,
-    partner_languages,
     plan_last_day,
+    sample_snapshot,
 )
 
 __all__ = [
@@ -60,8 +61,10 @@ __all__ = [
     "packet_couple",
     "packet_items",
     "plan_last_day",
+    "preview_copies",
     "revise_homework",
     "revisions",
+    "sample_snapshot",
     "set_status",
     "store_packet",
     "store_revision",

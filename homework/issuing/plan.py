@@ -3,7 +3,7 @@
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -12,15 +12,9 @@ from markupsafe import escape
 
 from .. import i18n, merge
 from ..couples import Couple
-from ..library import (
-    Assignment,
-    Field,
-    render_inline,
-    render_markdown,
-    translated,
-    valid_language,
-)
+from ..library import Assignment, render_inline, render_markdown, translated
 from ..snapshots import COPY_KEYS
+from .copies import copy_languages, copy_personalization, partner_languages
 
 SNAPSHOT_SCHEMA = 2  # 2: stop line, stop signal, keep-for-session, take-turns line
 
@@ -140,67 +134,6 @@ def merge_values(
     return values
 
 
-def partner_languages(couple: Couple) -> list[str]:
-    """The language codes the partners asked for, in partner order (A, then B); a blank
-    or unknown entry is left out."""
-    found = []
-    for value in (couple.partner_a_language, couple.partner_b_language):
-        code = (value or "").strip()
-        if code and valid_language(code) and code not in found:
-            found.append(code)
-    return found
-
-
-def copy_languages(assignment: Assignment, wanted: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(the languages to print copies in, in order; the wanted ones with no translation).
-
-    A wanted language the assignment has no text in gets the original (`es-MX` gets
-    `es`); no wanted language at all gives one copy in the original."""
-    copies: list[str] = []
-    missing: list[str] = []
-    for code in wanted:
-        base = code.split("-")[0]
-        if code == assignment.pack.language or code in assignment.translations:
-            found = code
-        elif base == assignment.pack.language or base in assignment.translations:
-            found = base
-        else:
-            found = assignment.pack.language
-            missing.append(code)
-        if found not in copies:
-            copies.append(found)
-    return copies or [assignment.pack.language], missing
-
-
-def _copy_value(original: Field, in_copy: Field, value: Any) -> Any:
-    """A field value as a copy in another language prints it: the library's default is
-    that language's default, a choice is the option at the same position, and what the
-    therapist typed is printed as typed."""
-    if original.default is not None and value == original.default:
-        return in_copy.default
-    if original.type == "choice" and value in original.options:
-        return in_copy.options[original.options.index(value)]
-    if original.type == "choices" and isinstance(value, list | tuple):
-        return [
-            in_copy.options[original.options.index(v)] if v in original.options else v
-            for v in value
-        ]
-    return value
-
-
-def copy_personalization(assignment: Assignment, code: str, p: Personalization) -> Personalization:
-    """The therapist's choices for the copy in `code`; a step they reworded stays as typed."""
-    translation = assignment.translations[code]
-    fields = dict(p.fields)
-    for original, in_copy in zip(assignment.fields, translation.fields, strict=True):
-        for name in original.merge_names:
-            if name in fields:
-                fields[name] = _copy_value(original, in_copy, fields[name])
-    steps = assignment.sections["steps"]
-    own = {i: t for i, t in p.step_text.items() if t.strip() != steps[i].strip()}
-    return replace(p, fields=fields, step_text=own)
-
-
 def build_snapshot(
     assignment: Assignment,
     couple: Couple,
@@ -244,7 +177,6 @@ def build_snapshot(
                 crisis,
             )
         translations[code] = {
-            "language": code,
             "title": text["assignment"]["title"],
             "summary": text["assignment"]["summary"],
             **{key: text[key] for key in COPY_KEYS},
@@ -252,6 +184,24 @@ def build_snapshot(
     if translations:
         snapshot["translations"] = translations
     return snapshot
+
+
+def sample_snapshot(
+    assignment: Assignment,
+    today: date,
+    therapist: str,
+    therapist_line: str,
+    clinic: str,
+    crisis: str,
+    format_date,
+) -> dict:
+    """A snapshot for an invented couple (Sam and Alex) with the library's defaults, starting
+    `today`: what the settings page's sample PDF and an author's draft preview print."""
+    p = default_personalization(assignment, today)
+    return build_snapshot(
+        assignment, Couple.unsaved(_("Sam"), _("Alex")), p, therapist, clinic, format_date,
+        therapist_line, crisis,
+    )  # fmt: skip
 
 
 def _build_one(

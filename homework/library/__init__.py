@@ -18,6 +18,7 @@ from .files import (
     load_assignment_text,
     load_pack,
     load_pack_meta,
+    pack_files,
     validate_file,
 )
 from .model import (
@@ -207,27 +208,13 @@ _parsed = process.keep(
 )
 
 
-def _files_key(folders: list[Path]) -> tuple:
-    key = []
-    for folder in folders:
-        files = []
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            try:
-                st = path.stat()
-            except OSError:
-                continue  # a missing file is reported by load_library (and stays missing)
-            files.append((path.relative_to(folder).as_posix(), st.st_mtime_ns, st.st_size))
-        key.append((str(folder.absolute()), tuple(files)))
-    return tuple(key)
-
-
 def load_library_once(folders: Iterable[Path | str], cache_file: Path | None = None) -> Library:
     """`load_library`, parsed once per process for the same files (names, sizes, mtimes);
     a changed, added or removed file parses afresh. With `cache_file`, a new process
     reads the validated library back from that file when every pack file is unchanged
     (library/cache.py)."""
     folders = [Path(f) for f in folders]
-    key = _files_key(folders)
+    key = pack_files(folders)
     library = _parsed.get(key)
     if library is None:
         if cache_file is None:
@@ -235,7 +222,7 @@ def load_library_once(folders: Iterable[Path | str], cache_file: Path | None = N
         else:
             from .cache import load_cached
 
-            library = load_cached(folders, cache_file, load_library)
+            library = load_cached(folders, cache_file, load_library, files=key)
         _parsed.add(key, library)
     return library
 

@@ -17,10 +17,11 @@ import os
 import pickle
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import __version__
+from .files import PackFiles, pack_files
 
 CACHE_FILE = "library-cache.pickle"
 # What decides how a file is read and checked: a new version of any of these is a new key.
@@ -35,35 +36,33 @@ _CODE = (
 log = logging.getLogger(__name__)
 
 
-def library_key(folders: Iterable[Path]) -> str:
-    """The sha256 of every file under the pack folders (path, size, mtime, content) and
-    of the code that checks them."""
+def library_key(files: PackFiles) -> str:
+    """The sha256 of every file the walk listed (path, size, mtime, content) and of the
+    code that checks them."""
     digest = hashlib.sha256(f"{__version__}\0{sys.version}\0".encode())
     for path in _CODE:
         digest.update(hashlib.sha256(path.read_bytes()).digest())
-    for folder in folders:
-        folder = Path(folder)
-        digest.update(f"folder\0{folder.absolute()}\0".encode())
-        try:
-            files = sorted(p for p in folder.rglob("*") if p.is_file())
-        except OSError:
-            files = []
-        for path in files:
+    for folder, listed in files:
+        digest.update(f"folder\0{folder}\0".encode())
+        for name, mtime, size in listed:
             try:
-                info = path.stat()
-                content = hashlib.sha256(path.read_bytes()).hexdigest()
+                content = hashlib.sha256((Path(folder) / name).read_bytes()).hexdigest()
             except OSError:
-                content, info = "unreadable", None
-            size, mtime = (info.st_size, info.st_mtime_ns) if info else (-1, -1)
-            name = path.relative_to(folder).as_posix()
+                content = "unreadable"
             digest.update(f"{name}\0{size}\0{mtime}\0{content}\0".encode())
     return digest.hexdigest()
 
 
-def load_cached(folders: list[Path], cache_file: Path, load: Callable[[list[Path]], object]):
+def load_cached(
+    folders: list[Path],
+    cache_file: Path,
+    load: Callable[[list[Path]], object],
+    files: PackFiles | None = None,
+):
     """The library from `cache_file` when it was made from these very files; else
-    `load(folders)`, written to `cache_file` for next time."""
-    key = library_key(folders)
+    `load(folders)`, written to `cache_file` for next time. `files`: the folders' walk
+    when the caller has made it already (see `pack_files`)."""
+    key = library_key(pack_files(folders) if files is None else files)
     try:
         with cache_file.open("rb") as fh:
             stored_key, library = pickle.load(fh)  # noqa: S301 (our own file; see above)

@@ -20,6 +20,31 @@ from .model import (
 from .reading import parse_sections, parse_yaml, raw_html, read_text, read_yaml_file, too_big
 from .translations import attach_translations
 
+# Every file under each pack folder: (the folder, ((its path in the folder, mtime_ns,
+# size), ...)) per folder, in order.
+PackFiles = tuple[tuple[str, tuple[tuple[str, int, int], ...]], ...]
+
+
+def pack_files(folders: list[Path]) -> PackFiles:
+    """Walk the pack folders once (recursively: translations and whatever packs grow
+    later) and list every file with its mtime and size; a missing folder lists nothing.
+    The per-process library and its cache file both key on this one walk."""
+    found = []
+    for folder in folders:
+        files = []
+        try:
+            paths = sorted(p for p in folder.rglob("*") if p.is_file())
+        except OSError:
+            paths = []
+        for path in paths:
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # a missing file is reported by load_library (and stays missing)
+            files.append((path.relative_to(folder).as_posix(), st.st_mtime_ns, st.st_size))
+        found.append((str(folder.absolute()), tuple(files)))
+    return tuple(found)
+
 
 def load_pack_meta(folder: Path, problems: list[Problem]) -> tuple[Pack | None, None]:
     """Read and check a folder's pack.yaml."""

@@ -145,7 +145,6 @@ class Translation:
     fields: tuple[Field, ...]  # the original's fields, with this language's words
     sections: Mapping[str, Any]
     body: str
-    path: Path
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,6 @@ def check_translation(
         fields=fields,
         sections=sections,
         body=body,
-        path=Path(name),
     )
 
 

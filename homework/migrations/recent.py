@@ -1,5 +1,6 @@
 """Migrations 0021 on: reminders, form drafts, languages, authored assignments, the
-dashboard's kept figures. Append new ones at the end of this file."""
+dashboard's kept figures, the unused rate_counts table dropped. Append new ones at the
+end of this file."""
 
 import sqlite_utils
 
@@ -262,3 +263,11 @@ def _dashboard_scoped(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE INDEX practice_homework_kept ON practice(homework_id, outcome, practiced_on)"
     )
+
+
+@step("0026_drop_rate_counts")
+def _drop_rate_counts(db: sqlite_utils.Database) -> None:
+    # Rate-limit counts are kept in their own file beside the database
+    # (ratelimits.rates_file); the table 0006 made here is unread since. Its index goes
+    # with it.
+    db.execute("DROP TABLE IF EXISTS rate_counts")

@@ -28,7 +28,6 @@ from .personalize import (
     kept_after_refusal,
     newly_active,
     personalize_page,
-    preview_copies,
     save_preview,
     validate_all,
 )
@@ -100,7 +99,7 @@ def assign_to_couple(couple_id: int):
     status = 200
     if draft_key:
         if validate_all(outer, subforms, review, crisis, issuing_now=False):
-            previews = preview_copies(build_items(pairs, couple, crisis), couple)
+            previews = issuing.preview_copies(build_items(pairs, couple, crisis), couple)
         else:
             status = 400  # the page shows a refused form: what was typed, and why
     if request.method == "POST":
@@ -234,7 +233,7 @@ def revise(hw_id: int):
     status = 200
     if draft_key:
         if validate_all(outer, [form], review, crisis, issuing_now=False):
-            previews = preview_copies(build_items(pairs, couple, crisis), couple)
+            previews = issuing.preview_copies(build_items(pairs, couple, crisis), couple)
         else:
             status = 400  # the page shows a refused form: what was typed, and why
     if request.method == "POST":

@@ -15,11 +15,10 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from .. import audit, authoring, issuing
+from .. import accounts, audit, authoring, issuing
 from ..authoring import draft as drafts
 from ..authoring import packs, store
 from ..authoring import problems as draft_problems
-from ..couples import Couple
 from ..forms import ActionForm, parse_id
 from ..handouts import long_date
 from ..library import CATEGORIES, WHO
@@ -109,19 +108,10 @@ def _index_page(**extra) -> str:
         published=store.list_published(db),
         therapists_author=store.therapists_may_author(db),
         form=ActionForm(),
-        names=_names(),
+        names=accounts.names_by_id(get_db(), get_state().standalone),
         library=get_state().library,
         **extra,
     )
-
-
-def _names() -> dict:
-    """Account names by id (standalone); a host's people are shown by their id."""
-    if not get_state().standalone:
-        return {}
-    from .. import accounts
-
-    return {u["id"]: u["name"] for u in accounts.list_users(get_db())}
 
 
 def _check_form() -> None:
@@ -280,11 +270,9 @@ def _sample_snapshot(draft: store.Draft) -> dict | None:
         return None
     brand = current_brand()
     me = current_therapist()
-    p = issuing.default_personalization(assignment, date.today())
-    return issuing.build_snapshot(
-        assignment, Couple.unsaved(_("Sam"), _("Alex")), p, me.name, brand.name, long_date,
-        me.printed_line, brand.crisis,
-    )  # fmt: skip
+    return issuing.sample_snapshot(
+        assignment, date.today(), me.name, me.printed_line, brand.name, brand.crisis, long_date
+    )
 
 
 @author_required

@@ -1,16 +1,14 @@
 """The assignment library: browse, filter, search, and read one assignment."""
 
-import threading
-from collections import OrderedDict
-
 from flask import Blueprint, abort, render_template, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup
 
-from .. import merge
+from .. import accounts, merge
 from ..forms import parse_id
 from ..library import CATEGORIES, WHO, display_language, render_sections
+from ..recently_used import RecentlyUsed
 from ..state import current_brand, get_state
 from ..storage import get_db
 from .access import current_therapist, login_required
@@ -65,38 +63,17 @@ def _may_author() -> bool:
     return store.may_author(get_db(), current_therapist().is_admin)
 
 
-class _ResultLists:
-    """Rendered result lists, the most recently used kept. The key holds the listed
-    assignments by identity and the entry keeps them alive, so an assignment replaced in
-    the library (a new object) is a new key and never an old card."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.kept: OrderedDict[tuple, tuple[list, Markup]] = OrderedDict()
-
-    def get(self, key: tuple) -> Markup | None:
-        with self.lock:
-            entry = self.kept.get(key)
-            if entry is None:
-                return None
-            self.kept.move_to_end(key)
-            return entry[1]
-
-    def add(self, key: tuple, results: list, html: Markup) -> None:
-        with self.lock:
-            self.kept[key] = (results, html)
-            while len(self.kept) > KEPT_RESULT_LISTS:
-                self.kept.popitem(last=False)
-
-
 def _results_html(results: list, context: dict) -> Markup:
-    kept = get_state().extra.setdefault("library_result_lists", _ResultLists())
+    # The key holds the listed assignments by identity and the entry keeps them alive, so
+    # an assignment replaced in the library (a new object) is a new key, never an old card.
+    kept = get_state().extra.setdefault("library_result_lists", RecentlyUsed(KEPT_RESULT_LISTS))
     key = (str(get_locale()), tuple(id(a) for a in results))
-    html = kept.get(key)
-    if html is None:
+    entry = kept.get(key)
+    if entry is None:
         html = Markup(render_template("homework/_library_results.html", **context))  # noqa: S704 (our template's output)
-        kept.add(key, list(results), html)
-    return html
+        entry = (list(results), html)
+        kept.put(key, entry)
+    return entry[1]
 
 
 @login_required
@@ -138,8 +115,5 @@ def _authoring_context(found) -> dict:
         row = store.authored_row(db, found.id)
         if row is not None:
             context["versions"] = store.versions(db, row["id"])
-            if get_state().standalone:
-                from .. import accounts
-
-                context["names"] = {u["id"]: u["name"] for u in accounts.list_users(db)}
+            context["names"] = accounts.names_by_id(db, get_state().standalone)
     return context

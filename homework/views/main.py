@@ -3,20 +3,19 @@
 from datetime import date
 
 from flask import Blueprint, current_app, jsonify, render_template, request
-from flask_babel import get_locale, get_translations
-from jinja2 import pass_context
+from flask_babel import get_locale
 from markupsafe import Markup
 
 from .. import schema, storage
 from ..dashboard import (
     DASHBOARD_SORTS,
-    CoupleFigures,
-    RenderedCache,
+    KEPT_THERAPISTS,
     arrange_dashboard,
     dashboard_version,
     gather,
     trend_svg,
 )
+from ..recently_used import RecentlyUsed
 from ..storage import get_db
 from .access import current_therapist, login_required
 
@@ -53,14 +52,14 @@ def dashboard():
     body = cache.get(me.id, key)
     if body is None:
         body = _dashboard_body(db, me, sort, show, everyone)
-        cache.put(me.id, key, body)
+        cache.put(me.id, body, key)
     return render_template("homework/dashboard.html", therapist=me, body=body)
 
 
 def _dashboard_body(db, me, sort: str, show: str, everyone: bool) -> Markup:
     stall_after = int(current_app.config["HOMEWORK_STALL_AFTER_MISSED"])
     state = current_app.extensions["homework"]
-    kept = state.extra.setdefault("dashboard_figures", CoupleFigures())
+    kept = state.extra.setdefault("dashboard_figures", RecentlyUsed(KEPT_THERAPISTS))
     data = gather(db, me.id, date.today(), stall_after=stall_after, kept=kept)
     rows = arrange_dashboard(data["couples"], sort, show == "attention")
     total = len(rows)
@@ -78,40 +77,15 @@ def _dashboard_body(db, me, sort: str, show: str, everyone: bool) -> Markup:
             show=show,
             everyone=everyone,
             total=total,
-            **_translations_for_one_page(),
         )
     )
 
 
-def _translations_for_one_page() -> dict:
-    """`gettext` and `ngettext` for one template render, bound to this request's
-    translations once: the page asks for a hundred strings or more, and looking the
-    translations up for each costs more than the rest of its rows together. They behave
-    as Jinja's new-style ones (escaped under autoescape, always %-formatted)."""
-    translations = get_translations()
-
-    @pass_context
-    def gettext(context, text: str, **variables):
-        found = translations.ugettext(text)
-        if context.eval_ctx.autoescape:
-            found = Markup(found)  # noqa: S704 (our own catalogue)
-        return found % variables
-
-    @pass_context
-    def ngettext(context, singular: str, plural: str, num: int, **variables):
-        variables.setdefault("num", num)
-        found = translations.ungettext(singular, plural, num)
-        if context.eval_ctx.autoescape:
-            found = Markup(found)  # noqa: S704 (our own catalogue)
-        return found % variables
-
-    return {"gettext": gettext, "ngettext": ngettext}
-
-
-def dashboard_cache() -> RenderedCache:
-    """This app's rendered dashboards (one app's cache is not another's)."""
+def dashboard_cache() -> RecentlyUsed[int, Markup]:
+    """This app's newest rendered dashboard per therapist, kept under the key it was
+    rendered for (one app's cache is not another's)."""
     state = current_app.extensions["homework"]
-    return state.extra.setdefault("dashboards", RenderedCache())
+    return state.extra.setdefault("dashboards", RecentlyUsed(KEPT_THERAPISTS))
 
 
 def healthz():

@@ -17,8 +17,7 @@ from ..forms import (
     personalization_from_form,
 )
 from ..handouts import long_date
-from ..library import display_language, is_rtl, render_inline
-from ..snapshots import as_markup, copy_of, print_languages
+from ..library import render_inline
 from ..state import current_brand
 from ..storage import get_db
 from .access import current_therapist
@@ -37,31 +36,6 @@ def build_items(pairs, couple, crisis: str) -> list[issuing.Item]:
         )
         items.append(issuing.Item(assignment, p, snapshot))
     return items
-
-
-def preview_copies(items: list[issuing.Item], couple) -> list[dict]:
-    """Each copy of each item as the couple will get it (one per partner language), with
-    a note where a partner's language has no text of the assignment."""
-    wanted = issuing.partner_languages(couple)
-    previews = []
-    for item in items:
-        _copies, missing = issuing.copy_languages(item.assignment, wanted)
-        for code in print_languages([item.snapshot]):
-            s = as_markup(copy_of(item.snapshot, code))
-            s["dir"] = "rtl" if is_rtl(code) else "ltr"
-            s["copy_label"] = _("Copy in %(language)s", language=display_language(code))
-            previews.append(s)
-        for code in missing:
-            previews[-1].setdefault("notes", []).append(
-                _(
-                    "There is no %(language)s text of “%(title)s”: that partner's copy "
-                    "prints it in %(original)s.",
-                    language=display_language(code),
-                    title=item.assignment.title,
-                    original=display_language(item.assignment.pack.language),
-                )
-            )
-    return previews
 
 
 def validate_all(

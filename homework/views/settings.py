@@ -8,7 +8,6 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 
 from .. import branding, issuing
-from ..couples import Couple
 from ..forms import BrandForm
 from ..handouts import long_date
 from ..state import current_brand, get_state, host_brand_keys
@@ -99,11 +98,9 @@ def sample_pdf():
     """A sample handout with invented names and the current branding."""
     library = get_state().library
     assignment = library.get("memory-walk") or next(iter(library.assignments.values()))
-    couple = Couple.unsaved(_("Sam"), _("Alex"))
-    p = issuing.default_personalization(assignment, date.today())
     brand = current_brand()
     me = current_therapist()
-    snapshot = issuing.build_snapshot(
-        assignment, couple, p, me.name, brand.name, long_date, me.printed_line, brand.crisis
+    snapshot = issuing.sample_snapshot(
+        assignment, date.today(), me.name, me.printed_line, brand.name, brand.crisis, long_date
     )
     return pdf_or_error([snapshot])
