@@ -2,6 +2,8 @@
 goes out must read exactly as the templates write it for that partner."""
 
 import datetime as dt
+import email
+import email.policy
 
 import pytest
 from conftest import set_crisis_line
@@ -83,3 +85,33 @@ def test_a_run_writes_each_language_once_however_many_partners(app):
         assert "?lang=es" in message.get_body(("html",)).get_content()
     tokens = {m.get_body(("plain",)).get_content().split("/c/")[1][:20] for m in messages}
     assert len(tokens) == 3  # each couple its own link (partners share the couple's)
+
+
+def test_a_built_message_is_byte_for_byte_what_compat32_writes():
+    from email.generator import BytesGenerator
+    from email.policy import compat32
+    from io import BytesIO
+
+    from homework.reminders.mail import Reminder, build_message
+    from homework.reminders.settings import SmtpSettings
+
+    settings = SmtpSettings("mail", 25, "none", None, None, "reminders@clinic.example", 5, None)
+    stop = "https://practice.example/c/r12-" + "B" * 43 + "/stop"  # folded: too long
+    reminder = Reminder(7, "reminder", "sam@home.example", "Un recordatorio de la práctica",
+                        "Hola\n" + "x" * 200, "<p>Hola</p>", headers={
+                            "List-Unsubscribe": f"<{stop}>",
+                            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})  # fmt: skip
+    message = build_message(reminder, settings, "Praxis Müller & Søn", dt.datetime.now(dt.UTC))
+
+    def written(policy) -> bytes:
+        out = BytesIO()
+        BytesGenerator(out, policy=policy.clone(linesep="\r\n")).flatten(message)
+        return out.getvalue()
+
+    assert written(message.policy) == written(compat32)
+    back = email.message_from_bytes(written(message.policy), policy=email.policy.default)
+    assert back["Subject"] == "Un recordatorio de la práctica"
+    assert back["From"].addresses[0].display_name == "Praxis Müller & Søn"
+    assert back["List-Unsubscribe"].strip() == f"<{stop}>"  # folded onto a second line
+    assert back["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert back.get_body(("plain",)).get_content().splitlines() == ["Hola", "x" * 200]

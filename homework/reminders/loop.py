@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import getaddresses
 from pathlib import Path
 
 from flask import Flask, current_app, g
@@ -241,7 +242,9 @@ def send_by_email(reminder: Reminder) -> str:
     try:
         message = build_message(reminder, mailer.settings, _brand().name or "homework",
                                 datetime.now(UTC))  # fmt: skip
-        mailer.send(message)
+        # The envelope: the addresses themselves, not parsed back out of the headers.
+        to = [reminder.to]
+        mailer.send(message, getaddresses([mailer.settings.mail_from or ""])[0][1], to)
     finally:
         if own:
             mailer.close()
