@@ -12,7 +12,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import getaddresses
 from pathlib import Path
 
 from flask import Flask, current_app, g
@@ -21,7 +20,7 @@ from .. import storage
 from ..state import current_brand, get_state
 from ..storage import write
 from . import outbox
-from .mail import Mailer, Reminder, SendFailed, build_message
+from .mail import Mailer, Reminder, SendFailed, build_message, envelope_sender
 from .messages import Skip, digest_message, reminder_message
 from .planning import plan_digests, plan_key, plan_reminders
 from .settings import reminder_settings, smtp_settings
@@ -243,8 +242,7 @@ def send_by_email(reminder: Reminder) -> str:
         message = build_message(reminder, mailer.settings, _brand().name or "homework",
                                 datetime.now(UTC))  # fmt: skip
         # The envelope: the addresses themselves, not parsed back out of the headers.
-        to = [reminder.to]
-        mailer.send(message, getaddresses([mailer.settings.mail_from or ""])[0][1], to)
+        mailer.send(message, envelope_sender(mailer.settings), [reminder.to])
     finally:
         if own:
             mailer.close()

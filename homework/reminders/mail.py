@@ -2,6 +2,7 @@
 `smtplib`: building a message, one connection reused for a run, and a test that says
 exactly why a server cannot be reached."""
 
+import functools
 import re
 import secrets
 import smtplib
@@ -50,7 +51,23 @@ class Reminder:
 
 def sender(settings: SmtpSettings, display_name: str) -> str:
     """HOMEWORK_MAIL_FROM, with the clinic's name as the display name if it has none."""
-    name, address = getaddresses([settings.mail_from or ""])[0]
+    return _sender(settings.mail_from or "", display_name)
+
+
+def envelope_sender(settings: SmtpSettings) -> str:
+    """The bare address of HOMEWORK_MAIL_FROM, for the SMTP envelope."""
+    return _parse_from(settings.mail_from or "")[1]
+
+
+# The same for every message of a run (and mostly of a clinic's lifetime): parsed once.
+@functools.lru_cache(maxsize=16)
+def _parse_from(mail_from: str) -> tuple[str, str]:
+    return getaddresses([mail_from])[0]
+
+
+@functools.lru_cache(maxsize=16)
+def _sender(mail_from: str, display_name: str) -> str:
+    name, address = _parse_from(mail_from)
     if not address or "@" not in address:
         # A setting the admin will fix: the message waits for it like for a server outage.
         raise SendFailed(_("HOMEWORK_MAIL_FROM is not an e-mail address."))
