@@ -115,3 +115,27 @@ def test_a_built_message_is_byte_for_byte_what_compat32_writes():
     assert back["List-Unsubscribe"].strip() == f"<{stop}>"  # folded onto a second line
     assert back["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert back.get_body(("plain",)).get_content().splitlines() == ["Hola", "x" * 200]
+
+
+def test_a_second_run_in_the_same_app_context_writes_with_the_clinics_new_name(app):
+    from dataclasses import replace
+
+    from homework.branding import load_brand, save_brand
+
+    smtp = SmtpServer()
+    try:
+        app.config.update(smtp.config())
+        set_crisis_line(app)
+        first, _ = give_homework(app, MONDAY, label="First")
+        second, _ = give_homework(app, MONDAY, label="Second")
+        agree(app, first, a="first@home.example")
+        with app.app_context():  # as an embedding program or a shell would run it
+            assert reminders.run_once(app, now=berlin(2026, 3, 3, 10)).sent == 1
+            save_brand(get_db(), replace(load_brand(get_db()), name="Willow Clinic"), None)
+            agree(app, second, a="second@home.example")
+            assert reminders.run_once(app, now=berlin(2026, 3, 3, 11)).sent == 1
+        [message] = smtp.inbox.to("second@home.example")
+    finally:
+        smtp.stop()
+    assert message["Subject"] == "A reminder for this week's practice, from Willow Clinic"
+    assert "Willow Clinic" in message.get_body(("plain",)).get_content()

@@ -92,6 +92,10 @@ def _attention(db, therapist_id, today, stall_after: int) -> int:
     return len(arrange_dashboard(rows, "attention", True))
 
 
+# What a run keeps in `g` for its messages, forgotten when the next run begins.
+_RUN_KEEPS = ("homework_run_brand", "homework_run_letters")
+
+
 def _brand():
     # Once per run: every message of a run carries the same clinic.
     if "homework_run_brand" not in g:
@@ -164,6 +168,10 @@ def run_once(
     # A request context on the clinic's public address: links in messages are built with
     # url_for, exactly as the app's own pages build them.
     with app.test_request_context("/", base_url=base):
+        # The request context shares the caller's app context, if it has one: what the
+        # last run kept there (the clinic's brand, its letters) may have changed since.
+        for kept in _RUN_KEEPS:
+            g.pop(kept, None)
         db = storage.get_db()
         if dry_run:
             return _dry(db, now, settings, report)
