@@ -101,7 +101,7 @@ def _reminder_letter(
     the same but for its two links, so a run writes each language's letter once, with
     marks where the links go, and fills in each partner's links (escaped for the HTML,
     as the template would). A template that does more with a link than print it (a
-    clinic's own, say) is written out for each message as before."""
+    host app's own, say) is written out for each message as before."""
     letters = g.setdefault("homework_run_letters", {})
     letter = letters.get(language)
     if letter is None:
