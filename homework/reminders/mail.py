@@ -125,6 +125,7 @@ def build_message(reminder: Reminder, settings: SmtpSettings, clinic: str, now) 
     """A plain-text message with an HTML alternative, and the headers of automated mail."""
     # Our own random boundary: the generator would otherwise pick one and compile a
     # regular expression per message to check that no line of the bodies starts with it.
+    # 128 random bits cannot turn up in a reminder's text, and "_" is not base64.
     message = MIMEMultipart("alternative", boundary=f"=_homework_{secrets.token_hex(16)}",
                             policy=POLICY)  # fmt: skip
     message["From"] = sender(settings, clinic)
