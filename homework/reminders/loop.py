@@ -20,7 +20,7 @@ from .. import storage
 from ..state import current_brand, get_state
 from ..storage import write
 from . import outbox
-from .mail import Mailer, Reminder, SendFailed, build_message
+from .mail import Mailer, Reminder, SendFailed, build_message, envelope_sender
 from .messages import Skip, digest_message, reminder_message
 from .planning import plan_digests, plan_key, plan_reminders
 from .settings import reminder_settings, smtp_settings
@@ -90,6 +90,10 @@ def _attention(db, therapist_id, today, stall_after: int) -> int:
 
     rows = gather(db, therapist_id, today, stall_after=stall_after)["couples"]
     return len(arrange_dashboard(rows, "attention", True))
+
+
+# What a run keeps in `g` for its messages, forgotten when the next run begins.
+_RUN_KEEPS = ("homework_run_brand", "homework_run_letters")
 
 
 def _brand():
@@ -164,6 +168,10 @@ def run_once(
     # A request context on the clinic's public address: links in messages are built with
     # url_for, exactly as the app's own pages build them.
     with app.test_request_context("/", base_url=base):
+        # The request context shares the caller's app context, if it has one: what the
+        # last run kept there (the clinic's brand, its letters) may have changed since.
+        for kept in _RUN_KEEPS:
+            g.pop(kept, None)
         db = storage.get_db()
         if dry_run:
             return _dry(db, now, settings, report)
@@ -241,7 +249,8 @@ def send_by_email(reminder: Reminder) -> str:
     try:
         message = build_message(reminder, mailer.settings, _brand().name or "homework",
                                 datetime.now(UTC))  # fmt: skip
-        mailer.send(message)
+        # The envelope: the addresses themselves, not parsed back out of the headers.
+        mailer.send(message, envelope_sender(mailer.settings), [reminder.to])
     finally:
         if own:
             mailer.close()

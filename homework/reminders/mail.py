@@ -2,7 +2,9 @@
 `smtplib`: building a message, one connection reused for a run, and a test that says
 exactly why a server cannot be reached."""
 
+import functools
 import re
+import secrets
 import smtplib
 import socket
 import ssl
@@ -12,6 +14,7 @@ from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email.policy import Compat32
 from email.utils import format_datetime, formataddr, getaddresses, make_msgid
 
 from flask_babel import gettext as _
@@ -48,7 +51,23 @@ class Reminder:
 
 def sender(settings: SmtpSettings, display_name: str) -> str:
     """HOMEWORK_MAIL_FROM, with the clinic's name as the display name if it has none."""
-    name, address = getaddresses([settings.mail_from or ""])[0]
+    return _sender(settings.mail_from or "", display_name)
+
+
+def envelope_sender(settings: SmtpSettings) -> str:
+    """The bare address of HOMEWORK_MAIL_FROM, for the SMTP envelope."""
+    return _parse_from(settings.mail_from or "")[1]
+
+
+# The same for every message of a run (and mostly of a clinic's lifetime): parsed once.
+@functools.lru_cache(maxsize=16)
+def _parse_from(mail_from: str) -> tuple[str, str]:
+    return getaddresses([mail_from])[0]
+
+
+@functools.lru_cache(maxsize=16)
+def _sender(mail_from: str, display_name: str) -> str:
+    name, address = _parse_from(mail_from)
     if not address or "@" not in address:
         # A setting the admin will fix: the message waits for it like for a server outage.
         raise SendFailed(_("HOMEWORK_MAIL_FROM is not an e-mail address."))
@@ -60,8 +79,37 @@ def _header(value: str) -> str | Header:
     return value if value.isascii() else Header(value, "utf-8")
 
 
+class _Policy(Compat32):
+    """compat32, with a header that fits on its line as plain ASCII written as it is:
+    the bytes compat32 writes for it (it would build a Header object to find that out,
+    for each of a message's headers). Anything longer or beyond ASCII is folded and
+    encoded by compat32 itself."""
+
+    def _fits(self, name: str, value: object) -> bool:
+        return (
+            isinstance(value, str)
+            and value.isascii()
+            and len(name) + 2 + len(value) <= (self.max_line_length or 0)
+            and "\r" not in value
+            and "\n" not in value
+        )
+
+    def fold(self, name: str, value: object) -> str:
+        if self._fits(name, value):
+            return f"{name}: {value}{self.linesep}"
+        return super().fold(name, value)
+
+    def fold_binary(self, name: str, value: object) -> bytes:
+        if self._fits(name, value):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+POLICY = _Policy()
+
+
 def _text(body: str, subtype: str) -> MIMEText:
-    part = MIMEText(body, subtype, None)
+    part = MIMEText(body, subtype, None, policy=POLICY)
     part.set_charset(_UTF8_QP)  # readable in any mail program's "show source", 7-bit safe
     return part
 
@@ -75,7 +123,11 @@ _UTF8_QP.body_encoding = QP
 
 def build_message(reminder: Reminder, settings: SmtpSettings, clinic: str, now) -> Message:
     """A plain-text message with an HTML alternative, and the headers of automated mail."""
-    message = MIMEMultipart("alternative")
+    # Our own random boundary: the generator would otherwise pick one and compile a
+    # regular expression per message to check that no line of the bodies starts with it.
+    # 128 random bits cannot turn up in a reminder's text, and "_" is not base64.
+    message = MIMEMultipart("alternative", boundary=f"=_homework_{secrets.token_hex(16)}",
+                            policy=POLICY)  # fmt: skip
     message["From"] = sender(settings, clinic)
     message["To"] = reminder.to
     message["Subject"] = _header(reminder.subject)
@@ -99,8 +151,11 @@ class Mailer:
         self.settings = settings
         self.smtp: smtplib.SMTP | None = None
 
-    def send(self, message: Message) -> None:
-        """Send one message, reconnecting once if the kept connection was dropped."""
+    def send(
+        self, message: Message, from_addr: str | None = None, to_addrs: list[str] | None = None
+    ) -> None:
+        """Send one message, reconnecting once if the kept connection was dropped. The
+        envelope's addresses come from the From and To headers unless given."""
         problem = self.settings.problem()
         if problem:
             raise SendFailed(problem)
@@ -109,7 +164,7 @@ class Mailer:
             try:
                 if self.smtp is None:
                     self.smtp = connect(self.settings)
-                self.smtp.send_message(message)
+                self.smtp.send_message(message, from_addr, to_addrs)
                 return
             except smtplib.SMTPServerDisconnected as exc:
                 self.smtp = None

@@ -50,12 +50,11 @@ def claim_next(db: sqlite_utils.Database, now: datetime, settings: ReminderSetti
             if reason:
                 stop(db, row["id"], reason, stamp)
                 continue
-            db.execute(
+            return db.execute(
                 "UPDATE reminder_outbox SET state = 'claimed', claimed_at = ?, claimed_by = ?,"
-                " attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                " attempts = attempts + 1, updated_at = ? WHERE id = ? RETURNING *",
                 [stamp, sender, stamp, row["id"]],
-            )
-            return db.execute("SELECT * FROM reminder_outbox WHERE id = ?", [row["id"]]).fetchone()
+            ).fetchall()[0]
         if not batch_had_rows:
             return None
 
