@@ -4,7 +4,9 @@ dashboard's p95 with and without the reminder loop, side by side in one run.
 1. Seeds 20 therapists and 2,000 couples, each with an active item (three practices a
    week for two weeks) and both partners' consent, then runs the reminder loop in this
    process once per simulated hour for seven days (Europe/Berlin) against aiosmtpd in its
-   own process. Reports wall time, messages and per-message cost.
+   own process. Reports wall time, messages and per-message cost, and beside it the
+   floor any careful sender has (see `sending_floor`): the same number of messages sent
+   already built by bare smtplib, plus as many one-row durable commits.
 2. Starts `homework serve` (its own reminder loop on) on a fresh copy whose items are due
    today, and measures dashboard GETs from 8 clients in short windows that take turns:
    idle (nothing due), sending (just before it, a share of the couples' consent is
@@ -22,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import smtplib
 import sqlite3
 import statistics
 import subprocess
@@ -50,14 +53,16 @@ import sys, threading
 from aiosmtpd.controller import Controller
 class Count:
     n = 0
+    last = b""
     async def handle_DATA(self, server, session, envelope):
         Count.n += 1
+        Count.last = envelope.original_content
         return "250 OK"
 c = Controller(Count(), hostname="127.0.0.1", port=int(sys.argv[1]))
 c.start()
 print("ready", flush=True)
 for line in sys.stdin:
-    print(Count.n, flush=True)
+    print(Count.last.hex() if line.strip() == "last" else Count.n, flush=True)
 c.stop()
 """
 
@@ -79,6 +84,12 @@ class Smtp:
         self.proc.stdin.write("count\n")
         self.proc.stdin.flush()
         return int(self.proc.stdout.readline())
+
+    def last_message(self) -> bytes:
+        """The bytes of the last message the server received."""
+        self.proc.stdin.write("last\n")
+        self.proc.stdin.flush()
+        return bytes.fromhex(self.proc.stdout.readline().strip())
 
     def cpu_seconds(self) -> float:
         """The server process's own CPU time so far (user + system)."""
@@ -181,6 +192,7 @@ def week_of_reminders(tmp: Path, couples: int) -> dict:
         cpu = time.process_time() - cpu
         server_cpu = smtp.cpu_seconds() - server_cpu
         received = smtp.count()
+        floor = sending_floor(smtp, smtp.last_message(), sent, tmp)
     finally:
         smtp.stop()
     return {
@@ -198,6 +210,44 @@ def week_of_reminders(tmp: Path, couples: int) -> dict:
         # What the SMTP server spent receiving them (its own process, the other core).
         "smtp_server_cpu_ms_per_message": round(server_cpu * 1000 / max(1, sent), 3),
         "load_average_1min": round(os.getloadavg()[0], 2),
+        # The anchor from the same run: what the two things each message cannot do without
+        # cost on their own (see sending_floor), and the loop's time over their sum.
+        "floor": floor,
+        "over_floor": round(seconds / (floor["smtp_seconds"] + floor["commit_seconds"]), 2),
+    }
+
+
+def sending_floor(smtp: Smtp, message: bytes, count: int, tmp: Path) -> dict:
+    """The anchor for the week: the least any sender that keeps "at most one duplicate
+    per crash" under `synchronous=FULL` must do per message, each part timed alone.
+
+    - SMTP: the same server takes `count` copies of the last reminder it received, sent
+      already built with bare smtplib over one connection (no database, no templates).
+    - Commits: `count` transactions of one UPDATE each on a WAL database with
+      synchronous=FULL beside the clinic's database (one fsync each): a sender has to
+      record each message as sent, durably, before it sends the next."""
+    with smtplib.SMTP("127.0.0.1", smtp.port) as client:
+        started = time.perf_counter()
+        for n in range(count):
+            client.sendmail("reminders@bench.invalid", [f"floor{n}@home.invalid"], message)
+        smtp_seconds = time.perf_counter() - started
+    conn = sqlite3.connect(tmp / "floor.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY, state TEXT)")
+    conn.executemany("INSERT INTO outbox VALUES (?, 'planned')", [(n,) for n in range(count)])
+    started = time.perf_counter()
+    for n in range(count):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE outbox SET state = 'sent' WHERE id = ?", [n])
+        conn.execute("COMMIT")
+    commit_seconds = time.perf_counter() - started
+    conn.close()
+    return {
+        "messages": count,
+        "message_bytes": len(message),
+        "smtp_seconds": round(smtp_seconds, 2),
+        "commit_seconds": round(commit_seconds, 2),
     }
 
 

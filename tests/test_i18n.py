@@ -242,7 +242,14 @@ def test_each_partner_gets_reminders_in_their_own_language(app):
     assert spanish["Subject"] == subject
     assert "Este es un recordatorio" in spanish.get_body(("plain",)).get_content()
     assert "?lang=es" in spanish.get_body(("plain",)).get_content()
+    # Written as quoted-printable, readable in a mail program's "show source" (not base64).
+    for part in ("plain", "html"):
+        body = spanish.get_body((part,))
+        assert body["Content-Transfer-Encoding"] == "quoted-printable"
+        assert "recordatorio" in body.get_payload()
+    assert '<html lang="es">' in spanish.get_body(("html",)).get_content()
     english = sent["ana@home.example"]
+    assert '<html lang="en">' in english.get_body(("html",)).get_content()
     assert english["Subject"] == "A reminder for this week's practice, from Your clinic"
 
 

@@ -109,8 +109,12 @@ POLICY = _Policy()
 
 
 def _text(body: str, subtype: str) -> MIMEText:
+    """A UTF-8 body part: plain 7-bit when the text is ASCII, quoted-printable otherwise
+    (readable in any mail program's "show source", unlike base64)."""
+    if not body.isascii():
+        return MIMEText(body, subtype, _UTF8_QP, policy=POLICY)
     part = MIMEText(body, subtype, None, policy=POLICY)
-    part.set_charset(_UTF8_QP)  # readable in any mail program's "show source", 7-bit safe
+    part.set_charset(_UTF8_QP)  # labelled UTF-8; ASCII stays as written (7bit)
     return part
 
 

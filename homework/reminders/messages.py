@@ -75,9 +75,9 @@ _MARKS = (
 
 
 def _render_reminder(brand: Brand, language: str, links: dict) -> tuple[str, str, str]:
-    with in_language(language):
+    with in_language(language) as written:
         clinic = _clinic(brand)
-        values = {"clinic": clinic, "brand": brand, **links}
+        values = {"clinic": clinic, "brand": brand, "language": written, **links}
         subject = _("A reminder for this week's practice, from %(clinic)s", clinic=clinic)
         text, html = (render_template(name, **values) for name in _REMINDER_TEMPLATES)
     return subject, text, html
@@ -127,9 +127,10 @@ def digest_message(
     if attention == 0:
         raise Skip("nothing_to_report")
     dashboard_url = url_for("homework.dashboard", show="attention", _external=True)
-    with in_language(language):
+    with in_language(language) as written:
         clinic = _clinic(brand)
-        values = {"clinic": clinic, "brand": brand, "n": attention, "dashboard_url": dashboard_url}
+        values = {"clinic": clinic, "brand": brand, "n": attention,
+                  "dashboard_url": dashboard_url, "language": written}  # fmt: skip
         subject = ngettext(
             "%(num)d couple needs attention today",
             "%(num)d couples need attention today",

@@ -78,14 +78,6 @@ def reminder_day(window: Window, when: str) -> date:
     return window.middle
 
 
-def missed_in_a_row(windows: list[Window], last_practice: date | None, today: date) -> int:
-    """How many planned practices in a row went by, ended before today, with none
-    recorded since the last practice."""
-    return sum(
-        1 for w in windows if w.end < today and (last_practice is None or w.start > last_practice)
-    )
-
-
 @lru_cache(maxsize=256)
 def _planned_offsets(per_week: int, weeks: int) -> tuple[int, ...]:
     """The planned practice days as days after the start (practice_windows' days)."""
@@ -97,8 +89,10 @@ def _planned_offsets(per_week: int, weeks: int) -> tuple[int, ...]:
 def missed_in_a_row_for(
     start: date, due: date, per_week: int, weeks: int, last_practice: date | None, today: date
 ) -> int:
-    """`missed_in_a_row(practice_windows(start, due, per_week, weeks), last_practice, today)`
-    without building the windows: the dashboard asks this for every active item at once.
+    """How many planned practices in a row went by, ended before today, with none recorded
+    since the last practice: the count of `practice_windows(start, due, per_week, weeks)`
+    that ended before today and began after `last_practice`, worked out without building
+    the windows (the dashboard asks this for every active item at once).
 
     Window n starts on planned day n and ends the day before planned day n + 1 (the last
     one on the plan's last day), so both conditions hold for a run of windows: those
