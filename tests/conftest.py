@@ -192,6 +192,9 @@ def app(tmp_path, clinic_database):
     )
     assert Path(app.config["HOMEWORK_DATABASE"]) == instance / clinic_database.name
     yield app
+    # Each kept connection holds three files open (database, WAL, shared memory): a test
+    # process that kept every test's would run out of low file numbers.
+    release_connections(app.config["HOMEWORK_DATABASE"])
 
 
 @pytest.fixture
