@@ -302,6 +302,52 @@ class CoupleFigures:
                 self.kept.popitem(last=False)
 
 
+class RenderedRows:
+    """Each therapist's couples' dashboard rows as last rendered, each with the key it was
+    rendered under (`row_key`): a check-in changes one couple's figures, and only that
+    couple's row is rendered again. Bounded like `RenderedCache`, in this process's
+    memory (rows hold PHI), keyed by the therapist they were rendered for."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self.lock = threading.Lock()
+        self.kept: OrderedDict[int, dict[int, tuple[tuple, Any]]] = OrderedDict()
+
+    def take(self, therapist_id: int) -> dict[int, tuple[tuple, Any]]:
+        with self.lock:
+            rows = self.kept.get(therapist_id)
+            if rows is None:
+                return {}
+            self.kept.move_to_end(therapist_id)
+            return rows
+
+    def put(self, therapist_id: int, rows: dict[int, tuple[tuple, Any]]) -> None:
+        """Keep `rows` (all of the therapist's current couples: others are forgotten)."""
+        with self.lock:
+            self.kept[therapist_id] = rows
+            self.kept.move_to_end(therapist_id)
+            while len(self.kept) > self.size:
+                self.kept.popitem(last=False)
+
+
+def row_key(row: dict, language: str) -> tuple:
+    """Everything a couple's dashboard row shows, and the language it is written in: a
+    row kept under the same key reads the same."""
+    return (
+        language,
+        row["label"],
+        row["partner_a"],
+        row["partner_b"],
+        row["active"],
+        row["stalled"],
+        row["missed"],
+        row["overdue"],
+        row["due_this_week"],
+        row["completion"],
+        tuple((w["start"], w["ratio"]) for w in row["weekly"]),
+    )
+
+
 DASHBOARD_SORTS = {
     "label": lambda r: r["label"].lower(),
     "completion": lambda r: (r["completion"] is None, -(r["completion"] or 0)),

@@ -12,9 +12,11 @@ from ..dashboard import (
     DASHBOARD_SORTS,
     CoupleFigures,
     RenderedCache,
+    RenderedRows,
     arrange_dashboard,
     dashboard_version,
     gather,
+    row_key,
     trend_svg,
 )
 from ..storage import get_db
@@ -66,8 +68,8 @@ def _dashboard_body(db, me, sort: str, show: str, everyone: bool) -> Markup:
     total = len(rows)
     if not everyone:
         rows = rows[:PAGE]  # the ones that need attention come first; the rest on request
-    for row in rows:
-        row["trend"] = Markup(trend_svg(row["weekly"]))  # noqa: S704 (our own SVG)
+    translations = _translations_for_one_page()
+    _render_rows(me.id, data["couples"], rows, translations)
     return Markup(  # noqa: S704 (a template we render, autoescaped)
         render_template(
             "homework/_dashboard.html",
@@ -78,9 +80,36 @@ def _dashboard_body(db, me, sort: str, show: str, everyone: bool) -> Markup:
             show=show,
             everyone=everyone,
             total=total,
-            **_translations_for_one_page(),
+            **translations,
         )
     )
+
+
+def _render_rows(therapist_id: int, couples: list[dict], shown: list[dict], translations) -> None:
+    """Give each shown row its `html`: kept from an earlier render while the couple's row
+    reads the same (see dashboard.row_key), else rendered now. After a check-in, one
+    couple's row is rendered again, not a hundred; the therapist's other couples' rows
+    stay kept for the next page that shows them."""
+    state = current_app.extensions["homework"]
+    store = state.extra.setdefault("dashboard_rows", RenderedRows())
+    kept = store.take(therapist_id)
+    language = str(get_locale())
+    macro = None
+    fresh = {}
+    for row in shown:
+        key = row_key(row, language)
+        found = kept.get(row["id"])
+        if found is None or found[0] != key:
+            if macro is None:
+                template = current_app.jinja_env.get_template("homework/_dashboard_row.html")
+                macro = template.make_module(translations).couple_row
+            trend = Markup(trend_svg(row["weekly"]))  # noqa: S704 (our own SVG)
+            found = (key, macro(row, trend))
+        fresh[row["id"]] = found
+        row["html"] = found[1]
+    if fresh.keys() - kept.keys() or any(fresh[c] is not kept.get(c) for c in fresh):
+        current = {r["id"] for r in couples}
+        store.put(therapist_id, {c: v for c, v in {**kept, **fresh}.items() if c in current})
 
 
 def _translations_for_one_page() -> dict:
