@@ -15,6 +15,7 @@ from flask import (
 )
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from .. import audit, branding, i18n, notes, ratelimits, tracking
 from ..accounts import client_ip
@@ -91,7 +92,13 @@ def _practice_form(items: list[dict], partner_a: str, partner_b: str, fresh: boo
     starting on today and an item that has begun."""
     form = CheckinForm(formdata=None) if fresh else CheckinForm()
     form.item.choices = [(i["id"], i["title"]) for i in items]
-    form.who.choices = [("a", partner_a), ("b", partner_b), ("together", _("Both of us, together"))]
+    # Lazy: a check-in that is stored and answered with a redirect shows no label, and
+    # then never loads a catalogue or works out the page's language.
+    form.who.choices = [
+        ("a", partner_a),
+        ("b", partner_b),
+        ("together", _l("Both of us, together")),
+    ]
     if fresh:
         form.practiced_on.data = date.today()
         form.item.data = tracking.default_checkin_item(items, date.today())
