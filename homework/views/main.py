@@ -88,8 +88,8 @@ def _dashboard_body(db, me, sort: str, show: str, everyone: bool) -> Markup:
 def _render_rows(therapist_id: int, couples: list[dict], shown: list[dict], translations) -> None:
     """Give each shown row its `html`: kept from an earlier render while the couple's row
     reads the same (see dashboard.row_key), else rendered now. After a check-in, one
-    couple's row is rendered again, not a hundred; the therapist's other couples' rows
-    stay kept for the next page that shows them."""
+    couple's row is rendered again, not every row on the page; the therapist's other
+    couples' rows stay kept for the next page that shows them."""
     state = current_app.extensions["homework"]
     store = state.extra.setdefault("dashboard_rows", RenderedRows())
     kept = store.take(therapist_id)
