@@ -192,6 +192,10 @@ def app(tmp_path, clinic_database):
     )
     assert Path(app.config["HOMEWORK_DATABASE"]) == instance / clinic_database.name
     yield app
+    # Each test's database is its own: its idle pooled connections would otherwise stay
+    # open to the session's end, and a suite of hundreds of tests runs the process past
+    # 1,024 descriptors, which select() in the render host cannot take.
+    release_connections(app.config["HOMEWORK_DATABASE"])
 
 
 @pytest.fixture
