@@ -79,11 +79,10 @@ def _languages(db: sqlite_utils.Database, couple_id: int) -> tuple[str, str]:
     return (row[0], row[1]) if row else ("", "")
 
 
-def couple_language(db: sqlite_utils.Database, couple_id: int) -> str:
+def shared_language(partner_a_language: str, partner_b_language: str) -> str:
     """The language the couple's shared pages speak: partner A's when it is set, else
-    partner B's; "" when neither is."""
-    a, b = _languages(db, couple_id)
-    return a or b
+    partner B's; "" when neither is. (The check-in page reads both with its link.)"""
+    return partner_a_language or partner_b_language
 
 
 def partner_language(db: sqlite_utils.Database, couple_id: int, partner: str) -> str:

@@ -252,6 +252,24 @@ def dashboard_version(db: sqlite_utils.Database, therapist_id: int) -> int:
 KEPT_THERAPISTS = 256
 
 
+def row_key(row: dict, language: str) -> tuple:
+    """Everything a couple's dashboard row shows, and the language it is written in: a
+    row kept under the same key reads the same."""
+    return (
+        language,
+        row["label"],
+        row["partner_a"],
+        row["partner_b"],
+        row["active"],
+        row["stalled"],
+        row["missed"],
+        row["overdue"],
+        row["due_this_week"],
+        row["completion"],
+        tuple((w["start"], w["ratio"]) for w in row["weekly"]),
+    )
+
+
 DASHBOARD_SORTS = {
     "label": lambda r: r["label"].lower(),
     "completion": lambda r: (r["completion"] is None, -(r["completion"] or 0)),

@@ -7,6 +7,7 @@ for machines, this is for people.
 """
 
 from datetime import UTC, date, datetime
+from functools import lru_cache
 
 from babel.dates import format_skeleton
 from flask_babel import format_time, get_locale, to_user_timezone
@@ -45,7 +46,14 @@ def friendly_date(
         skeleton = SHORT if this_year else SHORT_WITH_YEAR
     else:
         skeleton = FULL
-    return format_skeleton(skeleton, day, locale=_locale())
+    return _formatted(skeleton, day, _locale())
+
+
+@lru_cache(maxsize=4096)
+def _formatted(skeleton: str, day: date, locale: str) -> str:
+    # Babel works the pattern out from CLDR data on every call, dearer than the rest of
+    # a dashboard row; a page shows the same few dozen dates again and again.
+    return format_skeleton(skeleton, day, locale=locale)
 
 
 def friendly_datetime(value: datetime | str | None) -> str:

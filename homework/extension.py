@@ -77,9 +77,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# Pages that read no assignment from the library: static files, /healthz (which answers
+# even without a database), and a couple's pages (their items are the issued snapshots),
+# the busiest pages of all, which are spared the library's generation read.
+_NO_LIBRARY = frozenset(("homework.static", "homework.healthz", *responses.CHECKIN_ENDPOINTS))
+
+
 def _refresh_library() -> None:
-    # Not for static files, nor for /healthz, which answers even without a database.
-    if request.endpoint not in ("homework.static", "homework.healthz"):
+    if request.endpoint not in _NO_LIBRARY:
         refresh_library()
 
 

@@ -192,8 +192,9 @@ def app(tmp_path, clinic_database):
     )
     assert Path(app.config["HOMEWORK_DATABASE"]) == instance / clinic_database.name
     yield app
-    # Each kept connection holds three files open (database, WAL, shared memory): a test
-    # process that kept every test's would run out of low file numbers.
+    # Each test's database is its own: its idle pooled connections would otherwise stay
+    # open to the session's end, and a suite of hundreds of tests runs the process past
+    # 1,024 descriptors, which select() in the render host cannot take.
     release_connections(app.config["HOMEWORK_DATABASE"])
 
 

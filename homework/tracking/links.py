@@ -138,12 +138,15 @@ def store_new_link(
 
 
 def resolve_token(db: sqlite_utils.Database, token: str, today: date) -> dict | None:
-    """The live link a token stands for, or None (unknown, expired and revoked alike)."""
+    """The live link a token stands for, or None (unknown, expired and revoked alike),
+    with what the couple's page shows of the couple (`partner_a`, `partner_b`, and each
+    partner's language), read in the same statement."""
     if not token or len(token) > 100:
         return None
     row = db.execute(
-        "SELECT id, couple_id, packet_id, expires_on, revoked_at FROM checkin_tokens"
-        " WHERE token_sha256 = ?",
+        "SELECT k.id, k.couple_id, k.packet_id, k.expires_on, k.revoked_at, c.partner_a,"
+        " c.partner_b, c.partner_a_language, c.partner_b_language"
+        " FROM checkin_tokens k JOIN couples c ON c.id = k.couple_id WHERE k.token_sha256 = ?",
         [token_digest(token)],
     ).fetchone()
     if row is None or row["revoked_at"] or date.fromisoformat(row["expires_on"]) < today:

@@ -15,11 +15,12 @@ from flask import (
 )
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from .. import audit, branding, i18n, notes, ratelimits, tracking
 from ..accounts import client_ip
 from ..calendar import practice_reminders
-from ..couples import couple_language
+from ..couples import shared_language
 from ..forms import CheckinForm, PrivateNoteForm
 from ..state import current_brand, emit, get_state
 from ..storage import get_db, write
@@ -55,17 +56,30 @@ def _ip_limit() -> tuple[str, int, int]:
 def _link_or_refusal(token: str, count: bool = True):
     """(link, None) for a live token, else (None, the kind refusal page).
 
-    Every request counts once against its address's limit. With count=False a live link
-    is returned uncounted: the caller counts it in its own write (see `checkin`)."""
+    Every request counts once against its address's limit, before anything is looked up:
+    a flood of requests over the limit costs the database nothing. With count=False a
+    live link is returned uncounted: the caller counts it in its own write (see
+    `checkin`), and only a dead link is counted here."""
     db = get_db()
+    if count and ratelimits.rate_limited(db, *_ip_limit()):
+        return None, _refusal(429)
     link = tracking.resolve_token(db, token, date.today())
-    # The couple's page speaks the language picked with its switch, else the couple's.
-    i18n.for_couple(_picked_language() or (couple_language(db, link["couple_id"]) if link else ""))
-    if (link is None or count) and ratelimits.rate_limited(db, *_ip_limit()):
-        return None, _kind_page(429)
     if link is None:
-        return None, _kind_page(404)
+        limited = not count and ratelimits.rate_limited(db, *_ip_limit())
+        return None, _refusal(429 if limited else 404)
+    # The couple's page speaks the language picked with its switch, else the couple's.
+    i18n.for_couple(
+        _picked_language()
+        or shared_language(link["partner_a_language"], link["partner_b_language"])
+    )
     return link, None
+
+
+def _refusal(status: int):
+    """The kind page for a refused or dead link, in the language picked with the page's
+    switch or the browser's: no couple is looked up for it."""
+    i18n.for_couple(_picked_language())
+    return _kind_page(status)
 
 
 def _picked_language() -> str | None:
@@ -73,19 +87,18 @@ def _picked_language() -> str | None:
     return i18n.normalise_language(request.args.get("lang"))
 
 
-def _names(db, couple_id: int) -> tuple[str, str]:
-    row = db.execute(
-        "SELECT partner_a, partner_b FROM couples WHERE id = ?", [couple_id]
-    ).fetchone()
-    return row["partner_a"], row["partner_b"]
-
-
 def _practice_form(items: list[dict], partner_a: str, partner_b: str, fresh: bool) -> CheckinForm:
     """The practice form for this packet; `fresh` as on a first visit (nothing posted read),
     starting on today and an item that has begun."""
     form = CheckinForm(formdata=None) if fresh else CheckinForm()
     form.item.choices = [(i["id"], i["title"]) for i in items]
-    form.who.choices = [("a", partner_a), ("b", partner_b), ("together", _("Both of us, together"))]
+    # Lazy: a check-in that is stored and answered with a redirect shows no label, and
+    # then never loads a catalogue or works out the page's language.
+    form.who.choices = [
+        ("a", partner_a),
+        ("b", partner_b),
+        ("together", _l("Both of us, together")),
+    ]
     if fresh:
         form.practiced_on.data = date.today()
         form.item.data = tracking.default_checkin_item(items, date.today())
@@ -102,7 +115,7 @@ def checkin(token: str):
     items = tracking.packet_checkin_items(db, link["packet_id"], i18n.homework_language())
     if not items:
         return _kind_page(404)
-    partner_a, partner_b = _names(db, link["couple_id"])
+    partner_a, partner_b = link["partner_a"], link["partner_b"]
     form = _practice_form(items, partner_a, partner_b, fresh=request.method == "GET")
     status = 200
     if posting:
@@ -216,7 +229,7 @@ def checkin_note(token: str):
     items = tracking.packet_checkin_items(db, link["packet_id"], i18n.homework_language())
     if not items:
         return _kind_page(404)
-    partner_a, partner_b = _names(db, link["couple_id"])
+    partner_a, partner_b = link["partner_a"], link["partner_b"]
     note_form = _note_form(partner_a, partner_b, request.form)
     if not note_form.validate_on_submit():
         # The practice form is shown fresh, as on a first visit: nothing of it was sent.

@@ -13,6 +13,7 @@ from ..dashboard import (
     arrange_dashboard,
     dashboard_version,
     gather,
+    row_key,
     trend_svg,
 )
 from ..recently_used import RecentlyUsed
@@ -65,8 +66,7 @@ def _dashboard_body(db, me, sort: str, show: str, everyone: bool) -> Markup:
     total = len(rows)
     if not everyone:
         rows = rows[:PAGE]  # the ones that need attention come first; the rest on request
-    for row in rows:
-        row["trend"] = Markup(trend_svg(row["weekly"]))  # noqa: S704 (our own SVG)
+    _render_rows(me.id, data["couples"], rows)
     return Markup(  # noqa: S704 (a template we render, autoescaped)
         render_template(
             "homework/_dashboard.html",
@@ -79,6 +79,33 @@ def _dashboard_body(db, me, sort: str, show: str, everyone: bool) -> Markup:
             total=total,
         )
     )
+
+
+def _render_rows(therapist_id: int, couples: list[dict], shown: list[dict]) -> None:
+    """Give each shown row its `html`: kept from an earlier render while the couple's row
+    reads the same (see dashboard.row_key), else rendered now. After a check-in, one
+    couple's row is rendered again, not every row on the page; the therapist's other
+    couples' rows stay kept for the next page that shows them."""
+    state = current_app.extensions["homework"]
+    store = state.extra.setdefault("dashboard_rows", RecentlyUsed(KEPT_THERAPISTS))
+    kept = store.get(therapist_id) or {}
+    language = str(get_locale())
+    macro = None
+    fresh = {}
+    for row in shown:
+        key = row_key(row, language)
+        found = kept.get(row["id"])
+        if found is None or found[0] != key:
+            if macro is None:
+                template = current_app.jinja_env.get_template("homework/_dashboard_row.html")
+                macro = template.make_module().couple_row
+            trend = Markup(trend_svg(row["weekly"]))  # noqa: S704 (our own SVG)
+            found = (key, macro(row, trend))
+        fresh[row["id"]] = found
+        row["html"] = found[1]
+    if fresh.keys() - kept.keys() or any(fresh[c] is not kept.get(c) for c in fresh):
+        current = {r["id"] for r in couples}
+        store.put(therapist_id, {c: v for c, v in {**kept, **fresh}.items() if c in current})
 
 
 def dashboard_cache() -> RecentlyUsed[int, Markup]:
