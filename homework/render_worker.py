@@ -52,13 +52,45 @@ BACKSTOP_GRACE_SECONDS = 2.0
 RESTART_PAUSE_SECONDS = 1.0
 
 STYLESHEET = Path(__file__).parent / "static" / "handout.css"
-# Laid out once in the host before any fork: the handout stylesheet's fonts in their
-# weights and styles, a list, a table, so the workers start with them loaded.
-WARM_UP_HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+# Laid out once in the host before any fork, shaped like a handout: its letterhead, text
+# in the stylesheet's weights and styles, a list, the plan's grid, a tracking table with
+# tick boxes, the closing block with a check-in box (an SVG image as a data: URL, the
+# address in the monospace font) and the page footer. Every font a handout in Latin
+# script uses is then found and opened, and every kind of box laid out once, so a
+# worker's first render takes no longer than its later ones.
+WARM_UP_QR = (
+    "data:image/svg+xml;charset=utf-8,%3Csvg%20xmlns%3D%27http%3A%2F%2Fwww.w3.org%2F2000"
+    "%2Fsvg%27%20width%3D%2712%27%20height%3D%2712%27%3E%3Cpath%20stroke%3D%27%23000%27"
+    "%20d%3D%27M2%202.5h7m-7%202h3%27%2F%3E%3C%2Fsvg%3E"
+)
+WARM_UP_HTML = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>ready</title><link rel="stylesheet" href="homework-asset:/handout.css"></head>
-<body><h1>Ready to print</h1><h2>Steps</h2><p>Plain, <strong>bold</strong> and
+<body><section class="hw-item"><div class="hw-letterhead"><div class="hw-clinic">
+<p class="hw-clinic-name">Clinic</p><p class="hw-clinic-word">Homework</p></div></div>
+<header class="hw-header"><p class="hw-eyebrow">Ready</p><h1>Ready to print</h1>
+<p class="hw-for">For A and B</p><p class="hw-meta">Monday, May 4, 2026</p></header>
+<div class="hw-note"><p>A note.</p></div>
+<section class="hw-section hw-steps"><h2>Steps</h2><p>Plain, <strong>bold</strong> and
 <em>italic</em> text, 0123456789.</p><ol><li>One</li><li>Two</li></ol>
-<table><tr><th>Week 1</th><td>Mon</td><td>Tue</td></tr></table></body></html>"""
+<div class="hw-prompt"><p>A question?</p><div class="hw-lines"></div></div></section>
+<section class="hw-section hw-tracking"><p class="hw-grid-help">Tick a box.</p>
+<div class="hw-tracking-grid hw-grid-short"><table><thead><tr><th>Week</th><th>Mon</th>
+</tr></thead><tbody class="hw-week"><tr class="hw-week-start"><th>Week 1
+<span class="hw-week-date">May 4</span></th><td class="hw-tick"><span class="hw-box">
+</span></td></tr></tbody></table></div></section>
+<section class="hw-section hw-barriers"><h2>Plan</h2><dl class="hw-plan"><dt>When</dt>
+<dd>Sunday</dd><dt class="hw-write-in-label">Where</dt><dd class="hw-write-in"></dd>
+</dl></section>
+<div class="hw-closing"><div class="hw-closing-main"><section class="hw-section hw-bring">
+<h2>Bring</h2><p>One thing.</p></section><aside class="hw-safety">
+<p><strong>Stop if unsafe.</strong></p><p class="hw-crisis">Call.</p></aside></div>
+<aside class="hw-checkin-box"><p class="hw-checkin-title">Tick it off</p>
+<div class="hw-checkin-body"><a class="hw-qr-link" href="https://example.org/c/x">
+<img class="hw-qr" src="{WARM_UP_QR}" alt="QR"></a><p>Scan the code.</p></div>
+<p class="hw-checkin-url"><a href="https://example.org/c/x"><span class="hw-url-part">
+example.org/</span><wbr><span class="hw-url-part">c/x</span></a></p></aside></div>
+<div class="hw-page-footer"><p>Private.</p><p class="hw-crisis">Call.</p></div>
+</section></body></html>"""
 
 
 class CpuBudgetExceeded(Exception):
@@ -97,12 +129,32 @@ def render(html: str, assets: dict[str, tuple[bytes, str]], options: dict) -> by
     return _write_pdf(html, assets, options)
 
 
+# The process's font configuration (fontconfig's and Pango's view of the installed
+# fonts), made once in the host and kept for every render: left to itself, WeasyPrint
+# makes a new one per document, loads fontconfig's configuration again and finds and
+# opens every font afresh. It holds no document's state, only fonts, so the PDF bytes are
+# the same; a document with @font-face rules (which add fonts to the configuration they
+# are given) gets one of its own, so no document's fonts reach another.
+_font_config = None
+
+
+def _fonts_for(html: str, assets: dict[str, tuple[bytes, str]]):
+    global _font_config
+    if "@font-face" in html or any(b"@font-face" in body for body, _ in assets.values()):
+        return None
+    if _font_config is None:
+        from weasyprint.text.fonts import FontConfiguration
+
+        _font_config = FontConfiguration()
+    return _font_config
+
+
 def _write_pdf(html: str, assets: dict[str, tuple[bytes, str]], options: dict) -> bytes:
     from weasyprint import HTML
 
     fetcher = make_fetcher(assets)
     document = HTML(string=html, base_url=ASSET_SCHEME + "/", url_fetcher=fetcher)
-    return document.write_pdf(attachments=None, **options)
+    return document.write_pdf(attachments=None, font_config=_fonts_for(html, assets), **options)
 
 
 def _cpu_used() -> float:

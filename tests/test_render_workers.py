@@ -232,3 +232,17 @@ def test_export_on_two_workers_gives_the_bytes_of_single_renders(tmp_path):
             name = handout_filename([json.loads(row["snapshot"])], item_id=row["id"])
             assert (out / name).read_bytes() == item_handout(row, inputs)
     assert len(list(out.glob("*.pdf"))) == len(rows)
+
+
+def test_renders_share_one_font_configuration_unless_they_bring_fonts():
+    """The fonts are found and opened once per worker; a document with @font-face (which
+    adds its fonts to the configuration) gets one of its own, so they reach no other."""
+    from homework.render_worker import _fonts_for
+
+    css = {"handout.css": (b"p { color: red }", "text/css")}
+    shared = _fonts_for("<p>one</p>", css)
+    assert shared is not None
+    assert _fonts_for("<p>two</p>", {}) is shared
+    font_face = b"@font-face { font-family: X; src: url(data:font/ttf;base64,AA==) }"
+    assert _fonts_for("<p>three</p>", {"extra.css": (font_face, "text/css")}) is None
+    assert _fonts_for("<style>@font-face { font-family: X }</style>", {}) is None
