@@ -34,6 +34,7 @@ import resource
 import select
 import signal
 import socket
+import subprocess
 import sys
 import time
 import traceback
@@ -209,6 +210,45 @@ def _answer(conn: Connection) -> tuple[str | None, tuple, int] | None:
     # fragmented too).
     ending = "interrupted" if reply[0] == "error" else None
     return ending, reply, peak_kb
+
+
+# A host started before the app was imported (homework.launch): taken by the first
+# RenderHost of this process that would start one.
+_early: "tuple[socket.socket, subprocess.Popen] | None" = None
+
+
+def spawn_host(command: list[str] | None = None) -> "tuple[socket.socket, subprocess.Popen]":
+    """Start a render host process; return our end of its control socket and the process."""
+    command = command or [sys.executable, "-m", "homework.render_worker"]
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        process = subprocess.Popen(
+            [*command, str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            close_fds=True,
+        )
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return ours, process
+
+
+def start_early() -> None:
+    """Start this process's render host now, before the app is imported: it imports
+    WeasyPrint and warms up while this process imports and loads the app."""
+    global _early
+    if _early is None:
+        _early = spawn_host()
+
+
+def take_early() -> "tuple[socket.socket, subprocess.Popen] | None":
+    """The host `start_early` started, once (None if there is none)."""
+    global _early
+    early, _early = _early, None
+    return early
 
 
 def _worker_main(channel: socket.socket, memory_mb: int, max_renders: int, max_rss_mb: int):

@@ -246,3 +246,37 @@ def test_renders_share_one_font_configuration_unless_they_bring_fonts():
     font_face = b"@font-face { font-family: X; src: url(data:font/ttf;base64,AA==) }"
     assert _fonts_for("<p>three</p>", {"extra.css": (font_face, "text/css")}) is None
     assert _fonts_for("<style>@font-face { font-family: X }</style>", {}) is None
+
+
+@pytest.mark.parametrize(
+    "args, renders",
+    [
+        (["export", "--couple", "1", "--out", "x", "--instance", "i"], True),
+        (["--instance", "i", "serve"], True),
+        (["--instance", "export", "init"], False),  # an instance folder named "export"
+        (["migrate"], False),
+        (["--version"], False),
+    ],
+)
+def test_the_console_script_starts_the_render_host_first_only_for_commands_that_print(
+    args, renders
+):
+    from homework.launch import renders as prints
+
+    assert prints(args) is renders
+
+
+def test_a_host_started_before_the_app_is_taken_by_the_first_render(tmp_path):
+    from homework import render_worker
+
+    render_worker.start_early()
+    early = render_worker._early[1]
+    host = RenderHost()
+    try:
+        pool = RenderPool(RenderLimits(workers=1, memory_mb=1400), host=host)
+        pdf = pool.render(FINE, {}, {}, tmp_path)
+        assert pdf.startswith(b"%PDF")
+        assert host.process is early
+        assert render_worker.take_early() is None  # taken once, never started twice
+    finally:
+        host.close()
