@@ -13,8 +13,8 @@ RENDERING_COMMANDS = ("export", "serve")
 OPTIONS_WITH_VALUE = ("--instance",)
 
 
-def renders(args: list[str]) -> bool:
-    """Whether the command line runs a command that renders handouts."""
+def command_of(args: list[str]) -> str | None:
+    """The command the command line runs (None: only options)."""
     skip = False
     for arg in args:
         if skip:
@@ -22,8 +22,13 @@ def renders(args: list[str]) -> bool:
         elif arg in OPTIONS_WITH_VALUE:
             skip = True
         elif not arg.startswith("-"):
-            return arg in RENDERING_COMMANDS
-    return False
+            return arg
+    return None
+
+
+def renders(args: list[str]) -> bool:
+    """Whether the command line runs a command that renders handouts."""
+    return command_of(args) in RENDERING_COMMANDS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,7 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     if renders(args):
         from .render_worker import start_early
 
-        start_early()
+        # An export's workers warm up by their first renders, side by side; a server's
+        # are forked warm, so that its first handout is as quick as any other.
+        start_early(lay_out=command_of(args) != "export")
     from .console import main as run
 
     run(argv)

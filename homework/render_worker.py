@@ -217,13 +217,16 @@ def _answer(conn: Connection) -> tuple[str | None, tuple, int] | None:
 _early: "tuple[socket.socket, subprocess.Popen] | None" = None
 
 
-def spawn_host(command: list[str] | None = None) -> "tuple[socket.socket, subprocess.Popen]":
-    """Start a render host process; return our end of its control socket and the process."""
+def spawn_host(
+    command: list[str] | None = None, lay_out: bool = True
+) -> "tuple[socket.socket, subprocess.Popen]":
+    """Start a render host process; return our end of its control socket and the process.
+    Without `lay_out`, the host forks its workers without a warm-up layout."""
     command = command or [sys.executable, "-m", "homework.render_worker"]
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         process = subprocess.Popen(
-            [*command, str(theirs.fileno())],
+            [*command, str(theirs.fileno()), *([] if lay_out else ["--cold"])],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             close_fds=True,
@@ -236,12 +239,12 @@ def spawn_host(command: list[str] | None = None) -> "tuple[socket.socket, subpro
     return ours, process
 
 
-def start_early() -> None:
+def start_early(lay_out: bool = True) -> None:
     """Start this process's render host now, before the app is imported: it imports
     WeasyPrint and warms up while this process imports and loads the app."""
     global _early
     if _early is None:
-        _early = spawn_host()
+        _early = spawn_host(lay_out=lay_out)
 
 
 def take_early() -> "tuple[socket.socket, subprocess.Popen] | None":
@@ -469,11 +472,18 @@ def _warm_up() -> None:
         _write_pdf(WARM_UP_HTML, assets, {"pdf_variant": "pdf/ua-1"})
 
 
-def host_main(control_fd: int) -> None:
-    """Warm up, then fork and look after workers as the clients on `control_fd` ask."""
+def host_main(control_fd: int, lay_out: bool = True) -> None:
+    """Warm up, then fork and look after workers as the clients on `control_fd` ask.
+
+    Without `lay_out` the host only imports WeasyPrint before it forks, and each worker
+    warms up by its own first render: for a batch (`homework export`) the workers then
+    do it side by side rather than wait for the host to do it once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when we stop
     control = socket.socket(fileno=control_fd)
-    _warm_up()
+    if lay_out:
+        _warm_up()
+    else:
+        import weasyprint  # noqa: F401  (imported once, before any worker is forked)
     # What the warm-up built stays put: the collector never writes to those objects
     # again, so the workers keep sharing their pages instead of copying them.
     gc.freeze()
@@ -481,5 +491,6 @@ def host_main(control_fd: int) -> None:
 
 
 if __name__ == "__main__":
-    # python -m homework.render_worker FD  (FD: the host's end of a SOCK_SEQPACKET pair)
-    host_main(int(sys.argv[1]))
+    # python -m homework.render_worker FD [--cold]  (FD: the host's end of a
+    # SOCK_SEQPACKET pair; --cold: no warm-up layout before the workers fork)
+    host_main(int(sys.argv[1]), lay_out="--cold" not in sys.argv[2:])

@@ -280,3 +280,24 @@ def test_a_host_started_before_the_app_is_taken_by_the_first_render(tmp_path):
         assert render_worker.take_early() is None  # taken once, never started twice
     finally:
         host.close()
+
+
+def test_workers_of_a_host_that_did_not_warm_up_print_the_same_bytes(host, tmp_path):
+    """`homework export` starts its host without the warm-up layout; the warm-up must
+    never change what is printed."""
+    from homework import render_worker
+
+    stylesheet = render_worker.STYLESHEET.read_bytes()
+    html = render_worker.WARM_UP_HTML
+    assets = {"handout.css": (stylesheet, "text/css")}
+    options = {"pdf_variant": "pdf/ua-1", "pdf_identifier": b"same", "custom_metadata": False}
+    warm = RenderPool(RenderLimits(workers=1, memory_mb=1300), host=host)
+    render_worker.start_early(lay_out=False)
+    assert render_worker._early[1].args[-1] == "--cold"
+    cold_host = RenderHost()
+    try:
+        cold = RenderPool(RenderLimits(workers=1, memory_mb=1300), host=cold_host)
+        first = cold.render(html, assets, options, tmp_path / "cold")
+        assert first == warm.render(html, assets, options, tmp_path / "warm")
+    finally:
+        cold_host.close()
