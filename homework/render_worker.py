@@ -316,6 +316,16 @@ def _note(fd: int, message: tuple) -> None:
         sock.send(len(data).to_bytes(4, "big", signed=True) + data)  # Connection's framing
 
 
+def _readable(fds: list[int], timeout: float) -> list[int]:
+    """Those of `fds` with something to read (or closed), waiting up to `timeout` s. poll,
+    not select: the control socket keeps the number it had in the process that started
+    the host, which may be past select's limit of 1024."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return [fd for fd, _ in poller.poll(timeout * 1000)]
+
+
 class _Host:
     def __init__(self, control: socket.socket):
         self.control = control
@@ -333,7 +343,8 @@ class _Host:
                 if not slot.pid and slot.restart_at <= now:
                     self.spawn(slot)
             channels = {s.channel.fileno(): s for s in self.slots.values() if s.channel}
-            ready, _, _ = select.select([self.control, self.wake_r, *channels], [], [], 1.0)
+            control = self.control.fileno()
+            ready = _readable([control, self.wake_r, *channels], 1.0)
             if self.wake_r in ready:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self.wake_r, 512)
@@ -341,7 +352,7 @@ class _Host:
                 if fd in channels:
                     self.heard(channels[fd])
             self.reap()
-            if self.control in ready and not self.command():
+            if control in ready and not self.command():
                 self.stop()
                 return
 

@@ -301,3 +301,27 @@ def test_workers_of_a_host_that_did_not_warm_up_print_the_same_bytes(host, tmp_p
         assert first == warm.render(html, assets, options, tmp_path / "warm")
     finally:
         cold_host.close()
+
+
+def test_a_host_whose_socket_has_a_high_number_still_serves(tmp_path):
+    """A server process with many files open hands the host a socket numbered past
+    1024; the host keeps that number."""
+    import socket
+    import subprocess
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    high = os.dup2(theirs.fileno(), 1500)
+    theirs.close()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "homework.render_worker", str(high), "--cold"],
+        pass_fds=[high],
+        stdin=subprocess.DEVNULL,
+    )
+    os.close(high)
+    host = RenderHost()
+    host.sock, host.process = ours, process
+    try:
+        pool = RenderPool(RenderLimits(workers=1, memory_mb=1200), host=host)
+        assert pool.render(FINE, {}, {}, tmp_path).startswith(b"%PDF")
+    finally:
+        host.close()
