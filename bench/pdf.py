@@ -53,7 +53,7 @@ ASSIGNMENTS = ("memory-walk", "speaker-listener", "daily-appreciation")
 CRISIS = "In a crisis, call your local emergency number."
 PASSWORD = "a long bench password"
 # The `homework` command of this tree (not whichever is installed): for before/after runs.
-HOMEWORK = [sys.executable, "-c", "from homework.console import main; main()"]
+HOMEWORK = [sys.executable, "-c", "from homework.launch import main; main()"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 # The export and serve sections measure renders: the handout cache would answer them
 # from disk after the first pass (the download section measures the cache).

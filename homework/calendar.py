@@ -7,7 +7,6 @@ octets (never inside a UTF-8 character), escaped text, and a DTSTAMP in UTC.
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask_babel import gettext as _
-from icalendar import Alarm, Calendar, Event
 
 PRODID = "-//homework//between-session practice//EN"
 # Evening practice: floating local times (no time zone), so the reminder comes at 7 pm
@@ -32,6 +31,10 @@ def practice_reminders(item: dict, now: datetime | None = None) -> bytes:
 
     `item` needs id, title, start_date (ISO), per_week and weeks; `now` (UTC-aware)
     stamps the file and defaults to the current time."""
+    # On first use: the library takes 7 MB in every process that imports it; most web
+    # processes never hand out a calendar file.
+    from icalendar import Alarm, Calendar, Event
+
     stamp = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     calendar = Calendar()
     calendar.add("prodid", PRODID)

@@ -26,6 +26,7 @@ from .snapshots import as_markup, copy_of, print_languages
 
 STYLESHEET = Path(__file__).parent / "static" / "handout.css"
 TEMPLATE = "homework/pdf/handout.html"
+COPY_TEMPLATE = "homework/pdf/_copy.html"  # one language's copy, inside TEMPLATE
 WEEKDAYS = 7
 # A grid with this many rows or fewer stays in one piece on paper; a longer one flows
 # over pages a week at a time.
@@ -152,7 +153,7 @@ def handout_html(
             first = marked[0]
             cover = first if len(marked) > 1 else None
             html = render_template(
-                "homework/pdf/_copy.html",
+                COPY_TEMPLATE,
                 snapshots=marked,
                 grids=[tracking_grid(s) for s in snapshots],
                 brand=brand,
@@ -269,6 +270,26 @@ def handout_key(inputs: dict) -> str:
 
 
 _template_digests: "weakref.WeakKeyDictionary[Flask, str]" = weakref.WeakKeyDictionary()
+
+
+def prepare_handouts(app: Flask) -> None:
+    """Do now, in a process about to fork web processes, what a process's first handout
+    would otherwise do (about 0.1 s): compile the templates a handout is built from (and
+    every template they pull in), load the default language's dates and import the QR
+    code maker. The web processes forked next share what this built."""
+    env = app.jinja_env
+    todo, seen = [TEMPLATE, COPY_TEMPLATE], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        env.get_template(name)
+        source = env.loader.get_source(env, name)[0]
+        todo.extend(n for n in meta.find_referenced_templates(env.parse(source)) if n)
+    with app.test_request_context("/"):
+        long_date(date.today())  # month and day names: the locale's data is read once
+    qr_data_uri("https://example.org/")
 
 
 def _templates_digest() -> str:

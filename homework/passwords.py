@@ -8,7 +8,6 @@ import unicodedata
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask_babel import lazy_gettext as _l
-from zxcvbn import zxcvbn
 
 MIN_LENGTH = 8
 MAX_LENGTH = 256
@@ -72,6 +71,10 @@ def password_problem(password: str, user_inputs: tuple[str, ...] = ()) -> str | 
         return str(_l("Use at most %(n)d characters.", n=MAX_LENGTH))
     # Each word of the name and email counts too: "tessward" is as guessable as "Tess Ward".
     words = {w for u in user_inputs for w in [u, *re.split(r"\W+", u)] if len(w) >= 3}
+    # On first use: its word lists take 12 MB in every process that imports it, and a
+    # web process that never sets a password has no use for them.
+    from zxcvbn import zxcvbn
+
     result = zxcvbn(password[:ANALYSED_LENGTH], user_inputs=sorted(w.lower() for w in words))
     if result["score"] >= MIN_SCORE:
         return None

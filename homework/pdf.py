@@ -96,26 +96,19 @@ class RenderHost:
     use, shared with every process forked from this one after that."""
 
     def __init__(self, command: list[str] | None = None):
+        # The default host may have been started already, before the app was imported
+        # (homework.launch); a host with a command of its own (tests) never is.
+        self.default = command is None
         self.command = command or [sys.executable, "-m", "homework.render_worker"]
         self.lock = threading.Lock()
         self.sock: socket.socket | None = None
         self.process: subprocess.Popen | None = None  # only in the process that started it
 
     def _start(self) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            self.process = subprocess.Popen(
-                [*self.command, str(theirs.fileno())],
-                pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL,
-                close_fds=True,
-            )
-        except Exception:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
-        self.sock = ours
+        from .render_worker import spawn_host, take_early
+
+        early = take_early() if self.default else None
+        self.sock, self.process = early or spawn_host(self.command)
 
     @staticmethod
     def for_this_process() -> "RenderHost":

@@ -34,6 +34,7 @@ import resource
 import select
 import signal
 import socket
+import subprocess
 import sys
 import time
 import traceback
@@ -52,13 +53,45 @@ BACKSTOP_GRACE_SECONDS = 2.0
 RESTART_PAUSE_SECONDS = 1.0
 
 STYLESHEET = Path(__file__).parent / "static" / "handout.css"
-# Laid out once in the host before any fork: the handout stylesheet's fonts in their
-# weights and styles, a list, a table, so the workers start with them loaded.
-WARM_UP_HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+# Laid out once in the host before any fork, shaped like a handout: its letterhead, text
+# in the stylesheet's weights and styles, a list, the plan's grid, a tracking table with
+# tick boxes, the closing block with a check-in box (an SVG image as a data: URL, the
+# address in the monospace font) and the page footer. Every font a handout in Latin
+# script uses is then found and opened, and every kind of box laid out once, so a
+# worker's first render takes no longer than its later ones.
+WARM_UP_QR = (
+    "data:image/svg+xml;charset=utf-8,%3Csvg%20xmlns%3D%27http%3A%2F%2Fwww.w3.org%2F2000"
+    "%2Fsvg%27%20width%3D%2712%27%20height%3D%2712%27%3E%3Cpath%20stroke%3D%27%23000%27"
+    "%20d%3D%27M2%202.5h7m-7%202h3%27%2F%3E%3C%2Fsvg%3E"
+)
+WARM_UP_HTML = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>ready</title><link rel="stylesheet" href="homework-asset:/handout.css"></head>
-<body><h1>Ready to print</h1><h2>Steps</h2><p>Plain, <strong>bold</strong> and
+<body><section class="hw-item"><div class="hw-letterhead"><div class="hw-clinic">
+<p class="hw-clinic-name">Clinic</p><p class="hw-clinic-word">Homework</p></div></div>
+<header class="hw-header"><p class="hw-eyebrow">Ready</p><h1>Ready to print</h1>
+<p class="hw-for">For A and B</p><p class="hw-meta">Monday, May 4, 2026</p></header>
+<div class="hw-note"><p>A note.</p></div>
+<section class="hw-section hw-steps"><h2>Steps</h2><p>Plain, <strong>bold</strong> and
 <em>italic</em> text, 0123456789.</p><ol><li>One</li><li>Two</li></ol>
-<table><tr><th>Week 1</th><td>Mon</td><td>Tue</td></tr></table></body></html>"""
+<div class="hw-prompt"><p>A question?</p><div class="hw-lines"></div></div></section>
+<section class="hw-section hw-tracking"><p class="hw-grid-help">Tick a box.</p>
+<div class="hw-tracking-grid hw-grid-short"><table><thead><tr><th>Week</th><th>Mon</th>
+</tr></thead><tbody class="hw-week"><tr class="hw-week-start"><th>Week 1
+<span class="hw-week-date">May 4</span></th><td class="hw-tick"><span class="hw-box">
+</span></td></tr></tbody></table></div></section>
+<section class="hw-section hw-barriers"><h2>Plan</h2><dl class="hw-plan"><dt>When</dt>
+<dd>Sunday</dd><dt class="hw-write-in-label">Where</dt><dd class="hw-write-in"></dd>
+</dl></section>
+<div class="hw-closing"><div class="hw-closing-main"><section class="hw-section hw-bring">
+<h2>Bring</h2><p>One thing.</p></section><aside class="hw-safety">
+<p><strong>Stop if unsafe.</strong></p><p class="hw-crisis">Call.</p></aside></div>
+<aside class="hw-checkin-box"><p class="hw-checkin-title">Tick it off</p>
+<div class="hw-checkin-body"><a class="hw-qr-link" href="https://example.org/c/x">
+<img class="hw-qr" src="{WARM_UP_QR}" alt="QR"></a><p>Scan the code.</p></div>
+<p class="hw-checkin-url"><a href="https://example.org/c/x"><span class="hw-url-part">
+example.org/</span><wbr><span class="hw-url-part">c/x</span></a></p></aside></div>
+<div class="hw-page-footer"><p>Private.</p><p class="hw-crisis">Call.</p></div>
+</section></body></html>"""
 
 
 class CpuBudgetExceeded(Exception):
@@ -97,12 +130,32 @@ def render(html: str, assets: dict[str, tuple[bytes, str]], options: dict) -> by
     return _write_pdf(html, assets, options)
 
 
+# The process's font configuration (fontconfig's and Pango's view of the installed
+# fonts), made once in the host and kept for every render: left to itself, WeasyPrint
+# makes a new one per document, loads fontconfig's configuration again and finds and
+# opens every font afresh. It holds no document's state, only fonts, so the PDF bytes are
+# the same; a document with @font-face rules (which add fonts to the configuration they
+# are given) gets one of its own, so no document's fonts reach another.
+_font_config = None
+
+
+def _fonts_for(html: str, assets: dict[str, tuple[bytes, str]]):
+    global _font_config
+    if "@font-face" in html or any(b"@font-face" in body for body, _ in assets.values()):
+        return None
+    if _font_config is None:
+        from weasyprint.text.fonts import FontConfiguration
+
+        _font_config = FontConfiguration()
+    return _font_config
+
+
 def _write_pdf(html: str, assets: dict[str, tuple[bytes, str]], options: dict) -> bytes:
     from weasyprint import HTML
 
     fetcher = make_fetcher(assets)
     document = HTML(string=html, base_url=ASSET_SCHEME + "/", url_fetcher=fetcher)
-    return document.write_pdf(attachments=None, **options)
+    return document.write_pdf(attachments=None, font_config=_fonts_for(html, assets), **options)
 
 
 def _cpu_used() -> float:
@@ -157,6 +210,48 @@ def _answer(conn: Connection) -> tuple[str | None, tuple, int] | None:
     # fragmented too).
     ending = "interrupted" if reply[0] == "error" else None
     return ending, reply, peak_kb
+
+
+# A host started before the app was imported (homework.launch): taken by the first
+# RenderHost of this process that would start one.
+_early: "tuple[socket.socket, subprocess.Popen] | None" = None
+
+
+def spawn_host(
+    command: list[str] | None = None, lay_out: bool = True
+) -> "tuple[socket.socket, subprocess.Popen]":
+    """Start a render host process; return our end of its control socket and the process.
+    Without `lay_out`, the host forks its workers without a warm-up layout."""
+    command = command or [sys.executable, "-m", "homework.render_worker"]
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        process = subprocess.Popen(
+            [*command, str(theirs.fileno()), *([] if lay_out else ["--cold"])],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            close_fds=True,
+        )
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return ours, process
+
+
+def start_early(lay_out: bool = True) -> None:
+    """Start this process's render host now, before the app is imported: it imports
+    WeasyPrint and warms up while this process imports and loads the app."""
+    global _early
+    if _early is None:
+        _early = spawn_host(lay_out=lay_out)
+
+
+def take_early() -> "tuple[socket.socket, subprocess.Popen] | None":
+    """The host `start_early` started, once (None if there is none)."""
+    global _early
+    early, _early = _early, None
+    return early
 
 
 def _worker_main(channel: socket.socket, memory_mb: int, max_renders: int, max_rss_mb: int):
@@ -221,6 +316,16 @@ def _note(fd: int, message: tuple) -> None:
         sock.send(len(data).to_bytes(4, "big", signed=True) + data)  # Connection's framing
 
 
+def _readable(fds: list[int], timeout: float) -> list[int]:
+    """Those of `fds` with something to read (or closed), waiting up to `timeout` s. poll,
+    not select: the control socket keeps the number it had in the process that started
+    the host, which may be past select's limit of 1024."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return [fd for fd, _ in poller.poll(timeout * 1000)]
+
+
 class _Host:
     def __init__(self, control: socket.socket):
         self.control = control
@@ -238,7 +343,8 @@ class _Host:
                 if not slot.pid and slot.restart_at <= now:
                     self.spawn(slot)
             channels = {s.channel.fileno(): s for s in self.slots.values() if s.channel}
-            ready, _, _ = select.select([self.control, self.wake_r, *channels], [], [], 1.0)
+            control = self.control.fileno()
+            ready = _readable([control, self.wake_r, *channels], 1.0)
             if self.wake_r in ready:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self.wake_r, 512)
@@ -246,7 +352,7 @@ class _Host:
                 if fd in channels:
                     self.heard(channels[fd])
             self.reap()
-            if self.control in ready and not self.command():
+            if control in ready and not self.command():
                 self.stop()
                 return
 
@@ -377,11 +483,18 @@ def _warm_up() -> None:
         _write_pdf(WARM_UP_HTML, assets, {"pdf_variant": "pdf/ua-1"})
 
 
-def host_main(control_fd: int) -> None:
-    """Warm up, then fork and look after workers as the clients on `control_fd` ask."""
+def host_main(control_fd: int, lay_out: bool = True) -> None:
+    """Warm up, then fork and look after workers as the clients on `control_fd` ask.
+
+    Without `lay_out` the host only imports WeasyPrint before it forks, and each worker
+    warms up by its own first render: for a batch (`homework export`) the workers then
+    do it side by side rather than wait for the host to do it once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when we stop
     control = socket.socket(fileno=control_fd)
-    _warm_up()
+    if lay_out:
+        _warm_up()
+    else:
+        import weasyprint  # noqa: F401  (imported once, before any worker is forked)
     # What the warm-up built stays put: the collector never writes to those objects
     # again, so the workers keep sharing their pages instead of copying them.
     gc.freeze()
@@ -389,5 +502,6 @@ def host_main(control_fd: int) -> None:
 
 
 if __name__ == "__main__":
-    # python -m homework.render_worker FD  (FD: the host's end of a SOCK_SEQPACKET pair)
-    host_main(int(sys.argv[1]))
+    # python -m homework.render_worker FD [--cold]  (FD: the host's end of a
+    # SOCK_SEQPACKET pair; --cold: no warm-up layout before the workers fork)
+    host_main(int(sys.argv[1]), lay_out="--cold" not in sys.argv[2:])

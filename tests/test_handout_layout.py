@@ -293,6 +293,22 @@ def test_the_printed_address_wraps_only_after_a_slash(app):
     )
 
 
+def test_a_long_clinic_address_leaves_the_closing_block_its_widths(app):
+    """The address's parts never wrap inside; a long host name once widened the check-in
+    box over the page and squeezed the last section into a column a word wide."""
+    from homework.branding import Brand
+    from homework.handouts import HandoutInputs, build_handout
+
+    host = "homework.the-long-named-relationship-and-family-therapy-centre.example.org"
+    url = f"https://{host}/c/" + "Q" * 43
+    inputs = HandoutInputs(Brand(crisis="Call 000"), "", lambda packet_id: url)
+    with app.test_request_context("/"):
+        last = pages(build_handout(core_snapshots(app)[:1], 1, inputs))[-1]
+    lines = [line.strip() for line in last.splitlines()]
+    assert BRING in lines
+    assert QR_TITLE in lines
+
+
 # Download names
 
 

@@ -12,6 +12,9 @@ from homework import Homework, hookimpl
 from homework.library import files as library_module
 
 RENDER_ONLY = ("weasyprint", "pydyf", "tinycss2", "fontTools", "PIL", "segno", "gunicorn")
+# Loaded by the few requests that need them (setting a password, a calendar file), not
+# by every web process: each costs megabytes in every process of the server.
+ON_FIRST_USE = ("zxcvbn", "icalendar")
 WEB_PROCESS = """
 import sys, tempfile
 from flask import Flask
@@ -47,6 +50,7 @@ def test_the_web_process_never_imports_what_only_printing_needs(tmp_path):
     loaded = set(result.stdout.split())
     assert "homework" in loaded and "flask" in loaded
     assert sorted(loaded & set(RENDER_ONLY)) == []
+    assert sorted(loaded & set(ON_FIRST_USE)) == []
 
 
 class Identity:

@@ -489,3 +489,15 @@ def test_therapist_credentials_and_contact_print_on_new_handouts(therapist, db):
     assert "From Dr. Tess Ward, LMFT · 555-0199" in text
     # the {{ therapist }} merge field stays the plain name
     assert "Dr. Tess Ward, LMFT" not in text.replace("From Dr. Tess Ward, LMFT", "")
+
+
+def test_serve_prepares_every_handout_template_before_its_web_processes_fork(app):
+    """`homework serve` compiles them once, in the process its web processes fork from:
+    the handout, each language's copy and the shared handout macros."""
+    from homework.handouts import prepare_handouts
+
+    app.jinja_env.cache.clear()
+    prepare_handouts(app)
+    compiled = {name for _loader, name in app.jinja_env.cache}
+    expected = {"homework/pdf/handout.html", "homework/pdf/_copy.html", "homework/_handout.html"}
+    assert expected <= compiled

@@ -232,3 +232,96 @@ def test_export_on_two_workers_gives_the_bytes_of_single_renders(tmp_path):
             name = handout_filename([json.loads(row["snapshot"])], item_id=row["id"])
             assert (out / name).read_bytes() == item_handout(row, inputs)
     assert len(list(out.glob("*.pdf"))) == len(rows)
+
+
+def test_renders_share_one_font_configuration_unless_they_bring_fonts():
+    """The fonts are found and opened once per worker; a document with @font-face (which
+    adds its fonts to the configuration) gets one of its own, so they reach no other."""
+    from homework.render_worker import _fonts_for
+
+    css = {"handout.css": (b"p { color: red }", "text/css")}
+    shared = _fonts_for("<p>one</p>", css)
+    assert shared is not None
+    assert _fonts_for("<p>two</p>", {}) is shared
+    font_face = b"@font-face { font-family: X; src: url(data:font/ttf;base64,AA==) }"
+    assert _fonts_for("<p>three</p>", {"extra.css": (font_face, "text/css")}) is None
+    assert _fonts_for("<style>@font-face { font-family: X }</style>", {}) is None
+
+
+@pytest.mark.parametrize(
+    "args, renders",
+    [
+        (["export", "--couple", "1", "--out", "x", "--instance", "i"], True),
+        (["--instance", "i", "serve"], True),
+        (["--instance", "export", "init"], False),  # an instance folder named "export"
+        (["migrate"], False),
+        (["--version"], False),
+    ],
+)
+def test_the_console_script_starts_the_render_host_first_only_for_commands_that_print(
+    args, renders
+):
+    from homework.launch import renders as prints
+
+    assert prints(args) is renders
+
+
+def test_a_host_started_before_the_app_is_taken_by_the_first_render(tmp_path):
+    from homework import render_worker
+
+    render_worker.start_early()
+    early = render_worker._early[1]
+    host = RenderHost()
+    try:
+        pool = RenderPool(RenderLimits(workers=1, memory_mb=1400), host=host)
+        pdf = pool.render(FINE, {}, {}, tmp_path)
+        assert pdf.startswith(b"%PDF")
+        assert host.process is early
+        assert render_worker.take_early() is None  # taken once, never started twice
+    finally:
+        host.close()
+
+
+def test_workers_of_a_host_that_did_not_warm_up_print_the_same_bytes(host, tmp_path):
+    """`homework export` starts its host without the warm-up layout; the warm-up must
+    never change what is printed."""
+    from homework import render_worker
+
+    stylesheet = render_worker.STYLESHEET.read_bytes()
+    html = render_worker.WARM_UP_HTML
+    assets = {"handout.css": (stylesheet, "text/css")}
+    options = {"pdf_variant": "pdf/ua-1", "pdf_identifier": b"same", "custom_metadata": False}
+    warm = RenderPool(RenderLimits(workers=1, memory_mb=1300), host=host)
+    render_worker.start_early(lay_out=False)
+    assert render_worker._early[1].args[-1] == "--cold"
+    cold_host = RenderHost()
+    try:
+        cold = RenderPool(RenderLimits(workers=1, memory_mb=1300), host=cold_host)
+        first = cold.render(html, assets, options, tmp_path / "cold")
+        assert first == warm.render(html, assets, options, tmp_path / "warm")
+    finally:
+        cold_host.close()
+
+
+def test_a_host_whose_socket_has_a_high_number_still_serves(tmp_path):
+    """A server process with many files open hands the host a socket numbered past
+    1024; the host keeps that number."""
+    import socket
+    import subprocess
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    high = os.dup2(theirs.fileno(), 1500)
+    theirs.close()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "homework.render_worker", str(high), "--cold"],
+        pass_fds=[high],
+        stdin=subprocess.DEVNULL,
+    )
+    os.close(high)
+    host = RenderHost()
+    host.sock, host.process = ours, process
+    try:
+        pool = RenderPool(RenderLimits(workers=1, memory_mb=1200), host=host)
+        assert pool.render(FINE, {}, {}, tmp_path).startswith(b"%PDF")
+    finally:
+        host.close()

@@ -154,14 +154,15 @@ def serve_command(
     if debug:
         app.run(host=host, port=port, debug=True)
         return
-    from ..handouts import render_limits
+    from ..handouts import prepare_handouts, render_limits
     from ..pdf import start_render_workers
     from ..reminders import start_loop
     from ..server import run_gunicorn
 
     with app.app_context():
-        # The handout template compiled once here, shared by the web processes forked next.
-        app.jinja_env.get_template("homework/pdf/handout.html")
+        # What a first handout needs (its templates compiled, the dates of the default
+        # language), done once here and shared by the web processes forked next.
+        prepare_handouts(app)
         # One worker per render slot, shared by every gunicorn worker (forked after this,
         # they inherit the host), ready before the first request.
         start_render_workers(render_limits(), wait=True)
