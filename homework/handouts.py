@@ -5,7 +5,7 @@ import json
 import re
 import unicodedata
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
@@ -257,8 +257,7 @@ def render_inputs(
         "checkin_url": checkin_url,
         "locale": str(get_locale()),
         "languages": list(languages),
-        "stylesheet": hashlib.sha256(STYLESHEET.read_bytes()).hexdigest(),
-        "templates": _templates_digest(),
+        "design": _design_digest(),  # the stylesheet and templates
         "homework": __version__,
     }
 
@@ -277,38 +276,36 @@ def prepare_handouts(app: Flask) -> None:
     would otherwise do (about 0.1 s): compile the templates a handout is built from (and
     every template they pull in), load the default language's dates and import the QR
     code maker. The web processes forked next share what this built."""
-    env = app.jinja_env
-    todo, seen = [TEMPLATE, COPY_TEMPLATE], set()
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        env.get_template(name)
-        source = env.loader.get_source(env, name)[0]
-        todo.extend(n for n in meta.find_referenced_templates(env.parse(source)) if n)
+    for name, _source in _handout_templates(app.jinja_env):
+        app.jinja_env.get_template(name)
     with app.test_request_context("/"):
         long_date(date.today())  # month and day names: the locale's data is read once
     qr_data_uri("https://example.org/")
 
 
-def _templates_digest() -> str:
-    """The sha256 of the handout template and every template it pulls in, as this app's
-    loader finds them (a host may override any), read once per app."""
+def _handout_templates(env) -> Iterator[tuple[str, str]]:
+    """Each template a handout is built from, with its source as `env`'s loader finds it
+    (a host may override any): the page, each language's copy and all they pull in."""
+    todo, seen = [COPY_TEMPLATE, TEMPLATE], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        source = env.loader.get_source(env, name)[0]
+        yield name, source
+        todo.extend(n for n in meta.find_referenced_templates(env.parse(source)) if n)
+
+
+def _design_digest() -> str:
+    """The sha256 of the handout's design: its stylesheet and every template it is built
+    from, read once per app (they change only with a new release or a host's restart)."""
     app = current_app._get_current_object()
     found = _template_digests.get(app)
     if found is None:
-        env = app.jinja_env
-        digest = hashlib.sha256()
-        todo, seen = [TEMPLATE], set()
-        while todo:
-            name = todo.pop()
-            if name in seen:
-                continue
-            seen.add(name)
-            source = env.loader.get_source(env, name)[0]
+        digest = hashlib.sha256(STYLESHEET.read_bytes())
+        for name, source in _handout_templates(app.jinja_env):
             digest.update(f"{name}\0{source}\0".encode())
-            todo.extend(n for n in meta.find_referenced_templates(env.parse(source)) if n)
         found = _template_digests[app] = digest.hexdigest()
     return found
 

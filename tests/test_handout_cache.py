@@ -11,7 +11,7 @@ from conftest import ADMIN_PASSWORD, csrf_token, signed_in
 from test_assign import form_for, post_assign
 from test_couples import add_couple, audit_actions
 
-from homework import handout_cache, handouts
+from homework import create_app, handout_cache, handouts
 from homework.branding import load_brand, save_brand
 from homework.erasure import erase_couple
 from homework.state import erasure_ledger
@@ -230,3 +230,26 @@ def test_the_erase_command_deletes_their_kept_handouts(app, therapist, runner):
     result = runner.invoke(args=["homework", "erase", "--couple", str(couple_id), "--yes"])
     assert result.exit_code == 0, result.output
     assert kept_files(app) == []
+
+
+@pytest.mark.parametrize("name", ["homework/pdf/_copy.html", "homework/_handout.html"])
+def test_a_host_overriding_any_handout_template_gets_new_bytes_not_kept_ones(app, name):
+    """Each language's copy is its own template: a change to it, or to what it pulls in,
+    must name a new kept handout, or a host's new design would never be printed."""
+    from jinja2 import ChoiceLoader, DictLoader
+
+    from homework.branding import Brand
+
+    def key(app) -> str:
+        with app.test_request_context("/"):
+            inputs = handouts.render_inputs([], Brand(), "", None, None, ["en"])
+            return handouts.handout_key(inputs)
+
+    before = key(app)
+    assert key(create_app(instance_path=app.instance_path, config=dict(app.config))) == before
+    source = app.jinja_env.loader.get_source(app.jinja_env, name)[0]
+    host = create_app(instance_path=app.instance_path, config=dict(app.config))
+    host.jinja_env.loader = ChoiceLoader(
+        [DictLoader({name: source + "{# the host's own #}"}), host.jinja_env.loader]
+    )
+    assert key(host) != before
