@@ -303,10 +303,17 @@ def test_a_long_clinic_address_leaves_the_closing_block_its_widths(app):
     url = f"https://{host}/c/" + "Q" * 43
     inputs = HandoutInputs(Brand(crisis="Call 000"), "", lambda packet_id: url)
     with app.test_request_context("/"):
-        last = pages(build_handout(core_snapshots(app)[:1], 1, inputs))[-1]
+        pdf = build_handout(core_snapshots(app)[:1], 1, inputs)
+    last = pages(pdf)[-1]
     lines = [line.strip() for line in last.splitlines()]
     assert BRING in lines
     assert QR_TITLE in lines
+    # The host name wraps after a dot rather than running off the page: every word of the
+    # address ends left of the right margin (where the page number ends).
+    found = words(pdf)
+    margin = max(w.right for w in found if w.text.startswith("Page") or w.text == "3")
+    address = [w for w in found if "the-long-named" in w.text or "QQQ" in w.text]
+    assert address and all(w.right <= margin + 1 for w in address), (address, margin)
 
 
 # Download names
