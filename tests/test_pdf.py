@@ -266,7 +266,7 @@ def test_render_timeout_is_a_clear_503_and_the_server_keeps_serving(app, therapi
     assert therapist.get("/homework/1/handout.pdf").status_code == 200
 
 
-def test_concurrent_renders_are_capped_at_the_slot_count(tmp_path):
+def test_more_renders_than_slots_wait_their_turn_and_all_finish(tmp_path):
     pool = get_pool(RenderLimits(workers=1, queue_seconds=600))  # waits, however loaded
     results, errors = [], []
 
