@@ -25,7 +25,7 @@ class Identity:
     def current_therapist(self):
         return {"id": 1, "name": "Dr. Lee Marsh", "is_admin": True}
 
-app = Flask("cost_host", instance_path=tempfile.mkdtemp())
+app = Flask("cost_host", instance_path=sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp())
 app.config.update(SECRET_KEY="a host secret key that is long enough " * 2,
                   HOMEWORK_LOAD_PLUGINS=False)
 Homework(app, url_prefix="/homework", plugins=[Identity()])
@@ -38,19 +38,32 @@ print(" ".join(sorted({m.split(".")[0] for m in sys.modules})))
 """
 
 
-def test_the_web_process_never_imports_what_only_printing_needs(tmp_path):
+def web_process_modules(tmp_path: Path, *args: str) -> set[str]:
+    """The top-level modules a host's web process has loaded after serving its pages."""
     result = subprocess.run(
-        [sys.executable, "-c", WEB_PROCESS],
+        [sys.executable, "-c", WEB_PROCESS, *args],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    loaded = set(result.stdout.split())
+    return set(result.stdout.split())
+
+
+def test_the_web_process_never_imports_what_only_printing_needs(tmp_path):
+    loaded = web_process_modules(tmp_path)
     assert "homework" in loaded and "flask" in loaded
     assert sorted(loaded & set(RENDER_ONLY)) == []
     assert sorted(loaded & set(ON_FIRST_USE)) == []
+
+
+def test_a_process_reading_the_library_from_its_cache_never_loads_the_schema_checker(tmp_path):
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    first = web_process_modules(tmp_path, str(instance))
+    assert "jsonschema" in first  # the first start checks every file, then keeps the result
+    assert "jsonschema" not in web_process_modules(tmp_path, str(instance))
 
 
 class Identity:

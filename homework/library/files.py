@@ -2,20 +2,18 @@
 clear problems for every file that cannot be used."""
 
 from pathlib import Path
-
-import jsonschema
+from typing import Any
 
 from .. import merge
 from .model import (
     _FRONT_MATTER,
-    _PACK_VALIDATOR,
-    _VALIDATOR,
     MAX_FILE_BYTES,
     Assignment,
     Field,
     Pack,
     Problem,
     allowed_merge_fields,
+    validator,
 )
 from .reading import parse_sections, parse_yaml, raw_html, read_text, read_yaml_file, too_big
 from .translations import attach_translations
@@ -52,7 +50,7 @@ def load_pack_meta(folder: Path, problems: list[Problem]) -> tuple[Pack | None, 
     pack_meta = read_yaml_file(meta_path, problems)
     if pack_meta is None:
         return None, None
-    errors = sorted(_PACK_VALIDATOR.iter_errors(pack_meta), key=lambda e: list(e.path))
+    errors = sorted(validator("pack").iter_errors(pack_meta), key=lambda e: list(e.path))
     for err in errors:
         problems.append(Problem(str(meta_path), _path(err) or "pack", err.message))
     if errors:
@@ -98,7 +96,7 @@ def load_pack(folder: Path, problems: list[Problem]) -> tuple[Pack | None, list[
     return pack, attach_translations(folder, pack, found, problems)
 
 
-def _path(err: jsonschema.ValidationError) -> str:
+def _path(err: Any) -> str:  # a jsonschema.ValidationError
     return ".".join(str(p) for p in err.absolute_path)
 
 
@@ -129,7 +127,8 @@ def load_assignment_text(
         return None
     body = match.group(2)
     before = len(problems)
-    for err in sorted(_VALIDATOR.iter_errors(meta), key=lambda e: list(e.absolute_path)):
+    checker = validator("assignment")
+    for err in sorted(checker.iter_errors(meta), key=lambda e: list(e.absolute_path)):
         field_name = _path(err) or "front matter"
         problems.append(Problem(name, field_name, err.message))
     if len(problems) > before:

@@ -1,6 +1,7 @@
 """What an assignment is: the schema, the sections, the dataclasses, and how its text is
 rendered with a couple's values."""
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -8,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 from flask_babel import lazy_pgettext
 from markdown_it import MarkdownIt
@@ -82,8 +82,18 @@ PACK_SCHEMA = {
 }
 
 _SCHEMA = json.loads((Path(__file__).parent.parent / "assignment.schema.json").read_text())
-_VALIDATOR = jsonschema.Draft202012Validator(_SCHEMA)
-_PACK_VALIDATOR = jsonschema.Draft202012Validator(PACK_SCHEMA)
+
+
+@functools.cache
+def validator(schema: str) -> Any:
+    """The jsonschema checker for a "pack" file's or an "assignment" file's front matter,
+    made on the first check: a process that reads the library from its cache never
+    checks a file, and importing jsonschema weighs megabytes in every web process."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator({"pack": PACK_SCHEMA, "assignment": _SCHEMA}[schema])
+
+
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*\r?\n?(.*)\Z", re.S)
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -3,13 +3,13 @@ like an assignment file and then against its original (the same id, version, sec
 steps, prompts, merge fields and field shapes), so a copy in another language can never
 drift from what the therapist chose."""
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 from babel import Locale, UnknownLocaleError
 
 from .. import merge
@@ -58,7 +58,13 @@ TRANSLATION_SCHEMA = {
         },
     },
 }
-_TRANSLATION_VALIDATOR = jsonschema.Draft202012Validator(TRANSLATION_SCHEMA)
+
+
+@functools.cache
+def _translation_validator() -> Any:
+    import jsonschema  # on the first check, as in model.validator
+
+    return jsonschema.Draft202012Validator(TRANSLATION_SCHEMA)
 
 
 def valid_language(code: str) -> bool:
@@ -120,7 +126,7 @@ def check_translation(
     def wrong(message: str) -> None:
         problems.append(Problem(name, code, message))
 
-    for err in sorted(_TRANSLATION_VALIDATOR.iter_errors(meta), key=lambda e: list(e.path)):
+    for err in sorted(_translation_validator().iter_errors(meta), key=lambda e: list(e.path)):
         where = ".".join(str(p) for p in err.absolute_path)
         wrong(f"{where + ': ' if where else ''}{err.message}")
     if len(problems) > before:
