@@ -2,11 +2,12 @@
 
 The snapshot is the exact text the couple gets, rendered once at issue time and stored
 with its sha256; the handout page and the PDF print from it, never from the library.
-plan.py builds the personalization and the snapshot; copies.py plans the copies in each
-partner's language and what a preview shows of them; items.py stores and reads items.
+plan.py builds the personalization and the snapshot (and each language copy's choices);
+copies.py picks the copies' languages; items.py stores and reads items, and shows a
+preview of their copies.
 """
 
-from .copies import copy_languages, partner_languages, preview_copies
+from .copies import copy_languages, partner_languages
 from .items import (
     Item,
     active_by_assignment,
@@ -17,6 +18,7 @@ from .items import (
     list_for_couple,
     packet_couple,
     packet_items,
+    preview_copies,
     revise_homework,
     revisions,
     set_status,

@@ -1,19 +1,10 @@
-"""A handout's copies: one per partner's language, what each prints, and how a preview
-shows them before anything is issued."""
+"""A handout's copies: one per partner's language (what each copy's choices print is
+`plan.copy_personalization`; how a preview shows them, `items.preview_copies`)."""
 
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
-
-from flask_babel import gettext as _
 
 from ..couples import Couple
-from ..library import Assignment, Field, display_language, is_rtl, valid_language
-from ..snapshots import as_markup, copy_of, print_languages
-
-if TYPE_CHECKING:
-    from .items import Item
-    from .plan import Personalization
+from ..library import Assignment, valid_language
 
 
 def partner_languages(couple: Couple) -> list[str]:
@@ -46,59 +37,3 @@ def copy_languages(assignment: Assignment, wanted: Sequence[str]) -> tuple[list[
         if found not in copies:
             copies.append(found)
     return copies or [assignment.pack.language], missing
-
-
-def _copy_value(original: Field, in_copy: Field, value: Any) -> Any:
-    """A field value as a copy in another language prints it: the library's default is
-    that language's default, a choice is the option at the same position, and what the
-    therapist typed is printed as typed."""
-    if original.default is not None and value == original.default:
-        return in_copy.default
-    if original.type == "choice" and value in original.options:
-        return in_copy.options[original.options.index(value)]
-    if original.type == "choices" and isinstance(value, list | tuple):
-        return [
-            in_copy.options[original.options.index(v)] if v in original.options else v
-            for v in value
-        ]
-    return value
-
-
-def copy_personalization(
-    assignment: Assignment, code: str, p: "Personalization"
-) -> "Personalization":
-    """The therapist's choices for the copy in `code`; a step they reworded stays as typed."""
-    translation = assignment.translations[code]
-    fields = dict(p.fields)
-    for original, in_copy in zip(assignment.fields, translation.fields, strict=True):
-        for name in original.merge_names:
-            if name in fields:
-                fields[name] = _copy_value(original, in_copy, fields[name])
-    steps = assignment.sections["steps"]
-    own = {i: t for i, t in p.step_text.items() if t.strip() != steps[i].strip()}
-    return replace(p, fields=fields, step_text=own)
-
-
-def preview_copies(items: "list[Item]", couple: Couple) -> list[dict]:
-    """Each copy of each item as the couple will get it (one per partner language), with
-    a note where a partner's language has no text of the assignment."""
-    wanted = partner_languages(couple)
-    previews = []
-    for item in items:
-        _copies, missing = copy_languages(item.assignment, wanted)
-        for code in print_languages([item.snapshot]):
-            s = as_markup(copy_of(item.snapshot, code))
-            s["dir"] = "rtl" if is_rtl(code) else "ltr"
-            s["copy_label"] = _("Copy in %(language)s", language=display_language(code))
-            previews.append(s)
-        for code in missing:
-            previews[-1].setdefault("notes", []).append(
-                _(
-                    "There is no %(language)s text of “%(title)s”: that partner's copy "
-                    "prints it in %(original)s.",
-                    language=display_language(code),
-                    title=item.assignment.title,
-                    original=display_language(item.assignment.pack.language),
-                )
-            )
-    return previews

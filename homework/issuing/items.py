@@ -5,12 +5,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import sqlite_utils
+from flask_babel import gettext as _
 
 from .. import audit, safety
 from ..couples import MAX_SQLITE_INT, Couple
-from ..library import Assignment
-from ..snapshots import effective_status
+from ..library import Assignment, display_language, is_rtl
+from ..snapshots import as_markup, copy_of, effective_status, print_languages
 from ..storage import write
+from .copies import copy_languages, partner_languages
 from .plan import (
     Personalization,
     canonical,
@@ -313,3 +315,28 @@ def packet_couple(db: sqlite_utils.Database, packet_id: int) -> int | None:
     """The id of the couple a packet was given to, or None."""
     row = db.execute("SELECT couple_id FROM packets WHERE id = ?", [packet_id]).fetchone()
     return row[0] if row else None
+
+
+def preview_copies(items: list[Item], couple: Couple) -> list[dict]:
+    """Each copy of each item as the couple will get it (one per partner language), with
+    a note where a partner's language has no text of the assignment."""
+    wanted = partner_languages(couple)
+    previews = []
+    for item in items:
+        _copies, missing = copy_languages(item.assignment, wanted)
+        for code in print_languages([item.snapshot]):
+            s = as_markup(copy_of(item.snapshot, code))
+            s["dir"] = "rtl" if is_rtl(code) else "ltr"
+            s["copy_label"] = _("Copy in %(language)s", language=display_language(code))
+            previews.append(s)
+        for code in missing:
+            previews[-1].setdefault("notes", []).append(
+                _(
+                    "There is no %(language)s text of “%(title)s”: that partner's copy "
+                    "prints it in %(original)s.",
+                    language=display_language(code),
+                    title=item.assignment.title,
+                    original=display_language(item.assignment.pack.language),
+                )
+            )
+    return previews

@@ -3,7 +3,7 @@
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -12,9 +12,9 @@ from markupsafe import escape
 
 from .. import i18n, merge
 from ..couples import Couple
-from ..library import Assignment, render_inline, render_markdown, translated
+from ..library import Assignment, Field, render_inline, render_markdown, translated
 from ..snapshots import COPY_KEYS
-from .copies import copy_languages, copy_personalization, partner_languages
+from .copies import copy_languages, partner_languages
 
 SNAPSHOT_SCHEMA = 2  # 2: stop line, stop signal, keep-for-session, take-turns line
 
@@ -323,3 +323,32 @@ def default_personalization(
         step_text={},
         barrier={k: "" for k in BARRIER_KEYS},
     )
+
+
+def _copy_value(original: Field, in_copy: Field, value: Any) -> Any:
+    """A field value as a copy in another language prints it: the library's default is
+    that language's default, a choice is the option at the same position, and what the
+    therapist typed is printed as typed."""
+    if original.default is not None and value == original.default:
+        return in_copy.default
+    if original.type == "choice" and value in original.options:
+        return in_copy.options[original.options.index(value)]
+    if original.type == "choices" and isinstance(value, list | tuple):
+        return [
+            in_copy.options[original.options.index(v)] if v in original.options else v
+            for v in value
+        ]
+    return value
+
+
+def copy_personalization(assignment: Assignment, code: str, p: Personalization) -> Personalization:
+    """The therapist's choices for the copy in `code`; a step they reworded stays as typed."""
+    translation = assignment.translations[code]
+    fields = dict(p.fields)
+    for original, in_copy in zip(assignment.fields, translation.fields, strict=True):
+        for name in original.merge_names:
+            if name in fields:
+                fields[name] = _copy_value(original, in_copy, fields[name])
+    steps = assignment.sections["steps"]
+    own = {i: t for i, t in p.step_text.items() if t.strip() != steps[i].strip()}
+    return replace(p, fields=fields, step_text=own)
