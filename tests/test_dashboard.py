@@ -51,14 +51,20 @@ def this_week(figures: dict, couple_id: int) -> float:
     return row["weekly"][-1]["done"]
 
 
-def test_kept_figures_follow_each_change_couple_by_couple(app, therapist, db):
-    """Figures kept from an earlier request are read again for a couple whose practice or
-    items changed, by any writer, and reused for the others: the result is always what a
-    full recompute gives."""
+def two_couples_with_items(therapist) -> tuple[int, int, str]:
+    """Two couples with an item each: (first couple, second couple, first's check-in path)."""
     first = add_couple(therapist, partner_a="Ana", partner_b="Ben")
     second = add_couple(therapist, label="Second", partner_a="Cy", partner_b="Dee")
     path = issue(therapist, first)
     issue(therapist, second)
+    return first, second, path
+
+
+def test_kept_figures_follow_each_change_couple_by_couple(app, therapist, db):
+    """Figures kept from an earlier request are read again for a couple whose practice or
+    items changed, by any writer, and reused for the others: the result is always what a
+    full recompute gives."""
+    first, second, path = two_couples_with_items(therapist)
     me = therapist_id(db)
     kept = RecentlyUsed(dashboard.KEPT_THERAPISTS)
 
@@ -104,10 +110,7 @@ def test_kept_pages_answer_only_for_their_stamp_and_the_least_recent_goes_first(
 
 
 def test_after_a_check_in_only_that_couples_figures_are_read_again(app, therapist, db, monkeypatch):
-    first = add_couple(therapist, partner_a="Ana", partner_b="Ben")
-    second = add_couple(therapist, label="Second", partner_a="Cy", partner_b="Dee")
-    path = issue(therapist, first)
-    issue(therapist, second)
+    first, second, path = two_couples_with_items(therapist)
     me = therapist_id(db)
     kept = RecentlyUsed(dashboard.KEPT_THERAPISTS)
     read = []
