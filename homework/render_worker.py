@@ -30,6 +30,7 @@ import json
 import math
 import os
 import pickle
+import re
 import resource
 import select
 import signal
@@ -137,11 +138,13 @@ def render(html: str, assets: dict[str, tuple[bytes, str]], options: dict) -> by
 # the same; a document with @font-face rules (which add fonts to the configuration they
 # are given) gets one of its own, so no document's fonts reach another.
 _font_config = None
+_FONTS = re.compile(rb"@font", re.I)
 
 
 def _fonts_for(html: str, assets: dict[str, tuple[bytes, str]]):
     global _font_config
-    if "@font-face" in html or any(b"@font-face" in body for body, _ in assets.values()):
+    # At-rules are case-insensitive: any "@font" gets a configuration of its own.
+    if _FONTS.search(html.encode()) or any(_FONTS.search(body) for body, _ in assets.values()):
         return None
     if _font_config is None:
         from weasyprint.text.fonts import FontConfiguration

@@ -246,6 +246,7 @@ def test_renders_share_one_font_configuration_unless_they_bring_fonts():
     font_face = b"@font-face { font-family: X; src: url(data:font/ttf;base64,AA==) }"
     assert _fonts_for("<p>three</p>", {"extra.css": (font_face, "text/css")}) is None
     assert _fonts_for("<style>@font-face { font-family: X }</style>", {}) is None
+    assert _fonts_for("<style>@FONT-FACE { font-family: X }</style>", {}) is None
 
 
 @pytest.mark.parametrize(
