@@ -56,8 +56,8 @@ def _ip_limit() -> tuple[str, int, int]:
 def _link_or_refusal(token: str, count: bool = True):
     """(link, None) for a live token, else (None, the kind refusal page).
 
-    Every request counts once against its address's limit, before anything is looked up:
-    a flood of requests over the limit costs the database nothing. With count=False a
+    With `count`, the request counts once against its address's limit before anything is
+    looked up: a flood of visits over the limit costs the database nothing. With count=False a
     live link is returned uncounted: the caller counts it in its own write (see
     `checkin`), and only a dead link is counted here."""
     db = get_db()
